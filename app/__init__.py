@@ -1,0 +1,1 @@
+"""Stageflow: an async, headless backend for user-defined business processes."""

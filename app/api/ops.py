@@ -1,0 +1,51 @@
+from http import HTTPStatus
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from app.observability import Metrics
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "A dependency is unreachable"}})
+async def readyz(request: Request) -> JSONResponse:
+    """PostgreSQL and Redis are reachable."""
+    checks: dict[str, str] = {}
+    try:
+        async with request.app.state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    redis = request.app.state.redis
+    try:
+        if redis is None:
+            raise RuntimeError("REDIS_URL is not set")
+        await redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE,
+    )
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: requests and latency per route, database pool use."""
+    collected: Metrics = request.app.state.metrics
+    pool = request.app.state.engine.pool
+    collected.pool_in_use.set(pool.checkedout())
+    collected.pool_size.set(pool.size())
+    return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)

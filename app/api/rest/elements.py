@@ -1,0 +1,126 @@
+import uuid
+from http import HTTPStatus
+from typing import Annotated
+
+from fastapi import Query, Response
+
+from app.api.rest.common import READ_ERRORS, WRITE_ERRORS, make_router
+from app.api.rest.deps import ActorDep, IfMatchDep, SessionDep
+from app.api.rest.problems import problem_responses
+from app.elements import service
+from app.elements.schemas import (
+    MAX_PAGE,
+    ElementBatch,
+    ElementBatchResult,
+    ElementCreate,
+    ElementMove,
+    ElementPage,
+    ElementRead,
+    ElementSearch,
+    ElementUpdate,
+)
+from app.kit.filters import decode_filter_json
+from app.relations import service as relation_service
+from app.relations.schemas import LinkCreate, LinkDirection, LinkedElements, LinkRead
+from app.timeline import service as timeline_service
+from app.timeline.schemas import TimelineEntryRead, TimelineList
+
+router = make_router(tags=["elements"])
+VERSIONED_WRITE_ERRORS = {**WRITE_ERRORS, **problem_responses(412)}
+
+
+@router.post("/entity-types/{type}/elements", status_code=HTTPStatus.CREATED, responses=WRITE_ERRORS)
+async def create_element(type: str, data: ElementCreate, session: SessionDep, actor: ActorDep) -> ElementRead:
+    return await service.create_element(session, actor, type, data)
+
+
+@router.get("/entity-types/{type}/elements", responses=READ_ERRORS)
+async def list_elements(
+    type: str,
+    session: SessionDep,
+    actor: ActorDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: str | None = None,
+    sort: Annotated[str | None, Query(description="e.g. -budget,created_at", max_length=300)] = None,
+    filter: Annotated[str | None, Query(description="A JSON filter (see the filter language)")] = None,
+    with_total: bool = False,
+    deleted: Annotated[bool, Query(description="List the recycle bin instead")] = False,
+) -> ElementPage:
+    search = ElementSearch.model_construct(
+        filter=decode_filter_json(filter), sort=sort, limit=limit, cursor=cursor, with_total=with_total, deleted=deleted
+    )
+    return await service.list_elements(session, actor, type, search)
+
+
+@router.post("/entity-types/{type}/elements/search", responses=READ_ERRORS)
+async def search_elements(type: str, search: ElementSearch, session: SessionDep, actor: ActorDep) -> ElementPage:
+    return await service.list_elements(session, actor, type, search)
+
+
+@router.post("/entity-types/{type}/elements/batch", responses=WRITE_ERRORS)
+async def batch_elements(type: str, data: ElementBatch, session: SessionDep, actor: ActorDep) -> ElementBatchResult:
+    return ElementBatchResult(items=await service.batch(session, actor, type, data))
+
+
+@router.get("/elements/{element_id}", responses=READ_ERRORS)
+async def get_element(element_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ElementRead:
+    return await service.get_element(session, actor, element_id)
+
+
+@router.patch("/elements/{element_id}", responses=VERSIONED_WRITE_ERRORS)
+async def update_element(
+    element_id: uuid.UUID, data: ElementUpdate, session: SessionDep, actor: ActorDep, if_match: IfMatchDep
+) -> ElementRead:
+    return await service.update_element(session, actor, element_id, data, if_match=if_match)
+
+
+@router.delete("/elements/{element_id}", status_code=HTTPStatus.NO_CONTENT, responses=WRITE_ERRORS)
+async def delete_element(element_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Response:
+    await service.delete_element(session, actor, element_id)
+    return Response(status_code=HTTPStatus.NO_CONTENT)
+
+
+@router.post("/elements/{element_id}/restore", responses=WRITE_ERRORS)
+async def restore_element(element_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ElementRead:
+    return await service.restore_element(session, actor, element_id)
+
+
+@router.post("/elements/{element_id}/move", responses=VERSIONED_WRITE_ERRORS)
+async def move_element(
+    element_id: uuid.UUID, data: ElementMove, session: SessionDep, actor: ActorDep, if_match: IfMatchDep
+) -> ElementRead:
+    return await service.move_element(session, actor, element_id, data, if_match=if_match)
+
+
+@router.get("/elements/{element_id}/history", responses=READ_ERRORS)
+async def get_element_history(
+    element_id: uuid.UUID, session: SessionDep, actor: ActorDep, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100
+) -> TimelineList:
+    entries = await timeline_service.element_timeline(session, actor, element_id, limit=limit)
+    return TimelineList(items=[TimelineEntryRead.model_validate(e) for e in entries])
+
+
+@router.post("/elements/{element_id}/links", status_code=HTTPStatus.CREATED, responses=WRITE_ERRORS)
+async def link_element(element_id: uuid.UUID, data: LinkCreate, session: SessionDep, actor: ActorDep) -> LinkRead:
+    return await relation_service.link(session, actor, element_id, data.child_id)
+
+
+@router.delete("/elements/{element_id}/links/{child_id}", status_code=HTTPStatus.NO_CONTENT, responses=WRITE_ERRORS)
+async def unlink_element(element_id: uuid.UUID, child_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Response:
+    await relation_service.unlink(session, actor, element_id, child_id)
+    return Response(status_code=HTTPStatus.NO_CONTENT)
+
+
+@router.get("/elements/{element_id}/links", responses=READ_ERRORS)
+async def list_element_links(
+    element_id: uuid.UUID,
+    session: SessionDep,
+    actor: ActorDep,
+    direction: LinkDirection = "children",
+    type: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> LinkedElements:
+    items = await relation_service.linked_elements(
+        session, actor, element_id, direction=direction, type_ref=type, limit=limit
+    )
+    return LinkedElements(items=items)

@@ -1,0 +1,89 @@
+"""Every error leaves as application/problem+json (RFC 9457)."""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import DomainError, FieldError
+
+logger = logging.getLogger("stageflow.errors")
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemFieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[ProblemFieldError] | None = None
+
+
+def _content(model: type[BaseModel]) -> dict[str, Any]:
+    return {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: each error status it can answer, with the Problem schema."""
+    return {
+        status: {"model": Problem, "description": HTTPStatus(status).phrase, "content": _content(Problem)}
+        for status in statuses
+    }
+
+
+def problem(
+    status: int, title: str, detail: str | None, slug: str, errors: list[FieldError] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": f"https://stageflow.dev/problems/{slug}", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    headers = {"WWW-Authenticate": "Bearer"} if status == HTTPStatus.UNAUTHORIZED else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] or parts
+    return ".".join(parts)
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)  # noqa: S101
+    return problem(exc.status, exc.title, exc.detail, exc.slug, exc.errors)
+
+
+async def _request_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    errors = [FieldError(_location(tuple(e.get("loc", ()))), str(e.get("msg", "invalid"))) for e in exc.errors()]
+    return problem(422, "Validation error", "The request is not valid", "validation-error", errors)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
+    return problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail), slug)
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return problem(500, "Internal server error", "Something went wrong on our side", "internal-error")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

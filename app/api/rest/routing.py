@@ -1,0 +1,82 @@
+"""The route class every REST route uses: one session per request, committed before the response leaves."""
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.api.rest.deps import resolve_actor
+from app.idempotency import service as idempotency
+from app.settings import Settings
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class TransactionalRoute(APIRoute):
+    def get_route_handler(self) -> Handler:
+        handler = super().get_route_handler()
+
+        async def run(request: Request) -> Response:
+            sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+            async with sessionmaker() as session:
+                request.state.session = session
+                key = request.headers.get("idempotency-key") if request.method == "POST" else None
+                if key:
+                    return await _run_idempotent(request, handler, session, sessionmaker, key)
+                try:
+                    response = await handler(request)
+                except BaseException:
+                    await session.rollback()
+                    raise
+                await (session.commit() if response.status_code < 400 else session.rollback())
+                return response
+
+        return run
+
+
+async def _run_idempotent(
+    request: Request,
+    handler: Handler,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    key: str,
+) -> Response:
+    settings: Settings = request.app.state.settings
+    actor = await resolve_actor(request)
+    fingerprint = idempotency.request_fingerprint(request.method, request.url.path, await request.body())
+    # The claim commits on its own so a concurrent repeat sees it at once.
+    async with sessionmaker() as claim_session:
+        stored = await idempotency.claim(
+            claim_session, actor.workspace_id, key[:200], fingerprint, ttl_hours=settings.IDEMPOTENCY_TTL_HOURS
+        )
+        await claim_session.commit()
+    if stored is not None:
+        return Response(
+            stored.body,
+            status_code=stored.status_code,
+            media_type="application/json",
+            headers={"Idempotent-Replayed": "true"},
+        )
+    try:
+        response = await handler(request)
+        if response.status_code < 400:
+            await idempotency.complete(
+                session, actor.workspace_id, key[:200], response.status_code, bytes(response.body)
+            )
+            await session.commit()
+            return response
+    except BaseException:
+        await session.rollback()
+        await _release(sessionmaker, actor.workspace_id, key[:200])
+        raise
+    await session.rollback()
+    await _release(sessionmaker, actor.workspace_id, key[:200])
+    return response
+
+
+async def _release(sessionmaker: async_sessionmaker[AsyncSession], workspace_id: Any, key: str) -> None:
+    async with sessionmaker() as session:
+        await idempotency.release(session, workspace_id, key)
+        await session.commit()

@@ -1,0 +1,178 @@
+"""The `stageflow` command line: run, migrate, create workspaces, export the API schema."""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.settings import Settings, get_settings
+
+cli = typer.Typer(help="Stageflow: a headless backend for smart processes.", no_args_is_help=True)
+workspace_cli = typer.Typer(help="Workspaces (tenants).", no_args_is_help=True)
+cli.add_typer(workspace_cli, name="workspace")
+
+HostOption = Annotated[str, typer.Option(help="Interface to listen on")]
+PortOption = Annotated[int, typer.Option(help="Port to listen on")]
+
+
+def run_migrations(database_url: str) -> None:
+    """Alembic `upgrade head`, usable from the CLI and from tests."""
+    from alembic import command
+    from alembic.config import Config
+
+    import migrations
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "heads")
+
+
+async def _create_workspace(settings: Settings, name: str) -> tuple[str, str]:
+    from app.db import make_engine, make_sessionmaker, unit_of_work
+    from app.workspaces import service as workspace_service
+
+    engine = make_engine(settings)
+    try:
+        async with unit_of_work(make_sessionmaker(engine)) as session:
+            workspace, secret = await workspace_service.create_workspace(session, name=name)
+            return str(workspace.id), secret
+    finally:
+        await engine.dispose()
+
+
+async def _ensure_default_workspace(settings: Settings) -> tuple[str, str] | None:
+    """Create the first workspace on first start; None when one exists already."""
+    from app.db import make_engine, make_sessionmaker
+    from app.workspaces import service as workspace_service
+
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            if await workspace_service.first_workspace(session) is not None:
+                return None
+    finally:
+        await engine.dispose()
+    return await _create_workspace(settings, "Default")
+
+
+def _serve(host: str, port: int, workers: int = 1) -> None:
+    import uvicorn
+
+    from app.observability import configure_logging
+
+    configure_logging(get_settings().LOG_LEVEL)
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply every database migration (alembic upgrade head)."""
+    run_migrations(get_settings().database_url)
+    typer.echo("database is up to date")
+
+
+@cli.command()
+def serve(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Serve the API (production: needs DATABASE_URL and REDIS_URL; run `stageflow migrate` first)."""
+    get_settings().database_url  # noqa: B018  (fail early with a clear message)
+    _serve(host, port, workers)
+
+
+@cli.command()
+def dev(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+    """Everything for a first run: embedded PostgreSQL and Redis when none are configured, migrations, a default
+    workspace with an admin key (printed once), and the API."""
+    settings = get_settings()
+    stop = None
+    if not settings.DATABASE_URL or not settings.REDIS_URL:
+        from app.embedded import start_embedded
+
+        typer.echo(f"starting embedded services under {settings.DATA_DIR}/ …")
+        services, stop = start_embedded(
+            Path(settings.DATA_DIR), need_database=not settings.DATABASE_URL, need_redis=not settings.REDIS_URL
+        )
+        if not settings.DATABASE_URL:
+            os.environ["DATABASE_URL"] = services.database_url
+        if not settings.REDIS_URL:
+            os.environ["REDIS_URL"] = services.redis_url
+        # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so the embedded
+        # services are stopped on the way out instead of the process dying with them still running.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+    os.environ.setdefault("ENVIRONMENT", "development")
+    get_settings.cache_clear()
+    settings = get_settings()
+    try:
+        run_migrations(settings.database_url)
+        created = asyncio.run(_ensure_default_workspace(settings))
+        if created:
+            workspace_id, secret = created
+            typer.secho(
+                f"\nCreated workspace {workspace_id}.\nAdmin API key (shown once, keep it):\n\n    {secret}\n",
+                fg=typer.colors.GREEN,
+            )
+        typer.echo(f"API on http://{host}:{port}/api/v1  (docs: http://{host}:{port}/docs)")
+        _serve(host, port)
+    finally:
+        if stop is not None:
+            stop()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+@workspace_cli.command("create")
+def workspace_create(
+    name: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Create a workspace and its first admin API key."""
+    workspace_id, secret = asyncio.run(_create_workspace(get_settings(), name))
+    if as_json:
+        typer.echo(json.dumps({"workspace_id": workspace_id, "api_key": secret}))
+    else:
+        typer.echo(f"workspace {workspace_id}\nadmin API key (shown once): {secret}")
+
+
+def openapi_document() -> str:
+    from app.main import create_app
+
+    spec = create_app(Settings(DATABASE_URL="postgresql://schema-export@localhost/none")).openapi()
+    return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+@cli.command("export-schema")
+def export_schema(
+    out_dir: Annotated[Path, typer.Option(help="Where to write the schema files")] = Path("schema"),
+    check: Annotated[bool, typer.Option(help="Fail when the files differ instead of writing them")] = False,
+) -> None:
+    """Write schema/openapi.json from the code (or, with --check, fail when it is stale)."""
+    documents = {"openapi.json": openapi_document()}
+    stale = []
+    for name, content in documents.items():
+        path = out_dir / name
+        if check:
+            if not path.exists() or path.read_text() != content:
+                stale.append(str(path))
+        else:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+            typer.echo(f"wrote {path}")
+    if stale:
+        typer.echo(f"stale: {', '.join(stale)}; run `stageflow export-schema`", err=True)
+        sys.exit(1)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,139 @@
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, created_at_column, uuid_pk, workspace_fk
+
+LIVE = text("deleted_at IS NULL")
+
+
+class Element(Base):
+    __tablename__ = "elements"
+    __table_args__ = (
+        Index("ix_elements_type_created", "entity_type_id", "created_at", "id", postgresql_where=LIVE),
+        Index("ix_elements_stage", "stage_id", "created_at", "id", postgresql_where=LIVE),
+        Index(
+            "ix_elements_type_deleted", "entity_type_id", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    workspace_id: Mapped[uuid.UUID] = workspace_fk()
+    entity_type_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entity_types.id", ondelete="CASCADE"), nullable=False)
+    pipeline_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("pipelines.id", ondelete="RESTRICT"))
+    stage_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("stages.id", ondelete="RESTRICT"))
+    title: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+    assigned_to: Mapped[uuid.UUID | None] = mapped_column(PgUUID(as_uuid=True))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    source: Mapped[str | None] = mapped_column(String(100))
+    begin_date: Mapped[date | None] = mapped_column(Date)
+    close_date: Mapped[date | None] = mapped_column(Date)
+    score: Mapped[int | None] = mapped_column(Integer)
+    # The read path: a snapshot of the custom values (field code -> JSON value), kept in step with element_values.
+    values: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict, server_default="{}")
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(PgUUID(as_uuid=True))
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(PgUUID(as_uuid=True))
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    moved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ElementValue(Base):
+    """One custom value: (element, field, position) with one typed column filled in."""
+
+    __tablename__ = "element_values"
+    __table_args__ = (
+        PrimaryKeyConstraint("element_id", "field_id", "position"),
+        # One partial index per value column: filters and sorts on a custom field are index scans.
+        Index(
+            "ix_element_values_text",
+            "field_id",
+            "value_text",
+            "element_id",
+            postgresql_where=text("value_text IS NOT NULL"),
+        ),
+        Index(
+            "ix_element_values_number",
+            "field_id",
+            "value_number",
+            "element_id",
+            postgresql_where=text("value_number IS NOT NULL"),
+        ),
+        Index(
+            "ix_element_values_bool",
+            "field_id",
+            "value_bool",
+            "element_id",
+            postgresql_where=text("value_bool IS NOT NULL"),
+        ),
+        Index(
+            "ix_element_values_date",
+            "field_id",
+            "value_date",
+            "element_id",
+            postgresql_where=text("value_date IS NOT NULL"),
+        ),
+        Index(
+            "ix_element_values_datetime",
+            "field_id",
+            "value_datetime",
+            "element_id",
+            postgresql_where=text("value_datetime IS NOT NULL"),
+        ),
+        Index(
+            "ix_element_values_ref",
+            "field_id",
+            "value_ref",
+            "element_id",
+            postgresql_where=text("value_ref IS NOT NULL"),
+        ),
+    )
+
+    element_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("elements.id", ondelete="CASCADE"), nullable=False)
+    field_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("fields.id", ondelete="CASCADE"), nullable=False)
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    workspace_id: Mapped[uuid.UUID] = workspace_fk()
+    value_text: Mapped[str | None] = mapped_column(Text)
+    value_number: Mapped[Decimal | None] = mapped_column(Numeric)
+    value_bool: Mapped[bool | None] = mapped_column(Boolean)
+    value_date: Mapped[date | None] = mapped_column(Date)
+    value_datetime: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    value_ref: Mapped[uuid.UUID | None] = mapped_column(PgUUID(as_uuid=True))
+
+
+class StageHistory(Base):
+    __tablename__ = "stage_history"
+    __table_args__ = (Index("ix_stage_history_element", "element_id", "moved_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[uuid.UUID] = workspace_fk()
+    element_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("elements.id", ondelete="CASCADE"), nullable=False)
+    from_pipeline_id: Mapped[uuid.UUID | None] = mapped_column(PgUUID(as_uuid=True))
+    from_stage_id: Mapped[uuid.UUID | None] = mapped_column(PgUUID(as_uuid=True))
+    to_pipeline_id: Mapped[uuid.UUID | None] = mapped_column(PgUUID(as_uuid=True))
+    to_stage_id: Mapped[uuid.UUID | None] = mapped_column(PgUUID(as_uuid=True))
+    moved_by: Mapped[uuid.UUID | None] = mapped_column(PgUUID(as_uuid=True))
+    moved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)

@@ -1,0 +1,543 @@
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.actor import Actor
+from app.elements.models import Element, ElementValue, StageHistory
+from app.elements.query import base_filter, compile_filter, page_query
+from app.elements.schemas import (
+    ElementBatch,
+    ElementCreate,
+    ElementMove,
+    ElementPage,
+    ElementRead,
+    ElementSearch,
+    ElementUpdate,
+)
+from app.elements.values import ParsedValues, check_references, parse_values, references_of
+from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
+from app.errors import Conflict, ErrorCollector, NotFound, VersionMismatch
+from app.kit.filters import parse_filter
+from app.outbox.models import OutboxEvent
+from app.pipelines.models import Pipeline, Stage
+from app.timeline.models import TimelineEntry
+
+SYSTEM_UPDATABLE = ("title", "assigned_to", "amount", "currency", "source", "begin_date", "close_date")
+
+
+def to_read(element: Element, meta: TypeMeta) -> ElementRead:
+    stage = meta.stages.get(element.stage_id) if element.stage_id else None
+    return ElementRead(
+        id=element.id,
+        entity_type=meta.code,
+        pipeline_id=element.pipeline_id,
+        stage_id=element.stage_id,
+        stage_code=stage.code if stage else None,
+        title=element.title,
+        assigned_to=element.assigned_to,
+        amount=float(element.amount) if element.amount is not None else None,
+        currency=element.currency,
+        source=element.source,
+        begin_date=element.begin_date,
+        close_date=element.close_date,
+        score=element.score,
+        values=element.values,
+        version=element.version,
+        created_at=element.created_at,
+        updated_at=element.updated_at,
+        moved_at=element.moved_at,
+        deleted_at=element.deleted_at,
+    )
+
+
+def _event(
+    actor: Actor, meta: TypeMeta, element_id: uuid.UUID, event_type: str, payload: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "event_id": uuid.uuid4(),
+        "workspace_id": actor.workspace_id,
+        "event_type": event_type,
+        "entity_type_id": meta.id,
+        "element_id": element_id,
+        "payload": {"element_id": str(element_id), "entity_type": meta.code, **payload},
+    }
+
+
+def _entry(actor: Actor, element_id: uuid.UUID, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "workspace_id": actor.workspace_id,
+        "element_id": element_id,
+        "kind": kind,
+        "actor_id": actor.api_key_id,
+        "data": data,
+    }
+
+
+async def _record(session: AsyncSession, events: list[dict[str, Any]], entries: list[dict[str, Any]]) -> None:
+    """Outbox events and timeline entries, inserted in bulk in the caller's transaction."""
+    if events:
+        await session.execute(insert(OutboxEvent), events)
+    if entries:
+        await session.execute(insert(TimelineEntry), entries)
+
+
+# --- placing an element in a pipeline and stage ---------------------------------------------------------------
+
+
+def _resolve_stage(
+    meta: TypeMeta,
+    errors: ErrorCollector,
+    prefix: str,
+    *,
+    pipeline_id: uuid.UUID | None,
+    stage_id: uuid.UUID | None,
+    stage_code: str | None,
+    current_pipeline_id: uuid.UUID | None = None,
+) -> Stage | None:
+    """Pick the stage an element goes to; the stage must belong to the (given or current or default) pipeline."""
+    if not meta.settings.stages_enabled:
+        if pipeline_id or stage_id or stage_code:
+            errors.add(f"{prefix}stage_id", f"entity type {meta.code!r} has no stages")
+        return None
+    pipeline: Pipeline | None
+    if pipeline_id is not None:
+        pipeline = meta.pipelines.get(pipeline_id)
+        if pipeline is None:
+            errors.add(f"{prefix}pipeline_id", f"pipeline {pipeline_id} is not a pipeline of {meta.code!r}")
+            return None
+    elif stage_id is not None and stage_id in meta.stages and current_pipeline_id is None:
+        pipeline = meta.pipelines[meta.stages[stage_id].pipeline_id]
+    else:
+        pipeline = meta.pipelines.get(current_pipeline_id) if current_pipeline_id else meta.default_pipeline()
+    if pipeline is None:
+        errors.add(f"{prefix}pipeline_id", f"entity type {meta.code!r} has no pipeline")
+        return None
+    stages = meta.stages_of(pipeline.id)
+    if stage_id is not None:
+        stage = meta.stages.get(stage_id)
+        if stage is None or stage.pipeline_id != pipeline.id:
+            errors.add(f"{prefix}stage_id", f"stage {stage_id} is not a stage of pipeline {pipeline.id}")
+            return None
+        return stage
+    if stage_code is not None:
+        match = next((s for s in stages if s.code == stage_code), None)
+        if match is None:
+            errors.add(f"{prefix}stage_code", f"pipeline {pipeline.id} has no stage {stage_code!r}")
+        return match
+    return stages[0] if stages else None
+
+
+# --- create ----------------------------------------------------------------------------------------------------
+
+
+PreparedCreate = tuple[ElementCreate, Stage | None, ParsedValues]
+
+
+async def _validate_creates(
+    session: AsyncSession,
+    actor: Actor,
+    meta: TypeMeta,
+    items: Sequence[tuple[str, ElementCreate]],
+    errors: ErrorCollector,
+) -> list[PreparedCreate]:
+    prepared: list[tuple[ElementCreate, Stage | None, ParsedValues]] = []
+    for prefix, data in items:
+        stage = _resolve_stage(
+            meta, errors, prefix, pipeline_id=data.pipeline_id, stage_id=data.stage_id, stage_code=data.stage_code
+        )
+        prepared.append((data, stage, parse_values(meta, data.values, errors, prefix=prefix, creating=True)))
+    await check_references(
+        session,
+        actor.workspace_id,
+        (
+            check
+            for (prefix, _), (_, _, parsed) in zip(items, prepared, strict=True)
+            for check in references_of(meta, parsed, prefix)
+        ),
+        errors,
+    )
+    return prepared
+
+
+async def _insert_creates(
+    session: AsyncSession, actor: Actor, meta: TypeMeta, prepared: list[PreparedCreate]
+) -> list[ElementRead]:
+    """Insert validated elements, their values, history, events and timeline in a few bulk statements."""
+    if not prepared:
+        return []
+    now = datetime.now(UTC)
+    elements: list[Element] = []
+    value_rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    for data, stage, parsed in prepared:
+        element = Element(
+            id=uuid.uuid4(),
+            workspace_id=actor.workspace_id,
+            entity_type_id=meta.id,
+            pipeline_id=stage.pipeline_id if stage else None,
+            stage_id=stage.id if stage else None,
+            title=data.title,
+            assigned_to=data.assigned_to,
+            amount=data.amount,
+            currency=data.currency,
+            source=data.source,
+            begin_date=data.begin_date,
+            close_date=data.close_date,
+            score=None,
+            values=parsed.snapshot(meta),
+            version=1,
+            created_by=actor.api_key_id,
+            updated_by=actor.api_key_id,
+            created_at=now,
+            updated_at=now,
+            moved_at=now if stage else None,
+            deleted_at=None,
+        )
+        elements.append(element)
+        value_rows.extend(parsed.rows(meta, actor.workspace_id, element.id))
+        placement = {"pipeline_id": _str(element.pipeline_id), "stage_id": _str(element.stage_id)}
+        events.append(_event(actor, meta, element.id, "element.created", placement))
+        entries.append(_entry(actor, element.id, "created", {"title": element.title, **placement}))
+        if stage:
+            history.append(
+                {
+                    "workspace_id": actor.workspace_id,
+                    "element_id": element.id,
+                    "to_pipeline_id": stage.pipeline_id,
+                    "to_stage_id": stage.id,
+                    "moved_by": actor.api_key_id,
+                    "moved_at": now,
+                }
+            )
+    await session.execute(insert(Element), [_columns(e) for e in elements])
+    if value_rows:
+        await session.execute(insert(ElementValue), value_rows)
+    if history:
+        await session.execute(insert(StageHistory), history)
+    await _record(session, events, entries)
+    return [to_read(e, meta) for e in elements]
+
+
+def _str(value: uuid.UUID | None) -> str | None:
+    return str(value) if value else None
+
+
+def _columns(element: Element) -> dict[str, Any]:
+    return {column.key: getattr(element, column.key) for column in Element.__table__.columns}
+
+
+async def create_element(session: AsyncSession, actor: Actor, type_ref: str, data: ElementCreate) -> ElementRead:
+    actor.ensure_can_write()
+    meta = await get_type_meta(session, actor.workspace_id, type_ref)
+    errors = ErrorCollector()
+    prepared = await _validate_creates(session, actor, meta, [("", data)], errors)
+    errors.raise_if_any("The element is not valid")
+    return (await _insert_creates(session, actor, meta, prepared))[0]
+
+
+# --- read ------------------------------------------------------------------------------------------------------
+
+
+async def _load(session: AsyncSession, actor: Actor, element_id: uuid.UUID, *, lock: bool = False) -> Element:
+    statement = select(Element).where(Element.workspace_id == actor.workspace_id, Element.id == element_id)
+    element = await session.scalar(statement.with_for_update() if lock else statement)
+    if element is None:
+        raise NotFound(f"Element {element_id} not found")
+    return element
+
+
+async def get_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> ElementRead:
+    element = await _load(session, actor, element_id)
+    return to_read(element, await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id))
+
+
+async def get_elements(
+    session: AsyncSession, actor: Actor, meta: TypeMeta, element_ids: Sequence[uuid.UUID]
+) -> list[ElementRead]:
+    rows = await session.scalars(
+        select(Element).where(Element.workspace_id == actor.workspace_id, Element.id.in_(list(element_ids)))
+    )
+    by_id = {e.id: e for e in rows}
+    return [to_read(by_id[i], meta) for i in element_ids if i in by_id]
+
+
+async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, search: ElementSearch) -> ElementPage:
+    meta = await get_type_meta(session, actor.workspace_id, type_ref)
+    where = compile_filter(meta, parse_filter(search.filter))
+    scope = base_filter(meta, actor.workspace_id, deleted=search.deleted)
+    query = page_query(
+        meta, actor.workspace_id, where=scope & where, sort=search.sort, limit=search.limit, cursor=search.cursor
+    )
+    rows = (await session.execute(query.statement)).all()
+    has_more = len(rows) > search.limit
+    rows = rows[: search.limit]
+    total = None
+    if search.with_total:
+        total = await session.scalar(select(func.count()).select_from(Element).where(scope, where))
+    return ElementPage(
+        items=[to_read(row[0], meta) for row in rows],
+        next_cursor=query.next_cursor(rows[-1]) if has_more and rows else None,
+        total=total,
+    )
+
+
+# --- update ----------------------------------------------------------------------------------------------------
+
+
+def _check_version(element: Element, expected: int | None) -> None:
+    if expected is not None and expected != element.version:
+        raise VersionMismatch(f"The element is at version {element.version}, not {expected}: reload it and try again")
+
+
+def _ensure_live(element: Element) -> None:
+    if element.deleted_at is not None:
+        raise Conflict("The element is in the recycle bin: restore it first")
+
+
+async def _apply_update(
+    session: AsyncSession, actor: Actor, meta: TypeMeta, element: Element, data: ElementUpdate, parsed: ParsedValues
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write one validated update; returns the outbox event and timeline entry that describe it."""
+    changes = data.model_dump(exclude_unset=True, include=set(SYSTEM_UPDATABLE))
+    changed = [name for name, value in changes.items() if getattr(element, name) != value]
+    for name in changed:
+        setattr(element, name, changes[name])
+    if parsed.by_code:
+        field_ids = [meta.fields[code].row.id for code in parsed.by_code]
+        await session.execute(
+            delete(ElementValue).where(ElementValue.element_id == element.id, ElementValue.field_id.in_(field_ids))
+        )
+        rows = parsed.rows(meta, actor.workspace_id, element.id)
+        if rows:
+            await session.execute(insert(ElementValue), rows)
+        snapshot = {k: v for k, v in element.values.items() if k not in parsed.by_code}
+        snapshot.update(parsed.snapshot(meta))
+        changed_values = [code for code in parsed.by_code if element.values.get(code) != snapshot.get(code)]
+        element.values = snapshot
+        changed.extend(f"values.{code}" for code in changed_values)
+    element.version += 1
+    element.updated_at = datetime.now(UTC)
+    element.updated_by = actor.api_key_id
+    return (
+        _event(actor, meta, element.id, "element.updated", {"changed": changed}),
+        _entry(actor, element.id, "updated", {"changed": changed}),
+    )
+
+
+async def update_element(
+    session: AsyncSession, actor: Actor, element_id: uuid.UUID, data: ElementUpdate, *, if_match: int | None = None
+) -> ElementRead:
+    actor.ensure_can_write()
+    element = await _load(session, actor, element_id, lock=True)
+    meta = await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id)
+    _check_version(element, if_match if if_match is not None else data.version)
+    _ensure_live(element)
+    errors = ErrorCollector()
+    parsed = parse_values(meta, data.values or {}, errors, prefix="", creating=False)
+    await check_references(session, actor.workspace_id, references_of(meta, parsed, ""), errors)
+    errors.raise_if_any("The element is not valid")
+    event, entry = await _apply_update(session, actor, meta, element, data, parsed)
+    await session.flush()
+    await _record(session, [event], [entry])
+    return to_read(element, meta)
+
+
+# --- move ------------------------------------------------------------------------------------------------------
+
+
+async def move_element(
+    session: AsyncSession, actor: Actor, element_id: uuid.UUID, data: ElementMove, *, if_match: int | None = None
+) -> ElementRead:
+    actor.ensure_can_write()
+    element = await _load(session, actor, element_id, lock=True)
+    meta = await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id)
+    _check_version(element, if_match if if_match is not None else data.version)
+    _ensure_live(element)
+    errors = ErrorCollector()
+    stage = _resolve_stage(
+        meta,
+        errors,
+        "",
+        pipeline_id=data.pipeline_id,
+        stage_id=data.stage_id,
+        stage_code=data.stage_code,
+        current_pipeline_id=data.pipeline_id or element.pipeline_id,
+    )
+    errors.raise_if_any("The move is not valid")
+    if stage is None:
+        raise Conflict(f"Entity type {meta.code!r} has no stages")
+    if stage.id == element.stage_id:
+        return to_read(element, meta)
+    from_stage = meta.stages.get(element.stage_id) if element.stage_id else None
+    now = datetime.now(UTC)
+    session.add(
+        StageHistory(
+            workspace_id=actor.workspace_id,
+            element_id=element.id,
+            from_pipeline_id=element.pipeline_id,
+            from_stage_id=element.stage_id,
+            to_pipeline_id=stage.pipeline_id,
+            to_stage_id=stage.id,
+            moved_by=actor.api_key_id,
+            moved_at=now,
+        )
+    )
+    move = {
+        "from_pipeline_id": _str(element.pipeline_id),
+        "from_stage_id": _str(element.stage_id),
+        "from_stage_code": from_stage.code if from_stage else None,
+        "to_pipeline_id": str(stage.pipeline_id),
+        "to_stage_id": str(stage.id),
+        "to_stage_code": stage.code,
+        "semantic": stage.semantic.value,
+    }
+    element.pipeline_id, element.stage_id = stage.pipeline_id, stage.id
+    element.moved_at = element.updated_at = now
+    element.updated_by = actor.api_key_id
+    element.version += 1
+    await session.flush()
+    await _record(
+        session, [_event(actor, meta, element.id, "element.moved", move)], [_entry(actor, element.id, "moved", move)]
+    )
+    return to_read(element, meta)
+
+
+# --- delete and restore ----------------------------------------------------------------------------------------
+
+
+async def delete_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> None:
+    actor.ensure_can_write()
+    element = await _load(session, actor, element_id, lock=True)
+    meta = await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id)
+    if meta.settings.recycle_bin_enabled:
+        _ensure_live(element)
+        element.deleted_at = datetime.now(UTC)
+        element.version += 1
+        await session.flush()
+        await _record(
+            session,
+            [_event(actor, meta, element.id, "element.deleted", {"recycle_bin": True})],
+            [_entry(actor, element.id, "deleted", {"recycle_bin": True})],
+        )
+        return
+    await session.delete(element)
+    await session.flush()
+    await _record(session, [_event(actor, meta, element.id, "element.deleted", {"recycle_bin": False})], [])
+
+
+async def restore_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> ElementRead:
+    actor.ensure_can_write()
+    element = await _load(session, actor, element_id, lock=True)
+    if element.deleted_at is None:
+        raise Conflict("The element is not in the recycle bin")
+    meta = await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id)
+    element.deleted_at = None
+    element.version += 1
+    element.updated_at = datetime.now(UTC)
+    await session.flush()
+    await _record(
+        session, [_event(actor, meta, element.id, "element.restored", {})], [_entry(actor, element.id, "restored", {})]
+    )
+    return to_read(element, meta)
+
+
+# --- batch -----------------------------------------------------------------------------------------------------
+
+
+def _parse_item(
+    model: type[ElementCreate] | type[ElementUpdate], data: dict[str, Any], prefix: str, errors: ErrorCollector
+) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            location = ".".join(str(part) for part in error["loc"])
+            errors.add(f"{prefix}{location}" if location else prefix.rstrip("."), error["msg"])
+        return None
+
+
+async def batch(session: AsyncSession, actor: Actor, type_ref: str, data: ElementBatch) -> list[ElementRead]:
+    """Up to 1000 creates or updates, all or nothing; every item's problems are reported with its index."""
+    actor.ensure_can_write()
+    meta = await get_type_meta(session, actor.workspace_id, type_ref)
+    errors = ErrorCollector()
+    creates: list[tuple[int, str, ElementCreate]] = []
+    updates: list[tuple[int, str, uuid.UUID, ElementUpdate]] = []
+    for index, item in enumerate(data.items):
+        prefix = f"items[{index}]."
+        if item.op == "create":
+            parsed_create = _parse_item(ElementCreate, item.data, prefix, errors)
+            if parsed_create is not None:
+                creates.append((index, prefix, parsed_create))
+        elif item.id is None:
+            errors.add(f"{prefix}id", "an update needs the element id")
+        else:
+            parsed_update = _parse_item(ElementUpdate, item.data, prefix, errors)
+            if parsed_update is not None:
+                updates.append((index, prefix, item.id, parsed_update))
+    planned = await _plan_updates(session, actor, meta, updates, errors)
+    prepared = await _validate_creates(session, actor, meta, [(prefix, c) for _, prefix, c in creates], errors)
+    errors.raise_if_any("Some elements are not valid")
+    results = await _apply_updates(session, actor, meta, planned)
+    created = await _insert_creates(session, actor, meta, prepared)
+    results.update(zip((index for index, _, _ in creates), created, strict=True))
+    return [results[i] for i in sorted(results)]
+
+
+PlannedUpdate = tuple[int, Element, ElementUpdate, ParsedValues]
+
+
+async def _plan_updates(
+    session: AsyncSession,
+    actor: Actor,
+    meta: TypeMeta,
+    updates: list[tuple[int, str, uuid.UUID, ElementUpdate]],
+    errors: ErrorCollector,
+) -> list[PlannedUpdate]:
+    """Lock and validate the elements a batch updates; nothing is written."""
+    if not updates:
+        return []
+    ids = [element_id for _, _, element_id, _ in updates]
+    rows = await session.scalars(
+        select(Element)
+        .where(Element.workspace_id == actor.workspace_id, Element.entity_type_id == meta.id, Element.id.in_(ids))
+        .order_by(Element.id)
+        .with_for_update()
+    )
+    by_id = {e.id: e for e in rows}
+    planned: list[PlannedUpdate] = []
+    checks = []
+    for index, prefix, element_id, update in updates:
+        element = by_id.get(element_id)
+        if element is None:
+            errors.add(f"{prefix}id", f"element {element_id} not found in {meta.code!r}")
+            continue
+        if update.version is not None and update.version != element.version:
+            errors.add(f"{prefix}version", f"the element is at version {element.version}")
+        if element.deleted_at is not None:
+            errors.add(f"{prefix}id", "the element is in the recycle bin")
+        parsed = parse_values(meta, update.values or {}, errors, prefix=prefix, creating=False)
+        checks.extend(references_of(meta, parsed, prefix))
+        planned.append((index, element, update, parsed))
+    await check_references(session, actor.workspace_id, checks, errors)
+    return planned
+
+
+async def _apply_updates(
+    session: AsyncSession, actor: Actor, meta: TypeMeta, planned: list[PlannedUpdate]
+) -> dict[int, ElementRead]:
+    events, entries = [], []
+    for _, element, update, parsed in planned:
+        event, entry = await _apply_update(session, actor, meta, element, update, parsed)
+        events.append(event)
+        entries.append(entry)
+    await session.flush()
+    await _record(session, events, entries)
+    return {index: to_read(element, meta) for index, element, _, _ in planned}

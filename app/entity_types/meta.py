@@ -1,0 +1,130 @@
+"""A type's metadata in one object: the type, its fields (with options) and its pipelines and stages.
+
+Element services, the query compiler and the adapters read this instead of querying per element.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.entity_types.fields import FieldKind, FieldSpec, kind_of
+from app.entity_types.models import EntityType, Field, FieldOption
+from app.entity_types.schemas import EntityTypeSettings
+from app.errors import NotFound
+from app.pipelines.models import Pipeline, Stage
+
+
+@dataclass
+class FieldMeta:
+    row: Field
+    options: list[FieldOption]
+    target_type_code: str | None = None
+
+    @property
+    def kind(self) -> FieldKind:
+        return kind_of(self.row.type)
+
+    @property
+    def spec(self) -> FieldSpec:
+        return FieldSpec(
+            code=self.row.code,
+            type=self.row.type,
+            validation=self.row.validation,
+            options=frozenset(option.value for option in self.options),
+        )
+
+
+@dataclass
+class TypeMeta:
+    entity_type: EntityType
+    fields: dict[str, FieldMeta] = field(default_factory=dict)
+    pipelines: dict[uuid.UUID, Pipeline] = field(default_factory=dict)
+    stages: dict[uuid.UUID, Stage] = field(default_factory=dict)
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.entity_type.id
+
+    @property
+    def code(self) -> str:
+        return self.entity_type.code
+
+    @property
+    def settings(self) -> EntityTypeSettings:
+        return EntityTypeSettings.model_validate(self.entity_type.settings)
+
+    @property
+    def fields_by_id(self) -> dict[uuid.UUID, FieldMeta]:
+        return {meta.row.id: meta for meta in self.fields.values()}
+
+    def default_pipeline(self) -> Pipeline | None:
+        return next((p for p in self.pipelines.values() if p.is_default), None)
+
+    def stages_of(self, pipeline_id: uuid.UUID) -> list[Stage]:
+        return sorted((s for s in self.stages.values() if s.pipeline_id == pipeline_id), key=lambda s: (s.sort, s.code))
+
+
+def _id_or_none(ref: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(ref)
+    except ValueError:
+        return None
+
+
+async def get_entity_type(session: AsyncSession, workspace_id: uuid.UUID, ref: str) -> EntityType:
+    """Find a type by its id or its code, within the workspace."""
+    type_id = _id_or_none(ref)
+    match = EntityType.code == ref if type_id is None else or_(EntityType.id == type_id, EntityType.code == ref)
+    entity_type = await session.scalar(select(EntityType).where(EntityType.workspace_id == workspace_id, match))
+    if entity_type is None:
+        raise NotFound(f"Entity type {ref!r} not found")
+    return entity_type
+
+
+async def load_type_meta(session: AsyncSession, entity_type: EntityType) -> TypeMeta:
+    fields = list(
+        await session.scalars(
+            select(Field).where(Field.entity_type_id == entity_type.id).order_by(Field.sort, Field.created_at)
+        )
+    )
+    options: dict[uuid.UUID, list[FieldOption]] = {}
+    target_codes: dict[uuid.UUID, str] = {}
+    if fields:
+        field_ids = [f.id for f in fields]
+        for option in await session.scalars(
+            select(FieldOption).where(FieldOption.field_id.in_(field_ids)).order_by(FieldOption.sort)
+        ):
+            options.setdefault(option.field_id, []).append(option)
+        target_ids = {f.target_type_id for f in fields if f.target_type_id}
+        if target_ids:
+            rows = await session.execute(select(EntityType.id, EntityType.code).where(EntityType.id.in_(target_ids)))
+            target_codes = {row.id: row.code for row in rows}
+    meta = TypeMeta(entity_type=entity_type)
+    for f in fields:
+        meta.fields[f.code] = FieldMeta(
+            row=f,
+            options=options.get(f.id, []),
+            target_type_code=target_codes.get(f.target_type_id),  # type: ignore[arg-type]
+        )
+    pipelines = list(
+        await session.scalars(
+            select(Pipeline)
+            .where(Pipeline.entity_type_id == entity_type.id)
+            .order_by(Pipeline.sort, Pipeline.created_at)
+        )
+    )
+    meta.pipelines = {p.id: p for p in pipelines}
+    if pipelines:
+        stages = await session.scalars(select(Stage).where(Stage.pipeline_id.in_(list(meta.pipelines))))
+        meta.stages = {s.id: s for s in stages}
+    return meta
+
+
+async def get_type_meta(session: AsyncSession, workspace_id: uuid.UUID, ref: str) -> TypeMeta:
+    return await load_type_meta(session, await get_entity_type(session, workspace_id, ref))
+
+
+async def get_type_meta_by_id(session: AsyncSession, workspace_id: uuid.UUID, type_id: uuid.UUID) -> TypeMeta:
+    return await get_type_meta(session, workspace_id, str(type_id))

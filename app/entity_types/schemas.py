@@ -1,0 +1,153 @@
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.entity_types.fields import FIELD_TYPES
+
+CODE_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
+FieldType = Literal[
+    "string",
+    "text",
+    "integer",
+    "decimal",
+    "money",
+    "boolean",
+    "date",
+    "datetime",
+    "enum",
+    "email",
+    "phone",
+    "url",
+    "user",
+    "reference",
+]
+assert set(FieldType.__args__) == set(FIELD_TYPES)  # type: ignore[attr-defined]  # noqa: S101
+
+
+class EntityTypeSettings(BaseModel):
+    pipelines_enabled: bool = False
+    stages_enabled: bool = True
+    automation_enabled: bool = True
+    recycle_bin_enabled: bool = True
+    observers_enabled: bool = False
+    begin_close_dates_enabled: bool = False
+    client_enabled: bool = False
+    source_enabled: bool = False
+    products_enabled: bool = False
+
+
+class EntityTypeSettingsPatch(BaseModel):
+    """Feature flags to change; the ones left out keep their value (or the preset's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pipelines_enabled: bool | None = None
+    stages_enabled: bool | None = None
+    automation_enabled: bool | None = None
+    recycle_bin_enabled: bool | None = None
+    observers_enabled: bool | None = None
+    begin_close_dates_enabled: bool | None = None
+    client_enabled: bool | None = None
+    source_enabled: bool | None = None
+    products_enabled: bool | None = None
+
+
+class EntityTypeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=CODE_PATTERN, examples=["dishwasher"])
+    title: str = Field(min_length=1, max_length=200)
+    preset: Literal["blank", "list", "full"] = "blank"
+    settings: EntityTypeSettingsPatch | None = None
+
+
+class EntityTypeUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    settings: EntityTypeSettingsPatch | None = None
+
+
+class EntityTypeRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    code: str
+    title: str
+    settings: EntityTypeSettings
+    created_at: datetime
+    updated_at: datetime
+
+
+class EntityTypeList(BaseModel):
+    items: list[EntityTypeRead]
+
+
+class FieldOptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: str = Field(min_length=1, max_length=100)
+    label: str | None = Field(default=None, max_length=200)
+
+
+class FieldOptionRead(BaseModel):
+    value: str
+    label: str
+
+
+class FieldCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=CODE_PATTERN, examples=["budget"])
+    label: str | None = Field(default=None, max_length=200)
+    type: FieldType
+    required: bool = False
+    multiple: bool = False
+    default: Any = None
+    options: list[FieldOptionIn] | None = Field(default=None, max_length=500)
+    min: int | float | None = None
+    max: int | float | None = None
+    max_length: int | None = Field(default=None, ge=1, le=100_000)
+    pattern: str | None = Field(default=None, max_length=500)
+    target_type: str | None = Field(default=None, description="Entity type (code or id) a reference points to")
+    sort: int | None = None
+
+
+class FieldUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(default=None, min_length=1, max_length=200)
+    type: FieldType | None = None
+    required: bool | None = None
+    multiple: bool | None = None
+    default: Any = None
+    options: list[FieldOptionIn] | None = Field(default=None, max_length=500)
+    min: int | float | None = None
+    max: int | float | None = None
+    max_length: int | None = Field(default=None, ge=1, le=100_000)
+    pattern: str | None = Field(default=None, max_length=500)
+    target_type: str | None = None
+    sort: int | None = None
+
+
+class FieldRead(BaseModel):
+    id: uuid.UUID
+    code: str
+    label: str
+    type: FieldType
+    required: bool
+    multiple: bool
+    default: Any = None
+    options: list[FieldOptionRead] | None = None
+    min: int | float | None = None
+    max: int | float | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    target_type: str | None = None
+    sort: int
+
+
+class FieldList(BaseModel):
+    items: list[FieldRead]

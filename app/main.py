@@ -1,0 +1,62 @@
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from redis.asyncio import Redis
+
+from app.api import ops
+from app.api.rest import api_keys, elements, entity_types, pipelines, relations
+from app.api.rest.problems import install_problem_handlers
+from app.db import make_engine, make_sessionmaker
+from app.observability import Metrics, ObservabilityMiddleware
+from app.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+DESCRIPTION = """Stageflow: a headless backend for user-defined business processes ("smart processes").
+
+Every `/api/v1` route takes `Authorization: Bearer <api key>`. Errors are `application/problem+json`.
+"""
+
+
+def operation_id(route: APIRoute) -> str:
+    """The handler's name is the operationId, so generated SDKs get `create_element`, `list_elements`…"""
+    return route.name
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    owns_engine = not hasattr(app.state, "engine")
+    if owns_engine:
+        app.state.engine = make_engine(settings)
+        app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    app.state.redis = Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
+    try:
+        yield
+    finally:
+        if app.state.redis is not None:
+            await app.state.redis.aclose()
+        if owns_engine:
+            await app.state.engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Stageflow",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    for module in (entity_types, pipelines, elements, relations, api_keys):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(ops.router)
+    install_problem_handlers(app)
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
+    return app

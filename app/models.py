@@ -1,0 +1,29 @@
+"""Imports every model so Alembic and the mappers see the whole schema."""
+
+from app.auth.models import ApiKey
+from app.elements.models import Element, ElementValue, StageHistory
+from app.entity_types.models import EntityType, Field, FieldOption
+from app.idempotency.models import IdempotencyKey
+from app.outbox.models import OutboxEvent
+from app.pipelines.models import Pipeline, Stage
+from app.relations.models import ElementLink, Relation
+from app.timeline.models import TimelineEntry
+from app.workspaces.models import Workspace
+
+__all__ = [
+    "ApiKey",
+    "Element",
+    "ElementLink",
+    "ElementValue",
+    "EntityType",
+    "Field",
+    "FieldOption",
+    "IdempotencyKey",
+    "OutboxEvent",
+    "Pipeline",
+    "Relation",
+    "Stage",
+    "StageHistory",
+    "TimelineEntry",
+    "Workspace",
+]

@@ -1,0 +1,27 @@
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.outbox.models import OutboxEvent
+
+
+def record_event(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    event_type: str,
+    *,
+    entity_type_id: uuid.UUID | None = None,
+    element_id: uuid.UUID | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Add the event to the outbox of the current transaction: it is published only if the change commits."""
+    session.add(
+        OutboxEvent(
+            workspace_id=workspace_id,
+            event_type=event_type,
+            entity_type_id=entity_type_id,
+            element_id=element_id,
+            payload=payload or {},
+        )
+    )

@@ -1,0 +1,90 @@
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.pipelines.models import StageSemantic
+
+STAGE_CODE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,62}$"
+COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+
+
+class StageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=STAGE_CODE_PATTERN, examples=["IN_PROGRESS"])
+    title: str = Field(min_length=1, max_length=200)
+    semantic: StageSemantic = StageSemantic.process
+    color: str | None = Field(default=None, pattern=COLOR_PATTERN)
+    sort: int | None = Field(default=None, description="Position; by default after the last stage")
+
+
+class StageUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str | None = Field(default=None, pattern=STAGE_CODE_PATTERN)
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    semantic: StageSemantic | None = None
+    color: str | None = Field(default=None, pattern=COLOR_PATTERN)
+    sort: int | None = None
+
+
+class StageRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    pipeline_id: uuid.UUID
+    code: str
+    title: str
+    semantic: StageSemantic
+    color: str | None
+    sort: int
+
+
+class StageList(BaseModel):
+    items: list[StageRead]
+
+
+class StageOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stage_ids: list[uuid.UUID] = Field(min_length=1, max_length=200)
+
+
+class PipelineCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    is_default: bool = False
+    sort: int | None = None
+    stages: list[StageCreate] | None = Field(default=None, min_length=1, max_length=200)
+
+
+class PipelineUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    is_default: bool | None = None
+    sort: int | None = None
+
+
+class PipelineRead(BaseModel):
+    id: uuid.UUID
+    entity_type: str
+    title: str
+    is_default: bool
+    sort: int
+    created_at: datetime
+    stages: list[StageRead]
+
+
+class PipelineList(BaseModel):
+    items: list[PipelineRead]
+
+
+DEFAULT_STAGES = (
+    StageCreate(code="NEW", title="New", semantic=StageSemantic.process, color="#3b82f6"),
+    StageCreate(code="IN_PROGRESS", title="In progress", semantic=StageSemantic.process, color="#f59e0b"),
+    StageCreate(code="SUCCESS", title="Success", semantic=StageSemantic.success, color="#22c55e"),
+    StageCreate(code="FAIL", title="Fail", semantic=StageSemantic.failure, color="#ef4444"),
+)

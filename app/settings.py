@@ -1,0 +1,47 @@
+from functools import lru_cache
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def to_asyncpg_url(url: str) -> str:
+    """Accept the usual ``postgresql://`` form and pick the asyncpg driver ourselves."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError("DATABASE_URL must start with postgresql://")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    DATABASE_URL: str | None = None
+    REDIS_URL: str | None = None
+    ENVIRONMENT: str = "production"
+    LOG_LEVEL: str = "INFO"
+    DB_POOL_SIZE: int = 20
+    DB_MAX_OVERFLOW: int = 10
+    # Where `stageflow dev` keeps the embedded PostgreSQL and Redis data.
+    DATA_DIR: str = ".stageflow"
+    API_KEY_TOUCH_SECONDS: int = 60
+    IDEMPOTENCY_TTL_HOURS: int = 24
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _normalise_database_url(cls, value: str | None) -> str | None:
+        return to_asyncpg_url(value) if value else value
+
+    @property
+    def database_url(self) -> str:
+        if not self.DATABASE_URL:
+            raise RuntimeError("DATABASE_URL is not set (use `stageflow dev` for an embedded database)")
+        return self.DATABASE_URL
+
+    @property
+    def is_development(self) -> bool:
+        return self.ENVIRONMENT == "development"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,16 @@
+from pathlib import Path
+
+from app.cli import openapi_document
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
+
+
+def test_openapi_document_is_current() -> None:
+    committed = (SCHEMA_DIR / "openapi.json").read_text()
+    assert committed == openapi_document(), "schema/openapi.json is stale: run `stageflow export-schema`"
+
+
+def test_operation_ids_are_the_handler_names() -> None:
+    document = openapi_document()
+    for operation_id in ("create_element", "list_elements", "move_element", "get_board", "create_entity_type"):
+        assert f'"operationId": "{operation_id}"' in document
