@@ -375,38 +375,55 @@ async def move_element(
         raise Conflict(f"Entity type {meta.code!r} has no stages")
     if stage.id == element.stage_id:
         return to_read(element, meta)
-    from_stage = meta.stages.get(element.stage_id) if element.stage_id else None
-    now = datetime.now(UTC)
-    session.add(
-        StageHistory(
-            workspace_id=actor.workspace_id,
-            element_id=element.id,
-            from_pipeline_id=element.pipeline_id,
-            from_stage_id=element.stage_id,
-            to_pipeline_id=stage.pipeline_id,
-            to_stage_id=stage.id,
-            moved_by=actor.api_key_id,
-            moved_at=now,
-        )
-    )
-    move = {
-        "from_pipeline_id": _str(element.pipeline_id),
-        "from_stage_id": _str(element.stage_id),
-        "from_stage_code": from_stage.code if from_stage else None,
-        "to_pipeline_id": str(stage.pipeline_id),
-        "to_stage_id": str(stage.id),
-        "to_stage_code": stage.code,
-        "semantic": stage.semantic.value,
-    }
-    element.pipeline_id, element.stage_id = stage.pipeline_id, stage.id
-    element.moved_at = element.updated_at = now
-    element.updated_by = actor.api_key_id
-    element.version += 1
-    await session.flush()
-    await _record(
-        session, [_event(actor, meta, element.id, "element.moved", move)], [_entry(actor, element.id, "moved", move)]
-    )
+    await _apply_moves(session, actor, meta, [element], stage)
     return to_read(element, meta)
+
+
+async def move_stage_elements(session: AsyncSession, actor: Actor, source: Stage, target: Stage) -> None:
+    """Move every element of a stage that is going away, with the same history, events and timeline as a move."""
+    elements = list(await session.scalars(select(Element).where(Element.stage_id == source.id).with_for_update()))
+    if elements:
+        meta = await get_type_meta_by_id(session, actor.workspace_id, elements[0].entity_type_id)
+        await _apply_moves(session, actor, meta, elements, target)
+
+
+async def _apply_moves(
+    session: AsyncSession, actor: Actor, meta: TypeMeta, elements: Sequence[Element], stage: Stage
+) -> None:
+    now = datetime.now(UTC)
+    events, entries, history = [], [], []
+    for element in elements:
+        from_stage = meta.stages.get(element.stage_id) if element.stage_id else None
+        history.append(
+            {
+                "workspace_id": actor.workspace_id,
+                "element_id": element.id,
+                "from_pipeline_id": element.pipeline_id,
+                "from_stage_id": element.stage_id,
+                "to_pipeline_id": stage.pipeline_id,
+                "to_stage_id": stage.id,
+                "moved_by": actor.api_key_id,
+                "moved_at": now,
+            }
+        )
+        move = {
+            "from_pipeline_id": _str(element.pipeline_id),
+            "from_stage_id": _str(element.stage_id),
+            "from_stage_code": from_stage.code if from_stage else None,
+            "to_pipeline_id": str(stage.pipeline_id),
+            "to_stage_id": str(stage.id),
+            "to_stage_code": stage.code,
+            "semantic": stage.semantic.value,
+        }
+        element.pipeline_id, element.stage_id = stage.pipeline_id, stage.id
+        element.moved_at = element.updated_at = now
+        element.updated_by = actor.api_key_id
+        element.version += 1
+        events.append(_event(actor, meta, element.id, "element.moved", move))
+        entries.append(_entry(actor, element.id, "moved", move))
+    await session.flush()
+    await session.execute(insert(StageHistory), history)
+    await _record(session, events, entries)
 
 
 # --- delete and restore ----------------------------------------------------------------------------------------
