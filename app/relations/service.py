@@ -11,7 +11,7 @@ from app.elements.schemas import ElementRead
 from app.elements.service import to_read
 from app.entity_types.meta import get_entity_type, load_type_meta
 from app.entity_types.models import EntityType
-from app.errors import Conflict, Invalid, NotFound
+from app.errors import Conflict, FieldError, Invalid, NotFound
 from app.outbox.service import record_event
 from app.relations.models import ElementLink, Relation
 from app.relations.schemas import LinkDirection, LinkRead, RelationCreate, RelationRead
@@ -87,12 +87,12 @@ async def _element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -
 async def link(session: AsyncSession, actor: Actor, parent_id: uuid.UUID, child_id: uuid.UUID) -> LinkRead:
     actor.ensure_can_write()
     if parent_id == child_id:
-        raise Invalid("An element cannot be linked to itself")
+        raise Invalid("An element cannot be linked to itself", errors=[FieldError("child_id", "is the element itself")])
     parent = await _element(session, actor, parent_id)
     try:
         child = await _element(session, actor, child_id)
     except NotFound as exc:
-        raise Invalid(f"child element {child_id} not found") from exc
+        raise Invalid("The child element does not exist", errors=[FieldError("child_id", "not found")]) from exc
     relation = await session.scalar(
         select(Relation).where(
             Relation.workspace_id == actor.workspace_id,
