@@ -180,7 +180,9 @@ class Setup:
 
 async def _ok(response: httpx.Response) -> dict[str, Any]:
     if response.status_code >= 400:
-        raise RequestFailed(f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text}")
+        raise RequestFailed(
+            f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text}"
+        )
     body: dict[str, Any] = response.json()
     return body
 
@@ -404,7 +406,7 @@ class Scenarios:
         if probe.status_code == 404:
             return Result("graphql filtered list", note="skipped: the app has no /graphql endpoint yet")
         query = (
-            "query($filter: JSON, $sort: String) { elements(type: \"lead\", filter: $filter, sort: $sort, limit: 50) "
+            'query($filter: JSON, $sort: String) { elements(type: "lead", filter: $filter, sort: $sort, limit: 50) '
             "{ items { id title values stage { code title } } } }"
         )
 
@@ -465,7 +467,9 @@ async def floor(database_url: str, config: Config, n: int, count: int) -> list[R
 
         async def get(i: int, record: Callable[[float], None]) -> None:
             t0 = time.perf_counter()
-            row = await pool.fetchrow("SELECT * FROM bench_plain WHERE id = $1", uuid.UUID(int=rng_get.randrange(n) + 1))
+            row = await pool.fetchrow(
+                "SELECT * FROM bench_plain WHERE id = $1", uuid.UUID(int=rng_get.randrange(n) + 1)
+            )
             record((time.perf_counter() - t0) * 1000)
             assert row is not None  # noqa: S101
 
