@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.auth.actor import Actor
+from app.elements.meta_cache import cached_type_meta
 from app.elements.models import Element
 from app.elements.query import compile_filter
 from app.elements.schemas import ElementRead
 from app.elements.service import to_read
-from app.entity_types.meta import get_type_meta_by_id
 from app.errors import NotFound
 from app.kit.filters import parse_filter
 from app.pipelines.models import Pipeline, Stage
@@ -43,7 +43,7 @@ async def get_board(
     )
     if pipeline is None:
         raise NotFound("Pipeline not found")
-    meta = await get_type_meta_by_id(session, actor.workspace_id, pipeline.entity_type_id)
+    meta = await cached_type_meta(session, actor.workspace_id, pipeline.entity_type_id)
     where = and_(
         Element.workspace_id == actor.workspace_id,
         Element.deleted_at.is_(None),

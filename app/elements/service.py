@@ -8,6 +8,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
+from app.elements.meta_cache import cached_type_meta
 from app.elements.models import Element, ElementValue, StageHistory
 from app.elements.query import base_filter, compile_filter, page_query
 from app.elements.schemas import (
@@ -20,7 +21,7 @@ from app.elements.schemas import (
     ElementUpdate,
 )
 from app.elements.values import ParsedValues, check_references, parse_values, references_of
-from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
+from app.entity_types.meta import TypeMeta
 from app.errors import Conflict, ErrorCollector, NotFound, VersionMismatch
 from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
@@ -235,7 +236,7 @@ def _columns(element: Element) -> dict[str, Any]:
 
 async def create_element(session: AsyncSession, actor: Actor, type_ref: str, data: ElementCreate) -> ElementRead:
     actor.ensure_can_write()
-    meta = await get_type_meta(session, actor.workspace_id, type_ref)
+    meta = await cached_type_meta(session, actor.workspace_id, type_ref)
     errors = ErrorCollector()
     prepared = await _validate_creates(session, actor, meta, [("", data)], errors)
     errors.raise_if_any("The element is not valid")
@@ -255,7 +256,7 @@ async def _load(session: AsyncSession, actor: Actor, element_id: uuid.UUID, *, l
 
 async def get_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> ElementRead:
     element = await _load(session, actor, element_id)
-    return to_read(element, await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id))
+    return to_read(element, await cached_type_meta(session, actor.workspace_id, element.entity_type_id))
 
 
 async def get_elements(
@@ -269,7 +270,7 @@ async def get_elements(
 
 
 async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, search: ElementSearch) -> ElementPage:
-    meta = await get_type_meta(session, actor.workspace_id, type_ref)
+    meta = await cached_type_meta(session, actor.workspace_id, type_ref)
     where = compile_filter(meta, parse_filter(search.filter))
     scope = base_filter(meta, actor.workspace_id, deleted=search.deleted)
     query = page_query(
@@ -336,7 +337,7 @@ async def update_element(
 ) -> ElementRead:
     actor.ensure_can_write()
     element = await _load(session, actor, element_id, lock=True)
-    meta = await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id)
+    meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     _check_version(element, if_match if if_match is not None else data.version)
     _ensure_live(element)
     errors = ErrorCollector()
@@ -357,7 +358,7 @@ async def move_element(
 ) -> ElementRead:
     actor.ensure_can_write()
     element = await _load(session, actor, element_id, lock=True)
-    meta = await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id)
+    meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     _check_version(element, if_match if if_match is not None else data.version)
     _ensure_live(element)
     errors = ErrorCollector()
@@ -432,7 +433,7 @@ async def _apply_moves(
 async def delete_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> None:
     actor.ensure_can_write()
     element = await _load(session, actor, element_id, lock=True)
-    meta = await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id)
+    meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     if meta.settings.recycle_bin_enabled:
         _ensure_live(element)
         element.deleted_at = datetime.now(UTC)
@@ -454,7 +455,7 @@ async def restore_element(session: AsyncSession, actor: Actor, element_id: uuid.
     element = await _load(session, actor, element_id, lock=True)
     if element.deleted_at is None:
         raise Conflict("The element is not in the recycle bin")
-    meta = await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id)
+    meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     element.deleted_at = None
     element.version += 1
     element.updated_at = datetime.now(UTC)
@@ -483,7 +484,7 @@ def _parse_item(
 async def batch(session: AsyncSession, actor: Actor, type_ref: str, data: ElementBatch) -> list[ElementRead]:
     """Up to 1000 creates or updates, all or nothing; every item's problems are reported with its index."""
     actor.ensure_can_write()
-    meta = await get_type_meta(session, actor.workspace_id, type_ref)
+    meta = await cached_type_meta(session, actor.workspace_id, type_ref)
     errors = ErrorCollector()
     creates: list[tuple[int, str, ElementCreate]] = []
     updates: list[tuple[int, str, uuid.UUID, ElementUpdate]] = []
