@@ -384,7 +384,7 @@ async def move_stage_elements(session: AsyncSession, actor: Actor, source: Stage
     """Move every element of a stage that is going away, with the same history, events and timeline as a move."""
     elements = list(await session.scalars(select(Element).where(Element.stage_id == source.id).with_for_update()))
     if elements:
-        meta = await get_type_meta_by_id(session, actor.workspace_id, elements[0].entity_type_id)
+        meta = await cached_type_meta(session, actor.workspace_id, elements[0].entity_type_id)
         await _apply_moves(session, actor, meta, elements, target)
 
 
