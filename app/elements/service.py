@@ -266,10 +266,17 @@ async def get_elements(
 
 async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, search: ElementSearch) -> ElementPage:
     meta = await cached_type_meta(session, actor.workspace_id, type_ref)
-    where = compile_filter(meta, parse_filter(search.filter))
+    node = parse_filter(search.filter)
+    where = compile_filter(meta, node)
     scope = base_filter(meta, actor.workspace_id, deleted=search.deleted)
     query = page_query(
-        meta, actor.workspace_id, where=scope & where, sort=search.sort, limit=search.limit, cursor=search.cursor
+        meta,
+        actor.workspace_id,
+        where=scope & where,
+        sort=search.sort,
+        limit=search.limit,
+        cursor=search.cursor,
+        node=node,
     )
     rows = (await session.execute(query.statement)).all()
     has_more = len(rows) > search.limit
