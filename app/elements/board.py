@@ -4,7 +4,7 @@ import uuid
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import and_, func, select, true
+from sqlalchemy import Select, and_, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -50,6 +50,7 @@ async def get_board(
         Element.deleted_at.is_(None),
         compile_filter(meta, node),
     )
+    totals_query: Select[Any]
     if node is None:
         # The unfiltered board reads the totals the triggers keep: a few rows instead of every element.
         totals_query = (
