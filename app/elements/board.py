@@ -50,7 +50,7 @@ async def get_board(
         Element.deleted_at.is_(None),
         compile_filter(meta, node),
     )
-    totals_query: Select[Any]
+    totals_query: Select[Any, Any, Any]
     if node is None:
         # The unfiltered board reads the totals the triggers keep: a few rows instead of every element.
         totals_query = (
