@@ -72,7 +72,9 @@ async def get_board(
             .where(Element.pipeline_id == pipeline.id, where)
             .group_by(Element.stage_id)
         )
-    totals = {stage_id: (int(count), amount) for stage_id, count, amount in await session.execute(totals_query)}
+    totals: dict[uuid.UUID, tuple[int, Any]] = {
+        stage_id: (int(count), amount or 0) for stage_id, count, amount in await session.execute(totals_query)
+    }
     stages = meta.stages_of(pipeline.id)
     firsts: dict[uuid.UUID, list[Element]] = {s.id: [] for s in stages}
     if per_stage > 0 and stages:
