@@ -72,7 +72,7 @@ async def get_board(
             .where(Element.pipeline_id == pipeline.id, where)
             .group_by(Element.stage_id)
         )
-    totals: dict[uuid.UUID, tuple[int, Any]] = {
+    totals: dict[uuid.UUID | None, tuple[int, Any]] = {
         stage_id: (int(count), amount or 0) for stage_id, count, amount in await session.execute(totals_query)
     }
     stages = meta.stages_of(pipeline.id)
