@@ -174,6 +174,14 @@ def export_schema(
         sys.exit(1)
 
 
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def bench(ctx: typer.Context) -> None:
+    """The benchmark at a million elements (same options as `python3 -m bench --help`)."""
+    from bench.runner import main as run_bench
+
+    run_bench(ctx.args)
+
+
 def main() -> None:
     cli()
 

@@ -1,7 +1,7 @@
 """Imports every model so Alembic and the mappers see the whole schema."""
 
 from app.auth.models import ApiKey
-from app.elements.models import Element, ElementValue, StageHistory
+from app.elements.models import Element, ElementValue, StageHistory, StageTotal
 from app.entity_types.models import EntityType, Field, FieldOption
 from app.idempotency.models import IdempotencyKey
 from app.outbox.models import OutboxEvent
@@ -24,6 +24,7 @@ __all__ = [
     "Relation",
     "Stage",
     "StageHistory",
+    "StageTotal",
     "TimelineEntry",
     "Workspace",
 ]

@@ -1,6 +1,7 @@
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import ValidationError
@@ -8,6 +9,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
+from app.elements.bulk import bulk_insert
 from app.elements.meta_cache import cached_type_meta
 from app.elements.models import Element, ElementValue, StageHistory
 from app.elements.query import base_filter, compile_filter, page_query
@@ -31,7 +33,7 @@ from app.timeline.models import TimelineEntry
 SYSTEM_UPDATABLE = ("title", "assigned_to", "amount", "currency", "source", "begin_date", "close_date")
 
 
-def to_read(element: Element, meta: TypeMeta) -> ElementRead:
+def to_read(element: Element | SimpleNamespace, meta: TypeMeta) -> ElementRead:
     stage = meta.stages.get(element.stage_id) if element.stage_id else None
     return ElementRead(
         id=element.id,
@@ -81,10 +83,8 @@ def _entry(actor: Actor, element_id: uuid.UUID, kind: str, data: dict[str, Any])
 
 async def _record(session: AsyncSession, events: list[dict[str, Any]], entries: list[dict[str, Any]]) -> None:
     """Outbox events and timeline entries, inserted in bulk in the caller's transaction."""
-    if events:
-        await session.execute(insert(OutboxEvent), events)
-    if entries:
-        await session.execute(insert(TimelineEntry), entries)
+    await bulk_insert(session, OutboxEvent, events)
+    await bulk_insert(session, TimelineEntry, entries)
 
 
 # --- placing an element in a pipeline and stage ---------------------------------------------------------------
@@ -172,13 +172,14 @@ async def _insert_creates(
     if not prepared:
         return []
     now = datetime.now(UTC)
-    elements: list[Element] = []
+    # Plain rows, not ORM objects: a batch builds a thousand of them and never needs the identity map.
+    elements: list[SimpleNamespace] = []
     value_rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     for data, stage, parsed in prepared:
-        element = Element(
+        element = SimpleNamespace(
             id=uuid.uuid4(),
             workspace_id=actor.workspace_id,
             entity_type_id=meta.id,
@@ -217,21 +218,15 @@ async def _insert_creates(
                     "moved_at": now,
                 }
             )
-    await session.execute(insert(Element), [_columns(e) for e in elements])
-    if value_rows:
-        await session.execute(insert(ElementValue), value_rows)
-    if history:
-        await session.execute(insert(StageHistory), history)
+    await bulk_insert(session, Element, [vars(e) for e in elements])
+    await bulk_insert(session, ElementValue, value_rows)
+    await bulk_insert(session, StageHistory, history)
     await _record(session, events, entries)
     return [to_read(e, meta) for e in elements]
 
 
 def _str(value: uuid.UUID | None) -> str | None:
     return str(value) if value else None
-
-
-def _columns(element: Element) -> dict[str, Any]:
-    return {column.key: getattr(element, column.key) for column in Element.__table__.columns}
 
 
 async def create_element(session: AsyncSession, actor: Actor, type_ref: str, data: ElementCreate) -> ElementRead:
@@ -271,10 +266,17 @@ async def get_elements(
 
 async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, search: ElementSearch) -> ElementPage:
     meta = await cached_type_meta(session, actor.workspace_id, type_ref)
-    where = compile_filter(meta, parse_filter(search.filter))
+    node = parse_filter(search.filter)
+    where = compile_filter(meta, node)
     scope = base_filter(meta, actor.workspace_id, deleted=search.deleted)
     query = page_query(
-        meta, actor.workspace_id, where=scope & where, sort=search.sort, limit=search.limit, cursor=search.cursor
+        meta,
+        actor.workspace_id,
+        where=scope & where,
+        sort=search.sort,
+        limit=search.limit,
+        cursor=search.cursor,
+        node=node,
     )
     rows = (await session.execute(query.statement)).all()
     has_more = len(rows) > search.limit
