@@ -80,6 +80,15 @@ async def list_page(
     return await element_service.list_elements(info.context.session, info.context.who, type_ref, search)
 
 
+def _bounds(data: dict[str, Any]) -> dict[str, Any]:
+    """GraphQL's Float turns `min: 1` into 1.0; keep whole bounds whole, as REST gets them."""
+    for name in ("min", "max"):
+        value = data.get(name)
+        if isinstance(value, float) and value.is_integer():
+            data[name] = int(value)
+    return data
+
+
 @strawberry.type
 class Query:
     @strawberry.field
@@ -163,7 +172,7 @@ class Mutation:
     @strawberry.mutation
     async def create_field(self, info: Info, type: str, input: inputs.FieldCreateInput) -> FieldResult:
         async def run() -> Field:
-            data = parse(FieldCreate, plain(input))
+            data = parse(FieldCreate, _bounds(plain(input)))
             return Field.from_read(
                 await entity_type_service.create_field(info.context.session, info.context.who, type, data)
             )
@@ -173,7 +182,7 @@ class Mutation:
     @strawberry.mutation
     async def update_field(self, info: Info, type: str, code: str, input: inputs.FieldUpdateInput) -> FieldResult:
         async def run() -> Field:
-            data = parse(FieldUpdate, plain(input))
+            data = parse(FieldUpdate, _bounds(plain(input)))
             return Field.from_read(
                 await entity_type_service.update_field(info.context.session, info.context.who, type, code, data)
             )

@@ -35,8 +35,10 @@ CACHE_SIZE = 256
 
 class StageflowSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
-        """Refusals by the services are the caller's mistakes, not ours: only log the rest."""
-        unexpected = [e for e in errors if not isinstance(e.original_error, DomainError)]
+        """Bad queries and refusals by the services are the caller's mistakes: log only unexpected exceptions."""
+        unexpected = [
+            e for e in errors if e.original_error is not None and not isinstance(e.original_error, DomainError)
+        ]
         if unexpected:
             super().process_errors(unexpected, execution_context)
 

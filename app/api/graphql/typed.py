@@ -181,7 +181,7 @@ class TypedBuilder:
         for suffix in ("", "Record"):
             base = pascal(code) + suffix
             single = to_camel_case(code) + suffix
-            many = to_camel_case(plural(code)) + (suffix + "s" if suffix else "")
+            many = to_camel_case(code) + suffix + "s" if suffix else to_camel_case(plural(code))
             type_names = {base, *(base + s for s in ("Filter", "Input", "Patch", "Edge", "Connection", "Result"))}
             mutations = {f"{verb}{base}" for verb in ("create", "update", "move")}
             if (
