@@ -1,13 +1,18 @@
 """The typed schema of a workspace: generated from its entity types and fields, rebuilt when they change."""
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from gql.transport.exceptions import TransportQueryError
+from graphql import OperationDefinitionNode, build_schema, parse, print_ast, validate
 
+from app.main import create_app
+from app.settings import Settings
 from tests.graphql.conftest import Run
 
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 DEFINE = """
 mutation {
   createEntityType(input: {code: "dishwasher", title: "Dishwasher model", settings: {pipelinesEnabled: true}}) {
@@ -198,3 +203,35 @@ class TestSchemaFollowsMetadata:
         data = await run("{ stageRecords { totalCount edges { node { title } } } elementRecords { totalCount } }")
         assert data["stageRecords"]["edges"] == [{"node": {"title": "s"}}]
         assert data["elementRecords"]["totalCount"] == 0
+
+
+class TestReadmeExamples:
+    async def test_the_readme_operations_are_valid_against_the_workspace_sdl(
+        self, client: httpx.AsyncClient, run: Run
+    ) -> None:
+        await _define(run)
+        await client.post("/entity-types", json={"code": "warranty_claim", "title": "Warranty claim"})
+        await client.post("/relations", json={"parent_type": "dishwasher", "child_type": "warranty_claim"})
+        block = README.split("```graphql\n", 1)[1].split("```", 1)[0]
+        sdl = (await client.get("/graphql/schema.graphql")).text
+        errors = validate(build_schema(sdl), parse(block))
+        assert errors == [], errors
+        operations = [d for d in parse(block).definitions if isinstance(d, OperationDefinitionNode)]
+        assert [o.operation.value for o in operations] == ["query", "mutation", "subscription"]
+        created = await run(print_ast(operations[1]))
+        assert created["createDishwasher"]["__typename"] == "Dishwasher"
+        found = await run(print_ast(operations[0]))
+        assert found["dishwashers"]["edges"][0]["node"]["model"] == "SMS6"
+
+
+async def test_graphiql_is_served_without_a_key_in_development(settings: Settings) -> None:
+    application = create_app(settings.model_copy(update={"ENVIRONMENT": "development", "DB_POOL_SIZE": 1}))
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as http,
+    ):
+        page = await http.get("/graphql", headers={"Accept": "text/html"})
+        assert page.status_code == 200
+        assert "graphiql" in page.text.lower()
+        query = await http.get("/graphql", params={"query": "{ entityTypes { code } }"})
+        assert query.status_code == 401

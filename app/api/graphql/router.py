@@ -32,10 +32,15 @@ def _base_context(connection: HTTPConnection) -> Context:
     )
 
 
+def _is_ide_page(connection: HTTPConnection) -> bool:
+    """A GET without a query only fetches GraphiQL (or a 404 outside development): the browser sends no key there."""
+    return connection.scope.get("method") == "GET" and "query" not in connection.query_params
+
+
 async def get_context(connection: HTTPConnection) -> AsyncIterator[Context]:
     """HTTP: one session per request, authenticated like REST. WebSocket: authenticated on connection_init."""
     context = _base_context(connection)
-    if connection.scope["type"] == "websocket":
+    if connection.scope["type"] == "websocket" or _is_ide_page(connection):
         yield context
         return
     settings: Settings = connection.app.state.settings

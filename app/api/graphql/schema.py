@@ -16,6 +16,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
 from app.api.graphql.context import Context
@@ -36,20 +37,22 @@ CACHE_SIZE = 64
 class StageflowSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Bad queries and refusals by the services are the caller's mistakes: log only unexpected exceptions."""
-        unexpected = [
-            e for e in errors if e.original_error is not None and not isinstance(e.original_error, DomainError)
-        ]
+        unexpected = [e for e in errors if _unexpected(e)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
 
 
+def _unexpected(error: GraphQLError) -> bool:
+    """An exception the code did not mean to raise: not a refusal by a service, not a bad query or variable."""
+    return error.original_error is not None and not isinstance(error.original_error, DomainError | GraphQLError)
+
+
 def _schema(settings: Settings, query: type, mutation: type, typed_lists: tuple[str, ...] = ()) -> StageflowSchema:
-    return StageflowSchema(
-        query=query,
-        mutation=mutation,
-        subscription=Subscription,
-        extensions=[DomainErrorExtension, *limit_extensions(settings, typed_lists)],
-    )
+    extensions: list[Any] = [DomainErrorExtension, *limit_extensions(settings, typed_lists)]
+    if not settings.is_development:
+        # A bug's message may tell too much: outside development the caller only learns that it happened.
+        extensions.append(lambda: MaskErrors(should_mask_error=_unexpected, error_message="Internal server error"))
+    return StageflowSchema(query=query, mutation=mutation, subscription=Subscription, extensions=extensions)
 
 
 def generic_schema(settings: Settings) -> StageflowSchema:
