@@ -152,13 +152,20 @@ def openapi_document() -> str:
     return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def graphql_document() -> str:
+    """The generic GraphQL SDL (workspaces add their typed types to it: GET /api/v1/graphql/schema.graphql)."""
+    from app.api.graphql.schema import generic_schema
+
+    return generic_schema(Settings(DATABASE_URL="postgresql://schema-export@localhost/none")).as_str() + "\n"
+
+
 @cli.command("export-schema")
 def export_schema(
     out_dir: Annotated[Path, typer.Option(help="Where to write the schema files")] = Path("schema"),
     check: Annotated[bool, typer.Option(help="Fail when the files differ instead of writing them")] = False,
 ) -> None:
-    """Write schema/openapi.json from the code (or, with --check, fail when it is stale)."""
-    documents = {"openapi.json": openapi_document()}
+    """Write schema/openapi.json and schema/schema.graphql from the code (or, with --check, fail when stale)."""
+    documents = {"openapi.json": openapi_document(), "schema.graphql": graphql_document()}
     stale = []
     for name, content in documents.items():
         path = out_dir / name

@@ -307,3 +307,28 @@ async def reorder_stages(session: AsyncSession, actor: Actor, pipeline_id: uuid.
 async def _metadata_changed(session: AsyncSession, actor: Actor, event_type: str, object_id: uuid.UUID) -> None:
     await bump_metadata_version(session, actor.workspace_id)
     record_event(session, actor.workspace_id, event_type, payload={"id": str(object_id)})
+
+
+# --- batch reads (GraphQL DataLoaders) -------------------------------------------------------------------------
+
+
+async def get_stages(session: AsyncSession, actor: Actor, stage_ids: list[uuid.UUID]) -> list[StageRead]:
+    """The workspace's stages among `stage_ids`, in one query."""
+    rows = await session.scalars(select(Stage).where(Stage.workspace_id == actor.workspace_id, Stage.id.in_(stage_ids)))
+    return [StageRead.model_validate(s) for s in rows]
+
+
+async def get_pipelines(session: AsyncSession, actor: Actor, pipeline_ids: list[uuid.UUID]) -> list[PipelineRead]:
+    """The workspace's pipelines among `pipeline_ids` with their stages, in three queries."""
+    pipelines = list(
+        await session.scalars(
+            select(Pipeline).where(Pipeline.workspace_id == actor.workspace_id, Pipeline.id.in_(pipeline_ids))
+        )
+    )
+    type_ids = {p.entity_type_id for p in pipelines}
+    codes = {
+        row.id: row.code
+        for row in await session.execute(select(EntityType.id, EntityType.code).where(EntityType.id.in_(type_ids)))
+    }
+    stages = await _stages_by_pipeline(session, [p.id for p in pipelines])
+    return [_read(p, codes.get(p.entity_type_id, ""), stages[p.id]) for p in pipelines]
