@@ -406,12 +406,13 @@ class Scenarios:
         if probe.status_code == 404:
             return Result("graphql filtered list", note="skipped: the app has no /graphql endpoint yet")
         query = (
-            'query($filter: JSON, $sort: String) { elements(type: "lead", filter: $filter, sort: $sort, limit: 50) '
-            "{ items { id title values stage { code title } } } }"
+            "query($filter: LeadFilter, $sort: String) { leads(filter: $filter, sort: $sort, first: 50) "
+            "{ edges { node { id title industry budget stage { code title } } } } }"
         )
 
         async def one(i: int, record: Callable[[float], None]) -> None:
-            variables = {"filter": filtered_filter(rng), "sort": "-budget"}
+            typed_filter = {"industry": {"eq": rng.choice(INDUSTRIES)}, "budget": {"gte": rng.randint(0, 9000)}}
+            variables = {"filter": typed_filter, "sort": "-budget"}
             body = await _timed(self.client, record, "POST", "/graphql", json={"query": query, "variables": variables})
             if body.get("errors"):
                 raise RequestFailed(json.dumps(body["errors"])[:300])
