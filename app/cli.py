@@ -132,6 +132,20 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+@cli.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Stop when the queue is empty")] = False,
+    dispatcher: Annotated[bool, typer.Option(help="Also run the outbox dispatcher")] = True,
+) -> None:
+    """Run an arq worker (automation, webhooks, timers) and the outbox dispatcher that feeds it."""
+    from app.observability import configure_logging
+    from workers.main import run_worker
+
+    settings = get_settings()
+    configure_logging(settings.LOG_LEVEL)
+    asyncio.run(run_worker(settings, burst=burst, with_dispatcher=dispatcher))
+
+
 @workspace_cli.command("create")
 def workspace_create(
     name: str,
@@ -176,3 +190,7 @@ def export_schema(
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -25,6 +25,16 @@ class Settings(BaseSettings):
     DATA_DIR: str = ".stageflow"
     API_KEY_TOUCH_SECONDS: int = 60
     IDEMPOTENCY_TTL_HOURS: int = 24
+    # Automation engine and webhooks.
+    AUTOMATION_MAX_ATTEMPTS: int = 5
+    AUTOMATION_MAX_DEPTH: int = 5
+    AUTOMATION_LEASE_SECONDS: float = 60
+    AUTOMATION_SWEEP_AFTER_SECONDS: float = 10
+    WORKER_MAX_JOBS: int = 20
+    WEBHOOK_ALLOWED_NETWORKS: str = ""
+    WEBHOOK_TIMEOUT_SECONDS: float = 10
+    WEBHOOK_MAX_ATTEMPTS: int = 8
+    INCOMING_WEBHOOK_MAX_BYTES: int = 256 * 1024
 
     @field_validator("DATABASE_URL")
     @classmethod
