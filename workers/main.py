@@ -55,6 +55,12 @@ class ArqWaker:
         key = f"deliver:{delivery_id}:{at.timestamp() if at else 'now'}"
         await self.redis.enqueue_job("webhook.deliver", str(delivery_id), _job_id=key, _defer_until=at)
 
+    async def deliver_due(self, delivery_id: uuid.UUID, due: datetime) -> None:
+        # Keyed by the due time: a replayed or retried delivery gets a new job, a repeat of the sweep does not.
+        await self.redis.enqueue_job(
+            "webhook.deliver", str(delivery_id), _job_id=f"deliver:{delivery_id}:{due.timestamp()}"
+        )
+
     async def event(self, event_id: uuid.UUID) -> None:
         # Not the dispatcher's job id: that one may still be kept as "done" by arq after a lost run.
         await self.redis.enqueue_job("automation.handle_event", str(event_id), _job_id=f"event-sweep:{event_id}")
@@ -106,7 +112,9 @@ async def deliver(ctx: JobContext, delivery_id: str) -> None:
 
 
 async def tick(ctx: JobContext) -> None:
-    events = int(datetime.now().timestamp()) % EVENT_SWEEP_EVERY_SECONDS == 0
+    # Looking for unhandled events scans recent outbox rows: do it every few seconds, not on every tick.
+    every = max(1, min(EVENT_SWEEP_EVERY_SECONDS, int(ctx["settings"].AUTOMATION_SWEEP_AFTER_SECONDS)))
+    events = int(datetime.now().timestamp()) % every == 0
     await runner.tick(ctx["sessionmaker"], ctx["settings"], ctx["waker"], events=events)
 
 

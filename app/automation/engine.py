@@ -64,6 +64,7 @@ class Followups:
 
     runs: list[tuple[uuid.UUID, int]] = field(default_factory=list)
     deliveries: list[uuid.UUID] = field(default_factory=list)
+    due_deliveries: list[tuple[uuid.UUID, datetime]] = field(default_factory=list)
     timers: list[tuple[uuid.UUID, datetime]] = field(default_factory=list)
     resumes: list[tuple[uuid.UUID, datetime]] = field(default_factory=list)
     events: list[uuid.UUID] = field(default_factory=list)
@@ -71,6 +72,7 @@ class Followups:
     def extend(self, other: "Followups") -> None:
         self.runs += other.runs
         self.deliveries += other.deliveries
+        self.due_deliveries += other.due_deliveries
         self.timers += other.timers
         self.resumes += other.resumes
         self.events += other.events
@@ -83,6 +85,7 @@ class Waker(Protocol):
     async def resume(self, run_id: uuid.UUID, at: datetime) -> None: ...
     async def timer(self, timer_id: uuid.UUID, at: datetime) -> None: ...
     async def deliver(self, delivery_id: uuid.UUID, at: datetime | None = None) -> None: ...
+    async def deliver_due(self, delivery_id: uuid.UUID, due: datetime) -> None: ...
     async def event(self, event_id: uuid.UUID) -> None: ...
 
 
@@ -486,7 +489,9 @@ async def fail_run(
     if run is None:
         return out
     run.error = error[:4000]
-    if permanent or attempt >= settings.AUTOMATION_MAX_ATTEMPTS:
+    # A retry by hand gives the run a fresh budget of attempts, counted from where it was.
+    budget_from = int(run.context.get("budget_from", 0))
+    if permanent or attempt - budget_from >= settings.AUTOMATION_MAX_ATTEMPTS:
         rule = await session.scalar(select(AutomationRule).where(AutomationRule.id == run.rule_id))
         if rule is not None:
             _finish(session, run, rule, RunStatus.failed)
@@ -765,7 +770,7 @@ async def sweep(session: AsyncSession, settings: Settings, *, events: bool = Tru
         .execution_options(synchronize_session=False)
     )
     out.runs += [(row[0], row[1]) for row in claimed]
-    out.deliveries += await webhook_service.due_deliveries(session)
+    out.due_deliveries += await webhook_service.due_deliveries(session)
     if events:
         lost = await session.scalars(
             select(OutboxEvent.event_id)

@@ -22,6 +22,8 @@ async def wake(waker: Waker, out: Followups) -> None:
         await waker.run(run_id, attempt)
     for delivery_id in out.deliveries:
         await waker.deliver(delivery_id)
+    for delivery_id, due in out.due_deliveries:
+        await waker.deliver_due(delivery_id, due)
     for run_id, at in out.resumes:
         await waker.resume(run_id, at)
     for timer_id, at in out.timers:

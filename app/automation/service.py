@@ -343,7 +343,7 @@ async def get_run(session: AsyncSession, actor: Actor, run_id: uuid.UUID) -> Run
 
 
 async def retry_run(session: AsyncSession, actor: Actor, run_id: uuid.UUID) -> RunRead:
-    """Put a failed run back in the queue with a fresh attempt budget; it resumes from its failed step."""
+    """Put a failed run back in the queue with a fresh budget of attempts; it resumes from its failed step."""
     actor.ensure_can_write()
     run = await session.scalar(
         select(AutomationRun)
@@ -355,7 +355,7 @@ async def retry_run(session: AsyncSession, actor: Actor, run_id: uuid.UUID) -> R
     if run.status != RunStatus.failed:
         raise Conflict(f"Only a failed run can be retried; this one is {run.status.value}")
     run.status = RunStatus.queued
-    run.attempts = 0
+    run.context = {**run.context, "budget_from": run.attempts}
     run.resume_at = datetime.now(UTC)
     run.finished_at = None
     run.duration_ms = None

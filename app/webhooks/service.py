@@ -288,14 +288,14 @@ async def claim_delivery(
     return ClaimedDelivery(delivery_id, row[0], row[1], row[2], row[3], row[4], row[5])
 
 
-async def due_deliveries(session: AsyncSession, *, limit: int = 200) -> list[uuid.UUID]:
-    rows = await session.scalars(
-        select(WebhookDelivery.id)
+async def due_deliveries(session: AsyncSession, *, limit: int = 200) -> list[tuple[uuid.UUID, datetime]]:
+    rows = await session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.next_attempt_at)
         .where(WebhookDelivery.status == DeliveryStatus.pending, WebhookDelivery.next_attempt_at <= datetime.now(UTC))
         .order_by(WebhookDelivery.next_attempt_at)
         .limit(limit)
     )
-    return list(rows)
+    return [(row[0], row[1]) for row in rows if row[1] is not None]
 
 
 async def attempt_delivery(

@@ -235,3 +235,90 @@ async def test_a_rule_chain_stops_at_the_depth_limit(
     assert "chain depth limit" in failed[0]["error"]
     runs = await runs_of(client, rule["id"])
     assert len([r for r in runs if r["status"] == "succeeded"]) == 6  # depths 0..5 ran, depth 6 refused
+
+
+async def test_a_failed_run_keeps_its_error_and_can_be_retried_by_hand(
+    client: httpx.AsyncClient, worker: subprocess.Popen[bytes]
+) -> None:
+    await lead_type(client)
+    pipeline = await default_pipeline(client, "lead")
+    response = await client.post(
+        "/automation/rules",
+        json={
+            "name": "To a stage that does not exist yet",
+            "entity_type": "lead",
+            "trigger": {"type": "element.created"},
+            "actions": [
+                {"type": "add_comment", "params": {"text": "before"}},
+                {"type": "move_to_stage", "params": {"stage_code": "LATER"}},
+            ],
+        },
+    )
+    assert response.status_code == 201, response.text
+    rule = response.json()
+    element = await create_element(client, "lead", title="Waits")
+
+    async def failed() -> list[dict[str, Any]]:
+        return [r for r in await runs_of(client, rule["id"]) if r["status"] == "failed"]
+
+    run = (await wait_for(failed))[0]
+    assert "LATER" in run["error"]
+    assert run["step"] == 0  # the whole attempt rolled back, the comment included
+    history = (await client.get(f"/elements/{element['id']}/history")).json()["items"]
+    assert not [e for e in history if e["kind"] == "comment"]
+    assert any(e["kind"] == "automation_run" and e["data"]["status"] == "failed" for e in history)
+    assert (await client.post(f"/automation/runs/{run['id']}/retry")).status_code == 200
+    assert (await client.post(f"/automation/runs/{run['id']}/retry")).status_code == 409  # queued, not failed
+
+    async def failed_again() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await client.get(f"/automation/runs/{run['id']}")).json()
+        return body if body["status"] == "failed" and body["attempts"] > run["attempts"] else None
+
+    await wait_for(failed_again)
+    added = await client.post(f"/pipelines/{pipeline['id']}/stages", json={"code": "LATER", "title": "Later"})
+    assert added.status_code == 201, added.text
+    assert (await client.post(f"/automation/runs/{run['id']}/retry")).status_code == 200
+
+    async def succeeded() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await client.get(f"/automation/runs/{run['id']}")).json()
+        return body if body["status"] == "succeeded" else None
+
+    done = await wait_for(succeeded)
+    assert done["error"] is None
+    assert (await client.get(f"/elements/{element['id']}")).json()["stage_code"] == "LATER"
+    history = (await client.get(f"/elements/{element['id']}/history")).json()["items"]
+    assert len([e for e in history if e["kind"] == "comment"]) == 1
+
+
+async def test_a_delay_parks_the_run_then_resumes_it(
+    client: httpx.AsyncClient, worker: subprocess.Popen[bytes]
+) -> None:
+    await lead_type(client)
+    response = await client.post(
+        "/automation/rules",
+        json={
+            "name": "Follow up",
+            "entity_type": "lead",
+            "trigger": {"type": "element.created"},
+            "actions": [
+                {"type": "add_comment", "params": {"text": "first"}},
+                {"type": "delay", "params": {"seconds": 1.5}},
+                {"type": "add_comment", "params": {"text": "second"}},
+            ],
+        },
+    )
+    rule = response.json()
+    element = await create_element(client, "lead", title="Later")
+
+    async def parked() -> list[dict[str, Any]]:
+        return [r for r in await runs_of(client, rule["id"]) if r["status"] == "queued" and r["step"] == 2]
+
+    run = (await wait_for(parked))[0]
+    assert run["resume_at"] is not None
+
+    async def finished() -> list[dict[str, Any]]:
+        return [r for r in await runs_of(client, rule["id"]) if r["status"] == "succeeded"]
+
+    await wait_for(finished)
+    history = (await client.get(f"/elements/{element['id']}/history")).json()["items"]
+    assert [e["data"]["text"] for e in history if e["kind"] == "comment"] == ["first", "second"]
