@@ -135,6 +135,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_automation_rules')),
     sa.UniqueConstraint('workspace_id', 'hook_token', name=op.f('uq_automation_rules_workspace_id_hook_token'))
     )
+    op.create_index('ix_automation_rules_hook_token', 'automation_rules', ['hook_token'], unique=False, postgresql_where=sa.text('hook_token IS NOT NULL'))
     op.create_index('ix_automation_rules_match', 'automation_rules', ['workspace_id', 'entity_type_id', 'trigger_type'], unique=False)
     op.create_table('automation_runs',
     sa.Column('id', sa.UUID(), nullable=False),
@@ -192,6 +193,7 @@ def downgrade() -> None:
     op.drop_index('ix_automation_runs_open', table_name='automation_runs', postgresql_where=sa.text("status IN ('queued', 'running')"))
     op.drop_index('ix_automation_runs_element', table_name='automation_runs')
     op.drop_table('automation_runs')
+    op.drop_index('ix_automation_rules_hook_token', table_name='automation_rules', postgresql_where=sa.text('hook_token IS NOT NULL'))
     op.drop_index('ix_automation_rules_match', table_name='automation_rules')
     op.drop_table('automation_rules')
     op.drop_index('ix_webhook_attempts_delivery', table_name='webhook_attempts')
