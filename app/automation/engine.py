@@ -32,6 +32,7 @@ from app.errors import DomainError, Invalid, NotFound
 from app.kit.filters import evaluate, parse_filter
 from app.outbox.models import OutboxEvent
 from app.outbox.service import event_origin
+from app.pipelines.models import Stage
 from app.relations import service as relation_service
 from app.settings import Settings
 from app.tasks import service as task_service
@@ -121,12 +122,7 @@ def template_context(element: ElementRead | None, run: AutomationRun, rule: Auto
 
 
 async def _element_or_none(session: AsyncSession, actor: Actor, element_id: uuid.UUID | None) -> ElementRead | None:
-    if element_id is None:
-        return None
-    try:
-        return await element_service.get_element(session, actor, element_id)
-    except NotFound:
-        return None
+    return await load_element(session, actor.workspace_id, element_id)
 
 
 def _placed(rule: AutomationRule, element: ElementRead | None) -> bool:
@@ -305,6 +301,69 @@ async def _arm_timer(
     return (timer_id, due) if timer_id else None
 
 
+async def _rules_for(session: AsyncSession, event: OutboxEvent) -> list[AutomationRule]:
+    """The enabled rules an event may fire, in order; none when the type has automation turned off."""
+    triggers = TRIGGERS_FOR_EVENT.get(event.event_type)
+    if not triggers or event.entity_type_id is None:
+        return []
+    rows = (
+        await session.execute(
+            select(AutomationRule, EntityType.settings)
+            .join(EntityType, EntityType.id == AutomationRule.entity_type_id)
+            .where(
+                AutomationRule.workspace_id == event.workspace_id,
+                AutomationRule.entity_type_id == event.entity_type_id,
+                AutomationRule.enabled.is_(True),
+                AutomationRule.trigger_type.in_(triggers),
+            )
+            .order_by(AutomationRule.sort, AutomationRule.created_at)
+        )
+    ).all()
+    if rows and not EntityTypeSettings.model_validate(rows[0][1]).automation_enabled:
+        return []
+    return [row[0] for row in rows]
+
+
+async def load_element(
+    session: AsyncSession, workspace_id: uuid.UUID, element_id: uuid.UUID | None
+) -> ElementRead | None:
+    """The element as the API shows it, in one query (the engine reads many; it needs no full type metadata)."""
+    if element_id is None:
+        return None
+    row = (
+        await session.execute(
+            select(Element, Stage.code, EntityType.code)
+            .join(EntityType, EntityType.id == Element.entity_type_id)
+            .outerjoin(Stage, Stage.id == Element.stage_id)
+            .where(Element.workspace_id == workspace_id, Element.id == element_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    element, stage_code, type_code = row
+    return ElementRead(
+        id=element.id,
+        entity_type=type_code,
+        pipeline_id=element.pipeline_id,
+        stage_id=element.stage_id,
+        stage_code=stage_code,
+        title=element.title,
+        assigned_to=element.assigned_to,
+        amount=float(element.amount) if element.amount is not None else None,
+        currency=element.currency,
+        source=element.source,
+        begin_date=element.begin_date,
+        close_date=element.close_date,
+        score=element.score,
+        values=element.values,
+        version=element.version,
+        created_at=element.created_at,
+        updated_at=element.updated_at,
+        moved_at=element.moved_at,
+        deleted_at=element.deleted_at,
+    )
+
+
 async def handle_event(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> Followups:
     """Mark the event handled and create its runs, timers and webhook deliveries; a second call does nothing."""
     out = Followups()
@@ -321,36 +380,24 @@ async def handle_event(session: AsyncSession, settings: Settings, event_id: uuid
         return out
     actor = system_actor(event.workspace_id)
     payload = event.payload
-    element = await _element_or_none(session, actor, event.element_id)
-    body = {
-        "type": event.event_type,
-        "timestamp": event.created_at.isoformat(),
-        "data": {**payload, **({"element": element.model_dump(mode="json")} if element else {})},
-    }
-    out.deliveries += await webhook_service.deliveries_for_event(
-        session,
-        workspace_id=event.workspace_id,
-        event_id=event_id,
-        event_type=event.event_type,
-        body=body,
-        record=record_of(element) if element else None,
-    )
-    triggers = TRIGGERS_FOR_EVENT.get(event.event_type)
-    if not triggers or event.entity_type_id is None:
-        return out
-    type_settings = await session.scalar(select(EntityType.settings).where(EntityType.id == event.entity_type_id))
-    if type_settings is not None and not EntityTypeSettings.model_validate(type_settings).automation_enabled:
-        return out
-    rules = await session.scalars(
-        select(AutomationRule)
-        .where(
-            AutomationRule.workspace_id == event.workspace_id,
-            AutomationRule.entity_type_id == event.entity_type_id,
-            AutomationRule.enabled.is_(True),
-            AutomationRule.trigger_type.in_(triggers),
+    # Load the element only when a subscription or a rule may want it: most follow-up events concern nobody.
+    subscriptions = await webhook_service.subscriptions_for(session, event.workspace_id, event.event_type)
+    rules = await _rules_for(session, event)
+    element = await load_element(session, event.workspace_id, event.element_id) if subscriptions or rules else None
+    if subscriptions:
+        body = {
+            "type": event.event_type,
+            "timestamp": event.created_at.isoformat(),
+            "data": {**payload, **({"element": element.model_dump(mode="json")} if element else {})},
+        }
+        out.deliveries += await webhook_service.queue_deliveries(
+            session,
+            subscriptions,
+            event_id=event_id,
+            event_type=event.event_type,
+            body=body,
+            record=record_of(element) if element else None,
         )
-        .order_by(AutomationRule.sort, AutomationRule.created_at)
-    )
     depth = int((payload.get("origin") or {}).get("depth", -1)) + 1
     for rule in rules:
         if rule.trigger_type in ("time_in_stage", "date_reached"):

@@ -212,30 +212,35 @@ async def add_delivery(
     return inserted
 
 
-async def deliveries_for_event(
+async def subscriptions_for(
+    session: AsyncSession, workspace_id: uuid.UUID, event_type: str
+) -> list[WebhookSubscription]:
+    """The enabled subscriptions that want this event type."""
+    rows = await session.scalars(
+        select(WebhookSubscription).where(
+            WebhookSubscription.workspace_id == workspace_id, WebhookSubscription.enabled.is_(True)
+        )
+    )
+    return [s for s in rows if event_type in s.events or "*" in s.events]
+
+
+async def queue_deliveries(
     session: AsyncSession,
+    subscriptions: list[WebhookSubscription],
     *,
-    workspace_id: uuid.UUID,
     event_id: uuid.UUID,
     event_type: str,
     body: dict[str, Any],
     record: dict[str, Any] | None,
 ) -> list[uuid.UUID]:
-    """A delivery for every enabled subscription that wants this event (and whose filter the element matches)."""
-    subscriptions = await session.scalars(
-        select(WebhookSubscription).where(
-            WebhookSubscription.workspace_id == workspace_id, WebhookSubscription.enabled.is_(True)
-        )
-    )
+    """A delivery for each subscription whose filter (if any) the element matches; none twice per event."""
     created = []
     for subscription in subscriptions:
-        if event_type not in subscription.events and "*" not in subscription.events:
-            continue
         if subscription.filter and (record is None or not evaluate(parse_filter(subscription.filter), record)):
             continue
         delivery_id = await add_delivery(
             session,
-            workspace_id,
+            subscription.workspace_id,
             source_key=f"sub:{subscription.id}:{event_id}",
             url=subscription.url,
             secret=subscription.secret,
