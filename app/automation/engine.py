@@ -134,11 +134,20 @@ def _placed(rule: AutomationRule, element: ElementRead | None) -> bool:
     return True
 
 
+def _entered_stage(event_type: str, payload: dict[str, Any]) -> str | None:
+    """The stage an event put the element in: a move's target, or the stage it was created in."""
+    if event_type == "element.moved":
+        return payload.get("to_stage_id")
+    if event_type == "element.created":
+        return payload.get("stage_id")
+    return None
+
+
 def _fires(rule: AutomationRule, event_type: str, payload: dict[str, Any], element: ElementRead | None) -> bool:
     trigger = rule.trigger
     kind = rule.trigger_type
     if kind == "element.entered_stage":
-        entered = payload.get("to_stage_id") if event_type == "element.moved" else payload.get("stage_id")
+        entered = _entered_stage(event_type, payload)
         from_stage = trigger.get("from_stage_id")
         if from_stage is not None and payload.get("from_stage_id") != str(from_stage):
             return False
@@ -263,12 +272,7 @@ async def _arm_timer(
 ) -> tuple[uuid.UUID, datetime] | None:
     """time_in_stage: on entering the stage; date_reached: when the date field is set or changes."""
     if rule.trigger_type == "time_in_stage":
-        if not _fires(
-            AutomationRule(trigger={}, trigger_type="element.entered_stage", stage_id=rule.stage_id),
-            event_type,
-            payload,
-            element,
-        ):
+        if _entered_stage(event_type, payload) != str(rule.stage_id):
             return None
         anchor = element.moved_at.isoformat() if element.moved_at else ""
         due = (element.moved_at or datetime.now(UTC)) + timedelta(seconds=duration_seconds(rule.trigger))

@@ -12,7 +12,7 @@ import pytest
 
 from app.settings import Settings
 from tests.automation.harness import hook_server, running_worker, wait_for
-from tests.factories import create_element, create_field, default_pipeline, lead_type
+from tests.factories import create_element, create_field, create_type, default_pipeline, lead_type
 
 
 @pytest.fixture(scope="module")
@@ -322,3 +322,83 @@ async def test_a_delay_parks_the_run_then_resumes_it(
     await wait_for(finished)
     history = (await client.get(f"/elements/{element['id']}/history")).json()["items"]
     assert [e["data"]["text"] for e in history if e["kind"] == "comment"] == ["first", "second"]
+
+
+async def test_assign_notify_linked_element_and_tunnel_copy(
+    client: httpx.AsyncClient, worker: subprocess.Popen[bytes]
+) -> None:
+    await lead_type(client)
+    assert (await client.patch("/entity-types/lead", json={"settings": {"pipelines_enabled": True}})).status_code == 200
+    await create_type(client, "deal")
+    assert (await client.post("/relations", json={"parent_type": "lead", "child_type": "deal"})).status_code == 201
+    assert (await client.post("/relations", json={"parent_type": "lead", "child_type": "lead"})).status_code == 201
+    archive = (
+        await client.post(
+            "/entity-types/lead/pipelines", json={"title": "Archive", "stages": [{"code": "KEPT", "title": "Kept"}]}
+        )
+    ).json()
+    user = "11111111-2222-3333-4444-555555555555"
+    response = await client.post(
+        "/automation/rules",
+        json={
+            "name": "Qualify",
+            "entity_type": "lead",
+            "trigger": {"type": "element.created"},
+            # The copy is created by the rule too: without this it would copy itself again, down to the depth limit.
+            "condition": {"field": "stage_code", "op": "ne", "value": "KEPT"},
+            "actions": [
+                {"type": "assign", "params": {"user_id": user}},
+                {"type": "notify", "params": {"user_id": user, "message": "New lead {{ title }}"}},
+                {"type": "create_linked_element", "params": {"entity_type": "deal", "title": "Deal for {{ title }}"}},
+                {"type": "move_to_pipeline", "params": {"pipeline_id": archive["id"], "mode": "copy"}},
+            ],
+        },
+    )
+    assert response.status_code == 201, response.text
+    rule = response.json()
+    element = await create_element(client, "lead", title="Zed")
+
+    async def done() -> list[dict[str, Any]]:
+        runs = [r for r in await runs_of(client, rule["id"]) if r["element_id"] == element["id"]]
+        return runs if runs and runs[0]["status"] in ("succeeded", "failed") else []
+
+    run = (await wait_for(done))[0]
+    assert run["status"] == "succeeded", run
+    assert (await client.get(f"/elements/{element['id']}")).json()["assigned_to"] == user
+    notes = (await client.get("/notifications", params={"user_id": user})).json()["items"]
+    assert [n["message"] for n in notes] == ["New lead Zed"]
+    deals = (await client.get(f"/elements/{element['id']}/links", params={"type": "deal"})).json()["items"]
+    assert [d["title"] for d in deals] == ["Deal for Zed"]
+    copies = (await client.get(f"/elements/{element['id']}/links", params={"type": "lead"})).json()["items"]
+    assert [(c["title"], c["stage_code"]) for c in copies] == [("Zed", "KEPT")]
+
+    async def copy_skipped() -> list[dict[str, Any]]:
+        return [r for r in await runs_of(client, rule["id"]) if r["element_id"] == copies[0]["id"]]
+
+    assert [r["status"] for r in await wait_for(copy_skipped)] == ["skipped"]
+
+
+async def test_date_reached_fires_when_the_date_has_come(
+    client: httpx.AsyncClient, worker: subprocess.Popen[bytes]
+) -> None:
+    await lead_type(client)
+    response = await client.post(
+        "/automation/rules",
+        json={
+            "name": "Anniversary",
+            "entity_type": "lead",
+            "trigger": {"type": "date_reached", "field": "created_on", "offset_days": 1},
+            "actions": [{"type": "add_comment", "params": {"text": "a day after {{ values.created_on }}"}}],
+        },
+    )
+    assert response.status_code == 201, response.text
+    past = await create_element(client, "lead", title="Old", values={"created_on": "2020-01-01"})
+    future = await create_element(client, "lead", title="New", values={"created_on": "2999-01-01"})
+
+    async def comments(element_id: str) -> list[dict[str, Any]]:
+        items = (await client.get(f"/elements/{element_id}/history")).json()["items"]
+        return [e for e in items if e["kind"] == "comment"]
+
+    found = await wait_for(lambda: comments(past["id"]))
+    assert found[0]["data"]["text"] == "a day after 2020-01-01"
+    assert await comments(future["id"]) == []
