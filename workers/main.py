@@ -2,6 +2,7 @@
 with the outbox dispatcher; `arq workers.main.WorkerSettings` runs the worker alone."""
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -185,6 +186,9 @@ async def run_worker(settings: Settings, *, burst: bool = False, with_dispatcher
     from app.events.sinks import redis_pubsub_sink
     from app.outbox.dispatcher import run_dispatcher
 
+    # arq logs every job start and end at INFO (the sweep runs every second): keep that for DEBUG only.
+    if settings.LOG_LEVEL.upper() != "DEBUG":
+        logging.getLogger("arq.worker").setLevel(logging.WARNING)
     redis = await create_pool(redis_settings(settings))
     worker = make_worker(settings, redis_pool=redis, burst=burst)
     engine = make_engine(settings)
