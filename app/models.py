@@ -1,30 +1,42 @@
 """Imports every model so Alembic and the mappers see the whole schema."""
 
 from app.auth.models import ApiKey
+from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent
 from app.elements.models import Element, ElementValue, StageHistory, StageTotal
 from app.entity_types.models import EntityType, Field, FieldOption
 from app.idempotency.models import IdempotencyKey
 from app.outbox.models import OutboxEvent
 from app.pipelines.models import Pipeline, Stage
 from app.relations.models import ElementLink, Relation
+from app.tasks.models import Notification, Task
 from app.timeline.models import TimelineEntry
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.workspaces.models import Workspace
 
 __all__ = [
     "ApiKey",
+    "AutomationRule",
+    "AutomationRun",
+    "AutomationTimer",
     "Element",
     "ElementLink",
     "ElementValue",
     "EntityType",
     "Field",
     "FieldOption",
+    "HandledEvent",
     "IdempotencyKey",
+    "Notification",
     "OutboxEvent",
     "Pipeline",
     "Relation",
     "Stage",
     "StageHistory",
     "StageTotal",
+    "Task",
     "TimelineEntry",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "Workspace",
 ]
