@@ -4,10 +4,14 @@ from app.auth.models import ApiKey
 from app.elements.models import Element, ElementValue, StageHistory
 from app.entity_types.models import EntityType, Field, FieldOption
 from app.idempotency.models import IdempotencyKey
+from app.imports.models import ImportJob
 from app.outbox.models import OutboxEvent
 from app.pipelines.models import Pipeline, Stage
 from app.relations.models import ElementLink, Relation
+from app.routing.models import RoutingPolicy
+from app.scoring.models import ScoringModel
 from app.timeline.models import TimelineEntry
+from app.users.models import User
 from app.workspaces.models import Workspace
 
 __all__ = [
@@ -19,11 +23,15 @@ __all__ = [
     "Field",
     "FieldOption",
     "IdempotencyKey",
+    "ImportJob",
     "OutboxEvent",
     "Pipeline",
     "Relation",
+    "RoutingPolicy",
+    "ScoringModel",
     "Stage",
     "StageHistory",
     "TimelineEntry",
+    "User",
     "Workspace",
 ]

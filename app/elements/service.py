@@ -26,6 +26,7 @@ from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
 from app.pipelines.models import Pipeline, Stage
 from app.timeline.models import TimelineEntry
+from app.users.service import check_assignees
 
 SYSTEM_UPDATABLE = ("title", "assigned_to", "amount", "currency", "source", "begin_date", "close_date")
 
@@ -161,6 +162,7 @@ async def _validate_creates(
         ),
         errors,
     )
+    await check_assignees(session, actor.workspace_id, ((f"{p}assigned_to", d.assigned_to) for p, d in items), errors)
     return prepared
 
 
@@ -342,6 +344,7 @@ async def update_element(
     errors = ErrorCollector()
     parsed = parse_values(meta, data.values or {}, errors, prefix="", creating=False)
     await check_references(session, actor.workspace_id, references_of(meta, parsed, ""), errors)
+    await check_assignees(session, actor.workspace_id, [("assigned_to", data.assigned_to)], errors)
     errors.raise_if_any("The element is not valid")
     event, entry = await _apply_update(session, actor, meta, element, data, parsed)
     await session.flush()
@@ -527,6 +530,9 @@ async def _plan_updates(
         checks.extend(references_of(meta, parsed, prefix))
         planned.append((index, element, update, parsed))
     await check_references(session, actor.workspace_id, checks, errors)
+    await check_assignees(
+        session, actor.workspace_id, ((f"{prefix}assigned_to", u.assigned_to) for _, prefix, _, u in updates), errors
+    )
     return planned
 
 
