@@ -25,6 +25,7 @@ from app.errors import Conflict, ErrorCollector, NotFound, VersionMismatch
 from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
 from app.pipelines.models import Pipeline, Stage
+from app.scoring.engine import autoscore
 from app.timeline.models import TimelineEntry
 from app.users.service import check_assignees
 
@@ -218,6 +219,7 @@ async def _insert_creates(
                     "moved_at": now,
                 }
             )
+    await autoscore(session, actor.workspace_id, meta.id, elements)
     await session.execute(insert(Element), [_columns(e) for e in elements])
     if value_rows:
         await session.execute(insert(ElementValue), value_rows)
@@ -347,6 +349,7 @@ async def update_element(
     await check_assignees(session, actor.workspace_id, [("assigned_to", data.assigned_to)], errors)
     errors.raise_if_any("The element is not valid")
     event, entry = await _apply_update(session, actor, meta, element, data, parsed)
+    await autoscore(session, actor.workspace_id, meta.id, [element])
     await session.flush()
     await _record(session, [event], [entry])
     return to_read(element, meta)
@@ -544,6 +547,7 @@ async def _apply_updates(
         event, entry = await _apply_update(session, actor, meta, element, update, parsed)
         events.append(event)
         entries.append(entry)
+    await autoscore(session, actor.workspace_id, meta.id, [element for _, element, _, _ in planned])
     await session.flush()
     await _record(session, events, entries)
     return {index: to_read(element, meta) for index, element, _, _ in planned}
