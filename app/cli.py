@@ -176,3 +176,7 @@ def export_schema(
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()
