@@ -6,7 +6,7 @@ from fastapi.routing import APIRoute
 from redis.asyncio import Redis
 
 from app.api import ops
-from app.api.rest import api_keys, elements, entity_types, pipelines, relations, scoring, users
+from app.api.rest import api_keys, elements, entity_types, pipelines, relations, routing_policies, scoring, users
 from app.api.rest.problems import install_problem_handlers
 from app.db import make_engine, make_sessionmaker
 from app.observability import Metrics, ObservabilityMiddleware
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    for module in (entity_types, pipelines, elements, relations, api_keys, users, scoring):
+    for module in (entity_types, pipelines, elements, relations, api_keys, users, scoring, routing_policies):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     install_problem_handlers(app)

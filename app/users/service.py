@@ -22,6 +22,7 @@ async def loads(
     user_ids: Sequence[uuid.UUID],
     *,
     entity_type_ids: Sequence[uuid.UUID] | None = None,
+    exclude_element: uuid.UUID | None = None,
 ) -> dict[uuid.UUID, int]:
     """Open elements per user: live, in a `process` stage (optionally only of some entity types)."""
     if not user_ids:
@@ -39,6 +40,8 @@ async def loads(
     )
     if entity_type_ids is not None:
         statement = statement.where(Element.entity_type_id.in_(list(entity_type_ids)))
+    if exclude_element is not None:
+        statement = statement.where(Element.id != exclude_element)
     counts = {row[0]: int(row[1]) for row in await session.execute(statement)}
     return {user_id: counts.get(user_id, 0) for user_id in user_ids}
 
