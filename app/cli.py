@@ -145,6 +145,61 @@ def workspace_create(
         typer.echo(f"workspace {workspace_id}\nadmin API key (shown once): {secret}")
 
 
+@cli.command("import")
+def import_csv(
+    csv_path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A CSV file with a header line")],
+    entity_type: Annotated[str, typer.Option("--type", help="Entity type code")],
+    map_: Annotated[
+        list[str] | None, typer.Option("--map", help="COLUMN=FIELD (repeatable); FIELD '-' skips the column")
+    ] = None,
+    create_fields: Annotated[bool, typer.Option(help="Create missing fields with inferred types")] = False,
+    workspace: Annotated[str | None, typer.Option(help="Workspace id (default: the first one)")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Rows per committed batch")] = 500,
+    rejected: Annotated[Path | None, typer.Option(help="Where rejected rows go (default: CSV.rejected.csv)")] = None,
+    resume: Annotated[str | None, typer.Option(help="Resume this import id after its last committed batch")] = None,
+) -> None:
+    """Import elements from a CSV. Resumable: each batch commits with the import's progress, so `--resume ID`
+    carries on after the last committed batch; rejected rows are skipped and written with their reasons."""
+    import uuid
+
+    from app.imports.local import LocalImport, run
+
+    mapping = {}
+    for item in map_ or []:
+        column, sep, target = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{item!r} is not COLUMN=FIELD", param_hint="--map")
+        mapping[column.strip()] = target.strip()
+    job = LocalImport(
+        csv_path=csv_path,
+        entity_type=entity_type,
+        mapping=mapping,
+        create_fields=create_fields,
+        rejected_path=rejected or csv_path.with_suffix(".rejected.csv"),
+        workspace_id=uuid.UUID(workspace) if workspace else None,
+        batch_size=batch_size,
+        resume=uuid.UUID(resume) if resume else None,
+    )
+    with typer.progressbar(length=1, label="importing") as bar:
+
+        def progress(rows: int) -> None:
+            bar.update(rows)
+
+        bar.length = sum(1 for _ in csv_path.open(encoding="utf-8-sig")) - 1
+        result, _ = asyncio.run(run(get_settings(), job, progress))
+    typer.echo(
+        f"import {result.id}: {result.status}, {result.imported} imported, {result.rejected} rejected"
+        + (f" (see {job.rejected_path})" if result.rejected else "")
+    )
+    if result.columns.get("created_fields"):
+        typer.echo(f"created fields: {', '.join(result.columns['created_fields'])}")
+    if result.columns.get("ignored"):
+        typer.echo(f"ignored columns: {', '.join(result.columns['ignored'])}")
+    if result.status != "done":
+        typer.echo(f"error: {result.error}; resume with --resume {result.id}", err=True)
+        sys.exit(1)
+
+
 def openapi_document() -> str:
     from app.main import create_app
 

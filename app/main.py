@@ -6,7 +6,17 @@ from fastapi.routing import APIRoute
 from redis.asyncio import Redis
 
 from app.api import ops
-from app.api.rest import api_keys, elements, entity_types, pipelines, relations, routing_policies, scoring, users
+from app.api.rest import (
+    api_keys,
+    elements,
+    entity_types,
+    imports,
+    pipelines,
+    relations,
+    routing_policies,
+    scoring,
+    users,
+)
 from app.api.rest.problems import install_problem_handlers
 from app.db import make_engine, make_sessionmaker
 from app.observability import Metrics, ObservabilityMiddleware
@@ -54,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    for module in (entity_types, pipelines, elements, relations, api_keys, users, scoring, routing_policies):
+    for module in (entity_types, pipelines, elements, relations, api_keys, users, scoring, routing_policies, imports):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     install_problem_handlers(app)
