@@ -26,7 +26,7 @@ from app.elements.schemas import BatchItem, ElementBatch
 from app.entity_types import service as entity_type_service
 from app.entity_types.fields import RESERVED_CODES
 from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
-from app.entity_types.schemas import CODE_PATTERN, EntityTypeCreate, FieldCreate, FieldOptionIn
+from app.entity_types.schemas import CODE_PATTERN, EntityTypeCreate, FieldCreate, FieldOptionIn, FieldUpdate
 from app.errors import ErrorCollector, FieldError, Invalid, NotFound
 from app.imports.models import ImportJob
 from app.imports.schemas import ImportRead, RejectedRow
@@ -37,6 +37,7 @@ SYSTEM_TARGETS = frozenset(
 )
 SKIP = "-"
 MAX_ENUM_OPTIONS = 50
+MAX_OPTIONS = 500
 MAX_STORED_REJECTIONS = 1000
 MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_BATCH = 500
@@ -109,9 +110,15 @@ class Plan:
     field_types: dict[str, str] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    extended: dict[str, list[str]] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
-        return {"targets": self.targets, "ignored": self.ignored, "created_fields": self.created}
+        return {
+            "targets": self.targets,
+            "ignored": self.ignored,
+            "created_fields": self.created,
+            "new_options": self.extended,
+        }
 
 
 def _convert(value: str, field_type: str | None) -> Any:
@@ -167,6 +174,8 @@ async def make_plan(
         elif target in meta.fields:
             plan.targets[column] = target
             plan.field_types[target] = meta.fields[target].row.type
+            if create and meta.fields[target].row.type == "enum":
+                await _extend_options(session, actor, meta, target, {row.get(column, "") for row in parsed.rows}, plan)
         elif create:
             field_type, options = infer_type([row.get(column, "") for row in parsed.rows])
             await entity_type_service.create_field(
@@ -186,6 +195,20 @@ async def make_plan(
         else:
             plan.ignored.append(column)
     return plan
+
+
+async def _extend_options(
+    session: AsyncSession, actor: Actor, meta: TypeMeta, code: str, values: set[str], plan: Plan
+) -> None:
+    """With `create_fields`, values an enum field does not know yet become options (up to the field's limit)."""
+    existing = meta.fields[code].options
+    known = {o.value for o in existing}
+    new = sorted(v for v in values if v and v not in known and len(v) <= 100)
+    if not new or len(known) + len(new) > MAX_OPTIONS:
+        return
+    options = [FieldOptionIn(value=o.value, label=o.label) for o in existing] + [FieldOptionIn(value=v) for v in new]
+    await entity_type_service.update_field(session, actor, meta.code, code, FieldUpdate(options=options))
+    plan.extended[code] = new
 
 
 # --- jobs ------------------------------------------------------------------------------------------------------
