@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-Job = Callable[[], Awaitable[None]]
+Job = Callable[[], Awaitable[object]]
 logger = logging.getLogger(__name__)
 _running: set[asyncio.Task[None]] = set()
 

@@ -21,7 +21,7 @@ from app.kit import background
 from app.outbox.service import record_event
 from app.pipelines.models import Stage, StageSemantic
 from app.scoring import learned
-from app.scoring.engine import SYSTEM_FEATURES, compile_model, element_row, score_row
+from app.scoring.engine import SYSTEM_FEATURES, compile_model, element_row, score_row, score_rows
 from app.scoring.models import ScoringModel
 from app.scoring.schemas import (
     ContainsFactor,
@@ -213,7 +213,44 @@ async def activate_model(session: AsyncSession, actor: Actor, model_id: uuid.UUI
     except IntegrityError as exc:
         raise Conflict("Another model of this type was activated at the same time: try again") from exc
     add_entry(session, actor, "scoring_model.activated", element_id=None, data={"model_id": str(row.id)})
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)  # noqa: S101
+    background.after_commit(session, partial(rescore_type, engine, actor.workspace_id, row.id))
     return _read(row, await _type_code(session, row.entity_type_id))
+
+
+RESCORE_CHUNK = 1000
+
+
+async def rescore_type(engine: AsyncEngine, workspace_id: uuid.UUID, model_id: uuid.UUID) -> int:
+    """After an activation: give the type's existing elements their score from the new model, a chunk per
+    transaction (in id order, like batch updates, so the row locks cannot deadlock). Stops if the model is
+    no longer active. Returns how many elements were scored."""
+    sessionmaker = make_sessionmaker(engine)
+    after: uuid.UUID | None = None
+    done = 0
+    while True:
+        async with unit_of_work(sessionmaker) as session:
+            row = await session.get(ScoringModel, model_id)
+            if row is None or row.workspace_id != workspace_id or not row.is_active:
+                return done
+            statement = select(Element).where(
+                Element.workspace_id == workspace_id,
+                Element.entity_type_id == row.entity_type_id,
+                Element.deleted_at.is_(None),
+            )
+            if after is not None:
+                statement = statement.where(Element.id > after)
+            elements = list(
+                await session.scalars(statement.order_by(Element.id).limit(RESCORE_CHUNK).with_for_update())
+            )
+            if not elements:
+                return done
+            scores = score_rows(compile_model(row), [element_row(e) for e in elements])
+            changed = [{"id": e.id, "score": s} for e, s in zip(elements, scores, strict=True) if e.score != s]
+            if changed:
+                await session.execute(update(Element), changed)
+            after, done = elements[-1].id, done + len(elements)
 
 
 # --- training --------------------------------------------------------------------------------------------------

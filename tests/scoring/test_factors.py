@@ -1,5 +1,6 @@
 import httpx
 
+from app.kit import background
 from tests.factories import create_element, create_field, lead_type
 
 FACTORS = [
@@ -57,6 +58,9 @@ class TestFactorScoring:
         activated = await client.post(f"/scoring/models/{model['id']}/activate")
         assert activated.status_code == 200
         assert activated.json()["active"] is True
+        # Activation scores the elements that were there before it, in the background.
+        await background.drain()
+        assert (await client.get(f"/elements/{before['id']}")).json()["score"] == 34
         created = await create_element(client, "lead", values={"industry": "it"})
         assert created["score"] == 34
         changed = await client.patch(f"/elements/{created['id']}", json={"values": {"email": "x@y.org"}})
@@ -71,7 +75,7 @@ class TestFactorScoring:
             "/entity-types/lead/elements/search",
             json={"filter": {"field": "score", "op": "gte", "value": 20}, "sort": "-score"},
         )
-        assert [e["score"] for e in listed.json()["items"]] == [45, 23]
+        assert [e["score"] for e in listed.json()["items"]] == [45, 34, 23]
         # Scoring with the active model needs no model id.
         scored = await client.post(f"/elements/{before['id']}/score")
         assert scored.json()["score"] == 34
