@@ -162,6 +162,7 @@ def import_csv(
     carries on after the last committed batch; rejected rows are skipped and written with their reasons."""
     import uuid
 
+    from app.errors import DomainError
     from app.imports.local import LocalImport, run
 
     mapping = {}
@@ -186,7 +187,13 @@ def import_csv(
             bar.update(rows)
 
         bar.length = sum(1 for _ in csv_path.open(encoding="utf-8-sig")) - 1
-        result, _ = asyncio.run(run(get_settings(), job, progress))
+        try:
+            result, _ = asyncio.run(run(get_settings(), job, progress))
+        except DomainError as exc:
+            typer.echo(f"\nerror: {exc.detail}", err=True)
+            for error in exc.errors:
+                typer.echo(f"  {error.field}: {error.message}", err=True)
+            sys.exit(1)
     typer.echo(
         f"import {result.id}: {result.status}, {result.imported} imported, {result.rejected} rejected"
         + (f" (see {job.rejected_path})" if result.rejected else "")
