@@ -207,6 +207,25 @@ def import_csv(
         sys.exit(1)
 
 
+@cli.command("retrain-models")
+def retrain_models(
+    activate: Annotated[bool, typer.Option(help="Activate each new version unless its ROC AUC is worse")] = True,
+) -> None:
+    """Retrain every active learned scoring model (run it from cron until the worker schedules it)."""
+    from app.db import make_engine
+    from app.scoring.service import retrain_active_models
+
+    async def go() -> list[dict[str, object]]:
+        engine = make_engine(get_settings())
+        try:
+            return await retrain_active_models(engine, activate=activate)
+        finally:
+            await engine.dispose()
+
+    for line in asyncio.run(go()):
+        typer.echo(json.dumps(line))
+
+
 def openapi_document() -> str:
     from app.main import create_app
 

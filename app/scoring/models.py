@@ -41,4 +41,6 @@ class ScoringModel(Base):
     error: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = created_at_column()
+    # When the current training run started: a run older than the lease (its process died) may be taken over.
+    training_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     trained_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.auth.actor import Actor
+from app.auth.actor import Actor, system_actor
 from app.db import make_sessionmaker, unit_of_work
 from app.elements.models import Element
 from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
@@ -220,6 +220,8 @@ async def activate_model(session: AsyncSession, actor: Actor, model_id: uuid.UUI
 
 
 RESCORE_CHUNK = 1000
+# A training run still `training` after this long is taken to be lost (its process stopped) and may be restarted.
+TRAINING_LEASE = timedelta(minutes=30)
 
 
 async def rescore_type(engine: AsyncEngine, workspace_id: uuid.UUID, model_id: uuid.UUID) -> int:
@@ -262,7 +264,8 @@ async def request_training(session: AsyncSession, actor: Actor, model_id: uuid.U
     row = await _get(session, actor, model_id, lock=True)
     if row.kind != "learned":
         raise Conflict("A factors model needs no training")
-    if row.status == "training":
+    now = datetime.now(UTC)
+    if row.status == "training" and (row.training_started_at or now) > now - TRAINING_LEASE:
         raise Conflict("This model is being trained already")
     target = row
     if row.status == "trained":
@@ -275,11 +278,12 @@ async def request_training(session: AsyncSession, actor: Actor, model_id: uuid.U
             status="training",
             config=row.config,
             is_active=False,
-            created_at=datetime.now(UTC),
+            created_at=now,
+            training_started_at=now,
         )
         await _insert(session, target)
     else:
-        target.status, target.error = "training", None
+        target.status, target.error, target.training_started_at = "training", None, now
         await session.flush()
     engine = session.bind
     assert isinstance(engine, AsyncEngine)  # noqa: S101
@@ -397,3 +401,50 @@ async def score_element(
         payload={"element_id": str(element.id), **data},
     )
     return result
+
+
+# --- scheduled retraining --------------------------------------------------------------------------------------
+
+# A retrained version replaces the active one unless its hold-out ROC AUC is worse by more than this.
+AUC_TOLERANCE = 0.01
+
+
+async def retrain_active_models(
+    engine: AsyncEngine, *, workspace_id: uuid.UUID | None = None, activate: bool = True
+) -> list[dict[str, Any]]:
+    """Retrain every active learned model (for a cron or a scheduled job): each gets a new version, which becomes
+    the active one when it trained and its hold-out ROC AUC is not clearly worse."""
+    sessionmaker = make_sessionmaker(engine)
+    started: list[tuple[ScoringModel, uuid.UUID]] = []
+    async with unit_of_work(sessionmaker) as session:
+        statement = select(ScoringModel).where(ScoringModel.is_active.is_(True), ScoringModel.kind == "learned")
+        if workspace_id is not None:
+            statement = statement.where(ScoringModel.workspace_id == workspace_id)
+        for row in list(await session.scalars(statement)):
+            queued = await request_training(session, system_actor(row.workspace_id), row.id)
+            started.append((row, queued.id))
+    await background.drain()
+    report = []
+    for old, new_id in started:
+        actor = system_actor(old.workspace_id)
+        async with unit_of_work(sessionmaker) as session:
+            new = await _get(session, actor, new_id)
+            old_auc = (old.metrics or {}).get("roc_auc") or 0.0
+            new_auc = (new.metrics or {}).get("roc_auc")
+            better = new.status == "trained" and new_auc is not None and new_auc >= old_auc - AUC_TOLERANCE
+            if activate and better:
+                await activate_model(session, actor, new.id)
+            report.append(
+                {
+                    "model": old.name,
+                    "workspace_id": str(old.workspace_id),
+                    "from_version": old.version,
+                    "to_version": new.version,
+                    "status": new.status,
+                    "roc_auc": [old_auc, new_auc],
+                    "activated": bool(activate and better),
+                    "error": new.error,
+                }
+            )
+    await background.drain()
+    return report

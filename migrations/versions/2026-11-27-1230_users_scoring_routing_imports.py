@@ -86,6 +86,7 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('training_started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('trained_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['entity_type_id'], ['entity_types.id'], name=op.f('fk_scoring_models_entity_type_id_entity_types'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_scoring_models_workspace_id_workspaces'), ondelete='CASCADE'),

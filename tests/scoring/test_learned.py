@@ -1,11 +1,16 @@
 import math
 import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import update
 
 from app.kit import background
-from app.scoring import learned
+from app.scoring import learned, service
+from app.scoring.models import ScoringModel
+from tests.conftest import Tenant
 from tests.factories import create_element, lead_type
 
 
@@ -116,3 +121,51 @@ class TestLearnedModel:
         model = await _trained(client, created["id"])
         assert model["status"] == "failed"
         assert "at least 5" in model["error"]
+
+
+async def test_scheduled_retraining_makes_and_activates_a_new_version(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    await lead_type(client)
+    await _outcomes(client, 300, seed=11)
+    created = (
+        await client.post(
+            "/scoring/models",
+            json={"name": "ml", "entity_type": "lead", "kind": "learned", "features": ["industry", "budget"]},
+        )
+    ).json()
+    first = await _trained(client, created["id"])
+    assert (await client.post(f"/scoring/models/{first['id']}/activate")).status_code == 200
+    # Same data, same seed: the new version is as good, so it takes over.
+    report = await service.retrain_active_models(app.state.engine, workspace_id=tenant.workspace_id)
+    assert [(r["from_version"], r["to_version"], r["status"], r["activated"]) for r in report] == [
+        (1, 2, "trained", True)
+    ]
+    models = (await client.get("/scoring/models", params={"entity_type": "lead"})).json()["items"]
+    assert [(m["version"], m["active"]) for m in models] == [(1, False), (2, True)]
+    assert models[0]["params"] == models[1]["params"]
+
+
+async def test_a_lost_training_run_can_be_taken_over(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await lead_type(client)
+    created = (
+        await client.post(
+            "/scoring/models", json={"name": "ml", "entity_type": "lead", "kind": "learned", "features": ["industry"]}
+        )
+    ).json()
+
+    async def mark_training(minutes_ago: int) -> None:
+        async with app.state.sessionmaker() as session:
+            await session.execute(
+                update(ScoringModel)
+                .where(ScoringModel.id == created["id"])
+                .values(status="training", training_started_at=datetime.now(UTC) - timedelta(minutes=minutes_ago))
+            )
+            await session.commit()
+
+    await mark_training(1)
+    assert (await client.post(f"/scoring/models/{created['id']}/train")).status_code == 409
+    await mark_training(120)  # its process died: past the lease
+    assert (await client.post(f"/scoring/models/{created['id']}/train")).status_code == 202
+    await background.drain()
+    assert (await client.get(f"/scoring/models/{created['id']}")).json()["status"] == "failed"  # no outcomes yet
