@@ -11,7 +11,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
@@ -27,7 +27,7 @@ from app.entity_types import service as entity_type_service
 from app.entity_types.fields import RESERVED_CODES
 from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
 from app.entity_types.schemas import CODE_PATTERN, EntityTypeCreate, FieldCreate, FieldOptionIn, FieldUpdate
-from app.errors import ErrorCollector, FieldError, Invalid, NotFound
+from app.errors import Conflict, ErrorCollector, FieldError, Invalid, NotFound
 from app.imports.models import ImportJob
 from app.imports.schemas import ImportRead, RejectedRow
 from app.kit import background
@@ -308,15 +308,42 @@ async def start_job(
     return _read(job, meta.code)
 
 
-async def get_job(session: AsyncSession, actor: Actor, type_ref: str, job_id: uuid.UUID) -> ImportRead:
+async def _job_of_type(
+    session: AsyncSession, actor: Actor, type_ref: str, job_id: uuid.UUID, *, lock: bool = False
+) -> tuple[ImportJob, TypeMeta]:
     meta = await get_type_meta(session, actor.workspace_id, type_ref)
-    job = await session.scalar(
-        select(ImportJob).where(
-            ImportJob.workspace_id == actor.workspace_id, ImportJob.entity_type_id == meta.id, ImportJob.id == job_id
-        )
+    statement = select(ImportJob).where(
+        ImportJob.workspace_id == actor.workspace_id, ImportJob.entity_type_id == meta.id, ImportJob.id == job_id
     )
+    job = await session.scalar(statement.with_for_update() if lock else statement)
     if job is None:
         raise NotFound(f"Import {job_id} not found")
+    return job, meta
+
+
+async def get_job(session: AsyncSession, actor: Actor, type_ref: str, job_id: uuid.UUID) -> ImportRead:
+    job, meta = await _job_of_type(session, actor, type_ref, job_id)
+    return _read(job, meta.code)
+
+
+# An import `running` with no progress for this long lost its process and may be resumed.
+STALE_AFTER = timedelta(minutes=10)
+
+
+async def resume_job(session: AsyncSession, actor: Actor, type_ref: str, job_id: uuid.UUID) -> ImportRead:
+    """Carry on a failed or interrupted import after its last committed batch, in the background."""
+    actor.ensure_can_write()
+    job, meta = await _job_of_type(session, actor, type_ref, job_id, lock=True)
+    stale = job.status == "running" and job.updated_at < datetime.now(UTC) - STALE_AFTER
+    if job.status == "done" or job.source is None:
+        raise Conflict("The import is finished")
+    if job.status == "running" and not stale:
+        raise Conflict("The import is running")
+    job.status, job.error, job.updated_at = "pending", None, datetime.now(UTC)
+    await session.flush()
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)  # noqa: S101
+    background.after_commit(session, partial(run_job, make_sessionmaker(engine), actor, job.id))
     return _read(job, meta.code)
 
 

@@ -6,12 +6,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from app.auth.actor import system_actor
+from app.cli import cli
 from app.imports import service as import_service
 from app.imports.local import LocalImport, run
 from app.imports.models import ImportJob
 from app.kit import background
-from app.settings import Settings
+from app.settings import Settings, get_settings
 from tests.conftest import Tenant
 from tests.factories import lead_type
 
@@ -142,3 +145,35 @@ def test_type_inference() -> None:
     assert import_service.infer_type(["x1", "x2", "x3"]) == ("string", [])
     assert import_service.slug("What is your current occupation?") == "what_is_your_current_occupation"
     assert import_service.slug("1st touch") == "f_1st_touch"
+
+
+async def test_an_interrupted_import_resumes_over_rest(app: FastAPI, client: httpx.AsyncClient, tenant: Tenant) -> None:
+    await lead_type(client)
+    async with app.state.sessionmaker() as session:
+        # A job whose process stopped before it ran: stored with its CSV, never started.
+        job = await import_service.create_job(
+            session, system_actor(tenant.workspace_id), "lead", filename="x.csv", text=CSV, mapping={"Title": "title"}
+        )
+        await session.commit()
+    resumed = await client.post(f"/entity-types/lead/imports/{job.id}/resume")
+    assert resumed.status_code == 202, resumed.text
+    done = await _wait(client, resumed.json())
+    assert (done["status"], done["imported"], done["rejected"]) == ("done", 3, 3)
+    again = await client.post(f"/entity-types/lead/imports/{job.id}/resume")
+    assert again.status_code == 409
+
+
+def test_cli_import(tenant: Tenant, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    path = tmp_path / "deals.csv"
+    path.write_text("Name,Value,Won\nA,10,yes\nB,x,no\nC,30,no\n")
+    args = ["import", str(path), "--type", "deal", "--create-fields", "--map", "Name=title"]
+    try:
+        result = CliRunner().invoke(cli, [*args, "--workspace", str(tenant.workspace_id)])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "3 imported, 0 rejected" in result.output
+    assert "created fields: value, won" in result.output
+    assert not (tmp_path / "deals.rejected.csv").exists()

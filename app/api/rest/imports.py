@@ -55,3 +55,9 @@ async def import_elements(
 @router.get("/entity-types/{type}/imports/{import_id}", responses=READ_ERRORS)
 async def get_import(type: str, import_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ImportRead:
     return await service.get_job(session, actor, type, import_id)
+
+
+@router.post("/entity-types/{type}/imports/{import_id}/resume", status_code=HTTPStatus.ACCEPTED, responses=WRITE_ERRORS)
+async def resume_import(type: str, import_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ImportRead:
+    """Carry on a failed or interrupted import after its last committed batch."""
+    return await service.resume_job(session, actor, type, import_id)
