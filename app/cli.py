@@ -171,6 +171,87 @@ def workspace_create(
         typer.echo(f"workspace {workspace_id}\nadmin API key (shown once): {secret}")
 
 
+@cli.command("import")
+def import_csv(
+    csv_path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A CSV file with a header line")],
+    entity_type: Annotated[str, typer.Option("--type", help="Entity type code")],
+    map_: Annotated[
+        list[str] | None, typer.Option("--map", help="COLUMN=FIELD (repeatable); FIELD '-' skips the column")
+    ] = None,
+    create_fields: Annotated[bool, typer.Option(help="Create missing fields with inferred types")] = False,
+    workspace: Annotated[str | None, typer.Option(help="Workspace id (default: the first one)")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Rows per committed batch")] = 500,
+    rejected: Annotated[Path | None, typer.Option(help="Where rejected rows go (default: CSV.rejected.csv)")] = None,
+    resume: Annotated[str | None, typer.Option(help="Resume this import id after its last committed batch")] = None,
+) -> None:
+    """Import elements from a CSV. Resumable: each batch commits with the import's progress, so `--resume ID`
+    carries on after the last committed batch; rejected rows are skipped and written with their reasons."""
+    import uuid
+
+    from app.errors import DomainError
+    from app.imports.local import LocalImport, run
+
+    mapping = {}
+    for item in map_ or []:
+        column, sep, target = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{item!r} is not COLUMN=FIELD", param_hint="--map")
+        mapping[column.strip()] = target.strip()
+    job = LocalImport(
+        csv_path=csv_path,
+        entity_type=entity_type,
+        mapping=mapping,
+        create_fields=create_fields,
+        rejected_path=rejected or csv_path.with_suffix(".rejected.csv"),
+        workspace_id=uuid.UUID(workspace) if workspace else None,
+        batch_size=batch_size,
+        resume=uuid.UUID(resume) if resume else None,
+    )
+    with typer.progressbar(length=1, label="importing") as bar:
+
+        def progress(rows: int) -> None:
+            bar.update(rows)
+
+        bar.length = sum(1 for _ in csv_path.open(encoding="utf-8-sig")) - 1
+        try:
+            result, _ = asyncio.run(run(get_settings(), job, progress))
+        except DomainError as exc:
+            typer.echo(f"\nerror: {exc.detail}", err=True)
+            for error in exc.errors:
+                typer.echo(f"  {error.field}: {error.message}", err=True)
+            sys.exit(1)
+    typer.echo(
+        f"import {result.id}: {result.status}, {result.imported} imported, {result.rejected} rejected"
+        + (f" (see {job.rejected_path})" if result.rejected else "")
+    )
+    if result.columns.get("created_fields"):
+        typer.echo(f"created fields: {', '.join(result.columns['created_fields'])}")
+    if result.columns.get("ignored"):
+        typer.echo(f"ignored columns: {', '.join(result.columns['ignored'])}")
+    if result.status != "done":
+        typer.echo(f"error: {result.error}; resume with --resume {result.id}", err=True)
+        sys.exit(1)
+
+
+@cli.command("retrain-models")
+def retrain_models(
+    activate: Annotated[bool, typer.Option(help="Activate each new version unless its ROC AUC is worse")] = True,
+) -> None:
+    """Retrain every active learned scoring model (run it from cron until the worker schedules it)."""
+    from app.db import make_engine
+    from app.scoring.service import retrain_active_models
+
+    async def go() -> list[dict[str, object]]:
+        engine = make_engine(get_settings())
+        try:
+            return await retrain_active_models(engine, activate=activate)
+        finally:
+            await engine.dispose()
+
+    for line in asyncio.run(go()):
+        typer.echo(json.dumps(line))
+
+
 def openapi_document() -> str:
     from app.main import create_app
 

@@ -8,7 +8,20 @@ from fastapi.routing import APIRoute
 
 from app.api import ops
 from app.api.graphql.router import mount_graphql
-from app.api.rest import api_keys, automation, elements, entity_types, pipelines, relations, tasks, webhooks
+from app.api.rest import (
+    api_keys,
+    automation,
+    elements,
+    entity_types,
+    imports,
+    pipelines,
+    relations,
+    routing_policies,
+    scoring,
+    tasks,
+    users,
+    webhooks,
+)
 from app.api.rest.problems import install_problem_handlers
 from app.db import make_engine, make_sessionmaker
 from app.observability import Metrics, ObservabilityMiddleware
@@ -68,7 +81,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    for module in (entity_types, pipelines, elements, relations, api_keys, automation, tasks, webhooks):
+    for module in (
+        entity_types,
+        pipelines,
+        elements,
+        relations,
+        api_keys,
+        automation,
+        tasks,
+        webhooks,
+        users,
+        scoring,
+        routing_policies,
+        imports,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     mount_graphql(app, settings, api_prefix=API_PREFIX)

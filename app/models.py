@@ -5,11 +5,15 @@ from app.automation.models import AutomationRule, AutomationRun, AutomationTimer
 from app.elements.models import Element, ElementValue, StageHistory, StageTotal
 from app.entity_types.models import EntityType, Field, FieldOption
 from app.idempotency.models import IdempotencyKey
+from app.imports.models import ImportJob
 from app.outbox.models import OutboxEvent
 from app.pipelines.models import Pipeline, Stage
 from app.relations.models import ElementLink, Relation
+from app.routing.models import RoutingPolicy
+from app.scoring.models import ScoringModel
 from app.tasks.models import Notification, Task
 from app.timeline.models import TimelineEntry
+from app.users.models import User
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.workspaces.models import Workspace
 
@@ -26,15 +30,19 @@ __all__ = [
     "FieldOption",
     "HandledEvent",
     "IdempotencyKey",
+    "ImportJob",
     "Notification",
     "OutboxEvent",
     "Pipeline",
     "Relation",
+    "RoutingPolicy",
+    "ScoringModel",
     "Stage",
     "StageHistory",
     "StageTotal",
     "Task",
     "TimelineEntry",
+    "User",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookSubscription",

@@ -44,3 +44,9 @@ async def lead_type(client: httpx.AsyncClient) -> dict[str, Any]:
     await create_field(client, "lead", "created_on", "date")
     await create_field(client, "lead", "is_b2b", "boolean")
     return entity_type
+
+
+async def create_user(client: httpx.AsyncClient, name: str, tier: str = "regular", **body: Any) -> dict[str, Any]:
+    email = body.pop("email", f"{name.lower().replace(' ', '.')}@example.com")
+    response = await client.post("/users", json={"name": name, "email": email, "tier": tier, **body})
+    return created(response)

@@ -36,6 +36,14 @@ class Element(Base):
         Index(
             "ix_elements_type_deleted", "entity_type_id", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")
         ),
+        # Filters and sorts on the system field `score`, and a user's load (open elements assigned to them).
+        Index("ix_elements_type_score", "entity_type_id", "score", "id", postgresql_where=LIVE),
+        Index(
+            "ix_elements_assigned",
+            "workspace_id",
+            "assigned_to",
+            postgresql_where=text("deleted_at IS NULL AND assigned_to IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -29,7 +29,9 @@ from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
 from app.outbox.service import origin_payload
 from app.pipelines.models import Pipeline, Stage
+from app.scoring.engine import autoscore
 from app.timeline.models import TimelineEntry
+from app.users.service import check_assignees
 
 SYSTEM_UPDATABLE = ("title", "assigned_to", "amount", "currency", "source", "begin_date", "close_date")
 
@@ -163,6 +165,7 @@ async def _validate_creates(
         ),
         errors,
     )
+    await check_assignees(session, actor.workspace_id, ((f"{p}assigned_to", d.assigned_to) for p, d in items), errors)
     return prepared
 
 
@@ -219,6 +222,7 @@ async def _insert_creates(
                     "moved_at": now,
                 }
             )
+    await autoscore(session, actor.workspace_id, meta.id, elements)
     await bulk_insert(session, Element, [vars(e) for e in elements])
     await bulk_insert(session, ElementValue, value_rows)
     await bulk_insert(session, StageHistory, history)
@@ -346,8 +350,10 @@ async def update_element(
     errors = ErrorCollector()
     parsed = parse_values(meta, data.values or {}, errors, prefix="", creating=False)
     await check_references(session, actor.workspace_id, references_of(meta, parsed, ""), errors)
+    await check_assignees(session, actor.workspace_id, [("assigned_to", data.assigned_to)], errors)
     errors.raise_if_any("The element is not valid")
     event, entry = await _apply_update(session, actor, meta, element, data, parsed)
+    await autoscore(session, actor.workspace_id, meta.id, [element])
     await session.flush()
     await _record(session, [event], [entry])
     return to_read(element, meta)
@@ -548,6 +554,9 @@ async def _plan_updates(
         checks.extend(references_of(meta, parsed, prefix))
         planned.append((index, element, update, parsed))
     await check_references(session, actor.workspace_id, checks, errors)
+    await check_assignees(
+        session, actor.workspace_id, ((f"{prefix}assigned_to", u.assigned_to) for _, prefix, _, u in updates), errors
+    )
     return planned
 
 
@@ -559,6 +568,7 @@ async def _apply_updates(
         event, entry = await _apply_update(session, actor, meta, element, update, parsed)
         events.append(event)
         entries.append(entry)
+    await autoscore(session, actor.workspace_id, meta.id, [element for _, element, _, _ in planned])
     await session.flush()
     await _record(session, events, entries)
     return {index: to_read(element, meta) for index, element, _, _ in planned}

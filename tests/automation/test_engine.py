@@ -337,7 +337,9 @@ async def test_assign_notify_linked_element_and_tunnel_copy(
             "/entity-types/lead/pipelines", json={"title": "Archive", "stages": [{"code": "KEPT", "title": "Kept"}]}
         )
     ).json()
-    user = "11111111-2222-3333-4444-555555555555"
+    created_user = await client.post("/users", json={"name": "Ann", "email": "ann@example.com", "tier": "senior"})
+    assert created_user.status_code == 201, created_user.text
+    user = created_user.json()["id"]
     response = await client.post(
         "/automation/rules",
         json={
