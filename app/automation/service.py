@@ -112,6 +112,8 @@ def _prepare_actions(actions: list[Action], errors: ErrorCollector) -> tuple[lis
     for index, action in enumerate(actions):
         params = dict(action.params)
         check_params(action.type, params, f"actions[{index}].params", errors)
+        if action.type == "assign" and params.get("routing_policy_id"):
+            errors.add(f"actions[{index}].params.routing_policy_id", "routing policies are not available yet")
         if action.type == "webhook" and not params.get("secret"):
             params["secret"] = generated[str(index)] = new_webhook_secret()
         stored.append({"type": action.type, "params": params})
