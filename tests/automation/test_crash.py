@@ -17,7 +17,7 @@ from tests.automation.harness import forget_earlier_events, start_worker, stop_w
 from tests.conftest import Tenant
 from tests.factories import lead_type
 
-ELEMENTS = 150
+ELEMENTS = 100
 
 
 async def counts(app: FastAPI, workspace_id: uuid.UUID) -> dict[str, Any]:
