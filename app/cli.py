@@ -233,13 +233,20 @@ def openapi_document() -> str:
     return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def graphql_document() -> str:
+    """The generic GraphQL SDL (workspaces add their typed types to it: GET /api/v1/graphql/schema.graphql)."""
+    from app.api.graphql.schema import generic_schema
+
+    return generic_schema(Settings(DATABASE_URL="postgresql://schema-export@localhost/none")).as_str() + "\n"
+
+
 @cli.command("export-schema")
 def export_schema(
     out_dir: Annotated[Path, typer.Option(help="Where to write the schema files")] = Path("schema"),
     check: Annotated[bool, typer.Option(help="Fail when the files differ instead of writing them")] = False,
 ) -> None:
-    """Write schema/openapi.json from the code (or, with --check, fail when it is stale)."""
-    documents = {"openapi.json": openapi_document()}
+    """Write schema/openapi.json and schema/schema.graphql from the code (or, with --check, fail when stale)."""
+    documents = {"openapi.json": openapi_document(), "schema.graphql": graphql_document()}
     stale = []
     for name, content in documents.items():
         path = out_dir / name
@@ -253,6 +260,14 @@ def export_schema(
     if stale:
         typer.echo(f"stale: {', '.join(stale)}; run `stageflow export-schema`", err=True)
         sys.exit(1)
+
+
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def bench(ctx: typer.Context) -> None:
+    """The benchmark at a million elements (same options as `python3 -m bench --help`)."""
+    from bench.runner import main as run_bench
+
+    run_bench(ctx.args)
 
 
 def main() -> None:

@@ -1,3 +1,4 @@
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -6,6 +7,7 @@ from fastapi.routing import APIRoute
 from redis.asyncio import Redis
 
 from app.api import ops
+from app.api.graphql.router import mount_graphql
 from app.api.rest import (
     api_keys,
     elements,
@@ -19,7 +21,9 @@ from app.api.rest import (
 )
 from app.api.rest.problems import install_problem_handlers
 from app.db import make_engine, make_sessionmaker
+from app.events.sinks import redis_pubsub_sink
 from app.observability import Metrics, ObservabilityMiddleware
+from app.outbox.dispatcher import run_dispatcher
 from app.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -42,9 +46,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
     app.state.redis = Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
+    # The outbox dispatcher in the API process: a lone process still delivers events (SKIP LOCKED keeps many safe).
+    stop = asyncio.Event()
+    dispatcher = None
+    if settings.OUTBOX_DISPATCHER_ENABLED and app.state.redis is not None:
+        sinks = [redis_pubsub_sink(app.state.redis)]
+        dispatcher = asyncio.create_task(run_dispatcher(app.state.sessionmaker, sinks, stop=stop))
     try:
         yield
     finally:
+        stop.set()
+        if dispatcher is not None:
+            await dispatcher
         if app.state.redis is not None:
             await app.state.redis.aclose()
         if owns_engine:
@@ -67,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (entity_types, pipelines, elements, relations, api_keys, users, scoring, routing_policies, imports):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
+    mount_graphql(app, settings, api_prefix=API_PREFIX)
     install_problem_handlers(app)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     return app

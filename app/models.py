@@ -1,7 +1,7 @@
 """Imports every model so Alembic and the mappers see the whole schema."""
 
 from app.auth.models import ApiKey
-from app.elements.models import Element, ElementValue, StageHistory
+from app.elements.models import Element, ElementValue, StageHistory, StageTotal
 from app.entity_types.models import EntityType, Field, FieldOption
 from app.idempotency.models import IdempotencyKey
 from app.imports.models import ImportJob
@@ -31,6 +31,7 @@ __all__ = [
     "ScoringModel",
     "Stage",
     "StageHistory",
+    "StageTotal",
     "TimelineEntry",
     "User",
     "Workspace",

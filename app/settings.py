@@ -25,6 +25,14 @@ class Settings(BaseSettings):
     DATA_DIR: str = ".stageflow"
     API_KEY_TOUCH_SECONDS: int = 60
     IDEMPOTENCY_TTL_HOURS: int = 24
+    # GraphQL limits: a query deeper, costlier (fields × page sizes), longer or with more aliases is refused.
+    GRAPHQL_MAX_DEPTH: int = 12
+    GRAPHQL_MAX_COST: int = 50_000
+    GRAPHQL_MAX_TOKENS: int = 5_000
+    GRAPHQL_MAX_ALIASES: int = 30
+    GRAPHQL_INTROSPECTION: bool = True
+    # Run the outbox dispatcher inside the API process so a lone process delivers events (subscriptions).
+    OUTBOX_DISPATCHER_ENABLED: bool = True
 
     @field_validator("DATABASE_URL")
     @classmethod

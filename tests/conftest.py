@@ -75,7 +75,13 @@ def database_url(embedded: dict[str, str]) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, embedded: dict[str, str]) -> Settings:
-    return Settings(DATABASE_URL=database_url, REDIS_URL=embedded["redis"], ENVIRONMENT="test", DB_POOL_SIZE=10)
+    return Settings(
+        DATABASE_URL=database_url,
+        REDIS_URL=embedded["redis"],
+        ENVIRONMENT="test",
+        DB_POOL_SIZE=10,
+        OUTBOX_DISPATCHER_ENABLED=False,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from app.cli import openapi_document
+from app.cli import graphql_document, openapi_document
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
 
@@ -14,3 +14,8 @@ def test_operation_ids_are_the_handler_names() -> None:
     document = openapi_document()
     for operation_id in ("create_element", "list_elements", "move_element", "get_board", "create_entity_type"):
         assert f'"operationId": "{operation_id}"' in document
+
+
+def test_graphql_sdl_is_current() -> None:
+    committed = (SCHEMA_DIR / "schema.graphql").read_text()
+    assert committed == graphql_document(), "schema/schema.graphql is stale: run `stageflow export-schema`"

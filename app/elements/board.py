@@ -4,16 +4,16 @@ import uuid
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import and_, func, select, true
+from sqlalchemy import Select, and_, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.auth.actor import Actor
-from app.elements.models import Element
+from app.elements.meta_cache import cached_type_meta
+from app.elements.models import Element, StageTotal
 from app.elements.query import compile_filter
 from app.elements.schemas import ElementRead
 from app.elements.service import to_read
-from app.entity_types.meta import get_type_meta_by_id
 from app.errors import NotFound
 from app.kit.filters import parse_filter
 from app.pipelines.models import Pipeline, Stage
@@ -43,15 +43,27 @@ async def get_board(
     )
     if pipeline is None:
         raise NotFound("Pipeline not found")
-    meta = await get_type_meta_by_id(session, actor.workspace_id, pipeline.entity_type_id)
+    meta = await cached_type_meta(session, actor.workspace_id, pipeline.entity_type_id)
+    node = parse_filter(filter_raw)
     where = and_(
         Element.workspace_id == actor.workspace_id,
         Element.deleted_at.is_(None),
-        compile_filter(meta, parse_filter(filter_raw)),
+        compile_filter(meta, node),
     )
-    totals = {
-        row.stage_id: (row.count, row.amount_sum)
-        for row in await session.execute(
+    totals_query: Select[Any, Any, Any]
+    if node is None:
+        # The unfiltered board reads the totals the triggers keep: a few rows instead of every element.
+        totals_query = (
+            select(
+                StageTotal.stage_id,
+                func.sum(StageTotal.count).label("count"),
+                func.sum(StageTotal.amount_sum).label("amount_sum"),
+            )
+            .where(StageTotal.workspace_id == actor.workspace_id, StageTotal.pipeline_id == pipeline.id)
+            .group_by(StageTotal.stage_id)
+        )
+    else:
+        totals_query = (
             select(
                 Element.stage_id,
                 func.count().label("count"),
@@ -60,6 +72,8 @@ async def get_board(
             .where(Element.pipeline_id == pipeline.id, where)
             .group_by(Element.stage_id)
         )
+    totals: dict[uuid.UUID | None, tuple[int, Any]] = {
+        stage_id: (int(count), amount or 0) for stage_id, count, amount in await session.execute(totals_query)
     }
     stages = meta.stages_of(pipeline.id)
     firsts: dict[uuid.UUID, list[Element]] = {s.id: [] for s in stages}

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     Numeric,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Text,
     func,
@@ -145,3 +146,28 @@ class StageHistory(Base):
     to_stage_id: Mapped[uuid.UUID | None] = mapped_column(PgUUID(as_uuid=True))
     moved_by: Mapped[uuid.UUID | None] = mapped_column(PgUUID(as_uuid=True))
     moved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class StageTotal(Base):
+    """Live element count and amount sum per stage, kept by triggers on `elements` (migration 0004).
+
+    A board of a million elements would otherwise count and sum half a million rows on every request. Each stage has
+    up to STAGE_TOTAL_SLOTS rows (one per slot, picked from the writing backend) so concurrent writers to one stage
+    rarely wait on the same row; readers add the slots up.
+    """
+
+    __tablename__ = "stage_totals"
+    __table_args__ = (
+        PrimaryKeyConstraint("stage_id", "slot"),
+        Index("ix_stage_totals_pipeline", "pipeline_id"),
+    )
+
+    stage_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stages.id", ondelete="CASCADE"), nullable=False)
+    slot: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    workspace_id: Mapped[uuid.UUID] = workspace_fk()
+    pipeline_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    amount_sum: Mapped[Decimal] = mapped_column(Numeric, nullable=False, default=0)
+
+
+STAGE_TOTAL_SLOTS = 16

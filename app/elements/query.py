@@ -249,8 +249,47 @@ class PageQuery:
         return encode_cursor([_encode(last_row[i + 1]) for i in range(len(self.keys))])
 
 
-def parse_sort(meta: TypeMeta, sort: str | None) -> tuple[list[SortKey], list[Any]]:
-    """Parse `-budget,created_at` into sort keys (plus the outer joins custom keys need)."""
+# Operators that only match an element that has a value for the field.
+PRESENCE_OPS = frozenset({"eq", "lt", "lte", "gt", "gte", "in", "between", "contains", "icontains", "starts_with"})
+
+
+def required_conditions(node: Node | None) -> dict[str, list[Condition]]:
+    """The conditions every match must satisfy (the top-level AND), by field, for operators that need a value."""
+    found: dict[str, list[Condition]] = {}
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, And):
+            stack.extend(item.items)
+        elif isinstance(item, Condition) and item.op in PRESENCE_OPS:
+            found.setdefault(item.field, []).append(item)
+    return found
+
+
+def _sort_join(field_meta: Any, value: Any, conditions: list[Condition] | None) -> tuple[ColumnElement[bool], bool]:
+    """The join condition for a custom sort key, and whether it may be an inner join.
+
+    When the filter already requires a value for the field, the outer join would never produce a NULL: an inner
+    join is the same rows, and (single-valued field) the filter's own predicates on the join let PostgreSQL walk
+    the field's value index in sort order and stop at the page limit instead of sorting every match.
+    """
+    on = [value.element_id == Element.id, value.field_id == field_meta.row.id, value.position == 0]
+    if not conditions:
+        return and_(*on), False
+    if not field_meta.row.multiple:
+        column = getattr(value, field_meta.kind.column)
+        for cond in conditions:
+            try:
+                on.append(_positive(column, cond.op, _operands(field_meta.kind, cond, field_meta.spec)))
+            except ValueRejected:
+                return and_(*on[:3]), False
+    return and_(*on), True
+
+
+def parse_sort(
+    meta: TypeMeta, sort: str | None, required: dict[str, list[Condition]] | None = None
+) -> tuple[list[SortKey], list[Any]]:
+    """Parse `-budget,created_at` into sort keys (plus the joins custom keys need: (target, on, inner))."""
     errors = ErrorCollector()
     keys: list[SortKey] = []
     joins: list[Any] = []
@@ -266,11 +305,10 @@ def parse_sort(meta: TypeMeta, sort: str | None) -> tuple[list[SortKey], list[An
             keys.append(SortKey(code, system.column, descending, system.codec, system.nullable))
         elif field_meta is not None and field_meta.kind.sortable:
             value = aliased(ElementValue, name=f"sort_{code}")
-            joins.append(
-                (value, and_(value.element_id == Element.id, value.field_id == field_meta.row.id, value.position == 0))
-            )
+            on, inner = _sort_join(field_meta, value, (required or {}).get(code) if not keys else None)
+            joins.append((value, on, inner))
             column = field_meta.kind.column
-            keys.append(SortKey(code, getattr(value, column), descending, COLUMN_CODECS[column], True))
+            keys.append(SortKey(code, getattr(value, column), descending, COLUMN_CODECS[column], not inner))
         elif field_meta is not None:
             errors.add("sort", f"field {code!r} ({field_meta.row.type}) cannot be sorted on")
         else:
@@ -310,11 +348,13 @@ def page_query(
     sort: str | None,
     limit: int,
     cursor: str | None,
+    node: Node | None = None,
 ) -> PageQuery:
-    keys, joins = parse_sort(meta, sort)
+    """One page; pass the filter's AST as `node` (besides its compiled `where`) to let a custom sort key use it."""
+    keys, joins = parse_sort(meta, sort, required_conditions(node))
     statement = select(Element, *(k.expression.label(f"sort_{i}") for i, k in enumerate(keys))).select_from(Element)
-    for target, on in joins:
-        statement = statement.outerjoin(target, on)
+    for target, on, inner in joins:
+        statement = statement.join(target, on) if inner else statement.outerjoin(target, on)
     statement = statement.where(Element.workspace_id == workspace_id, Element.entity_type_id == meta.id, where)
     if cursor:
         raw = decode_cursor(cursor, len(keys))

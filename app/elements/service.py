@@ -1,6 +1,7 @@
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import ValidationError
@@ -8,6 +9,8 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
+from app.elements.bulk import bulk_insert
+from app.elements.meta_cache import cached_type_meta
 from app.elements.models import Element, ElementValue, StageHistory
 from app.elements.query import base_filter, compile_filter, page_query
 from app.elements.schemas import (
@@ -20,7 +23,7 @@ from app.elements.schemas import (
     ElementUpdate,
 )
 from app.elements.values import ParsedValues, check_references, parse_values, references_of
-from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
+from app.entity_types.meta import TypeMeta
 from app.errors import Conflict, ErrorCollector, NotFound, VersionMismatch
 from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
@@ -32,7 +35,7 @@ from app.users.service import check_assignees
 SYSTEM_UPDATABLE = ("title", "assigned_to", "amount", "currency", "source", "begin_date", "close_date")
 
 
-def to_read(element: Element, meta: TypeMeta) -> ElementRead:
+def to_read(element: Element | SimpleNamespace, meta: TypeMeta) -> ElementRead:
     stage = meta.stages.get(element.stage_id) if element.stage_id else None
     return ElementRead(
         id=element.id,
@@ -82,10 +85,8 @@ def _entry(actor: Actor, element_id: uuid.UUID, kind: str, data: dict[str, Any])
 
 async def _record(session: AsyncSession, events: list[dict[str, Any]], entries: list[dict[str, Any]]) -> None:
     """Outbox events and timeline entries, inserted in bulk in the caller's transaction."""
-    if events:
-        await session.execute(insert(OutboxEvent), events)
-    if entries:
-        await session.execute(insert(TimelineEntry), entries)
+    await bulk_insert(session, OutboxEvent, events)
+    await bulk_insert(session, TimelineEntry, entries)
 
 
 # --- placing an element in a pipeline and stage ---------------------------------------------------------------
@@ -174,13 +175,14 @@ async def _insert_creates(
     if not prepared:
         return []
     now = datetime.now(UTC)
-    elements: list[Element] = []
+    # Plain rows, not ORM objects: a batch builds a thousand of them and never needs the identity map.
+    elements: list[SimpleNamespace] = []
     value_rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     for data, stage, parsed in prepared:
-        element = Element(
+        element = SimpleNamespace(
             id=uuid.uuid4(),
             workspace_id=actor.workspace_id,
             entity_type_id=meta.id,
@@ -220,11 +222,9 @@ async def _insert_creates(
                 }
             )
     await autoscore(session, actor.workspace_id, meta.id, elements)
-    await session.execute(insert(Element), [_columns(e) for e in elements])
-    if value_rows:
-        await session.execute(insert(ElementValue), value_rows)
-    if history:
-        await session.execute(insert(StageHistory), history)
+    await bulk_insert(session, Element, [vars(e) for e in elements])
+    await bulk_insert(session, ElementValue, value_rows)
+    await bulk_insert(session, StageHistory, history)
     await _record(session, events, entries)
     return [to_read(e, meta) for e in elements]
 
@@ -233,13 +233,9 @@ def _str(value: uuid.UUID | None) -> str | None:
     return str(value) if value else None
 
 
-def _columns(element: Element) -> dict[str, Any]:
-    return {column.key: getattr(element, column.key) for column in Element.__table__.columns}
-
-
 async def create_element(session: AsyncSession, actor: Actor, type_ref: str, data: ElementCreate) -> ElementRead:
     actor.ensure_can_write()
-    meta = await get_type_meta(session, actor.workspace_id, type_ref)
+    meta = await cached_type_meta(session, actor.workspace_id, type_ref)
     errors = ErrorCollector()
     prepared = await _validate_creates(session, actor, meta, [("", data)], errors)
     errors.raise_if_any("The element is not valid")
@@ -259,7 +255,7 @@ async def _load(session: AsyncSession, actor: Actor, element_id: uuid.UUID, *, l
 
 async def get_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> ElementRead:
     element = await _load(session, actor, element_id)
-    return to_read(element, await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id))
+    return to_read(element, await cached_type_meta(session, actor.workspace_id, element.entity_type_id))
 
 
 async def get_elements(
@@ -273,11 +269,18 @@ async def get_elements(
 
 
 async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, search: ElementSearch) -> ElementPage:
-    meta = await get_type_meta(session, actor.workspace_id, type_ref)
-    where = compile_filter(meta, parse_filter(search.filter))
+    meta = await cached_type_meta(session, actor.workspace_id, type_ref)
+    node = parse_filter(search.filter)
+    where = compile_filter(meta, node)
     scope = base_filter(meta, actor.workspace_id, deleted=search.deleted)
     query = page_query(
-        meta, actor.workspace_id, where=scope & where, sort=search.sort, limit=search.limit, cursor=search.cursor
+        meta,
+        actor.workspace_id,
+        where=scope & where,
+        sort=search.sort,
+        limit=search.limit,
+        cursor=search.cursor,
+        node=node,
     )
     rows = (await session.execute(query.statement)).all()
     has_more = len(rows) > search.limit
@@ -340,7 +343,7 @@ async def update_element(
 ) -> ElementRead:
     actor.ensure_can_write()
     element = await _load(session, actor, element_id, lock=True)
-    meta = await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id)
+    meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     _check_version(element, if_match if if_match is not None else data.version)
     _ensure_live(element)
     errors = ErrorCollector()
@@ -363,7 +366,7 @@ async def move_element(
 ) -> ElementRead:
     actor.ensure_can_write()
     element = await _load(session, actor, element_id, lock=True)
-    meta = await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id)
+    meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     _check_version(element, if_match if if_match is not None else data.version)
     _ensure_live(element)
     errors = ErrorCollector()
@@ -381,38 +384,55 @@ async def move_element(
         raise Conflict(f"Entity type {meta.code!r} has no stages")
     if stage.id == element.stage_id:
         return to_read(element, meta)
-    from_stage = meta.stages.get(element.stage_id) if element.stage_id else None
-    now = datetime.now(UTC)
-    session.add(
-        StageHistory(
-            workspace_id=actor.workspace_id,
-            element_id=element.id,
-            from_pipeline_id=element.pipeline_id,
-            from_stage_id=element.stage_id,
-            to_pipeline_id=stage.pipeline_id,
-            to_stage_id=stage.id,
-            moved_by=actor.api_key_id,
-            moved_at=now,
-        )
-    )
-    move = {
-        "from_pipeline_id": _str(element.pipeline_id),
-        "from_stage_id": _str(element.stage_id),
-        "from_stage_code": from_stage.code if from_stage else None,
-        "to_pipeline_id": str(stage.pipeline_id),
-        "to_stage_id": str(stage.id),
-        "to_stage_code": stage.code,
-        "semantic": stage.semantic.value,
-    }
-    element.pipeline_id, element.stage_id = stage.pipeline_id, stage.id
-    element.moved_at = element.updated_at = now
-    element.updated_by = actor.api_key_id
-    element.version += 1
-    await session.flush()
-    await _record(
-        session, [_event(actor, meta, element.id, "element.moved", move)], [_entry(actor, element.id, "moved", move)]
-    )
+    await _apply_moves(session, actor, meta, [element], stage)
     return to_read(element, meta)
+
+
+async def move_stage_elements(session: AsyncSession, actor: Actor, source: Stage, target: Stage) -> None:
+    """Move every element of a stage that is going away, with the same history, events and timeline as a move."""
+    elements = list(await session.scalars(select(Element).where(Element.stage_id == source.id).with_for_update()))
+    if elements:
+        meta = await cached_type_meta(session, actor.workspace_id, elements[0].entity_type_id)
+        await _apply_moves(session, actor, meta, elements, target)
+
+
+async def _apply_moves(
+    session: AsyncSession, actor: Actor, meta: TypeMeta, elements: Sequence[Element], stage: Stage
+) -> None:
+    now = datetime.now(UTC)
+    events, entries, history = [], [], []
+    for element in elements:
+        from_stage = meta.stages.get(element.stage_id) if element.stage_id else None
+        history.append(
+            {
+                "workspace_id": actor.workspace_id,
+                "element_id": element.id,
+                "from_pipeline_id": element.pipeline_id,
+                "from_stage_id": element.stage_id,
+                "to_pipeline_id": stage.pipeline_id,
+                "to_stage_id": stage.id,
+                "moved_by": actor.api_key_id,
+                "moved_at": now,
+            }
+        )
+        move = {
+            "from_pipeline_id": _str(element.pipeline_id),
+            "from_stage_id": _str(element.stage_id),
+            "from_stage_code": from_stage.code if from_stage else None,
+            "to_pipeline_id": str(stage.pipeline_id),
+            "to_stage_id": str(stage.id),
+            "to_stage_code": stage.code,
+            "semantic": stage.semantic.value,
+        }
+        element.pipeline_id, element.stage_id = stage.pipeline_id, stage.id
+        element.moved_at = element.updated_at = now
+        element.updated_by = actor.api_key_id
+        element.version += 1
+        events.append(_event(actor, meta, element.id, "element.moved", move))
+        entries.append(_entry(actor, element.id, "moved", move))
+    await session.flush()
+    await session.execute(insert(StageHistory), history)
+    await _record(session, events, entries)
 
 
 # --- delete and restore ----------------------------------------------------------------------------------------
@@ -421,7 +441,7 @@ async def move_element(
 async def delete_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> None:
     actor.ensure_can_write()
     element = await _load(session, actor, element_id, lock=True)
-    meta = await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id)
+    meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     if meta.settings.recycle_bin_enabled:
         _ensure_live(element)
         element.deleted_at = datetime.now(UTC)
@@ -443,7 +463,7 @@ async def restore_element(session: AsyncSession, actor: Actor, element_id: uuid.
     element = await _load(session, actor, element_id, lock=True)
     if element.deleted_at is None:
         raise Conflict("The element is not in the recycle bin")
-    meta = await get_type_meta_by_id(session, actor.workspace_id, element.entity_type_id)
+    meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     element.deleted_at = None
     element.version += 1
     element.updated_at = datetime.now(UTC)
@@ -472,7 +492,7 @@ def _parse_item(
 async def batch(session: AsyncSession, actor: Actor, type_ref: str, data: ElementBatch) -> list[ElementRead]:
     """Up to 1000 creates or updates, all or nothing; every item's problems are reported with its index."""
     actor.ensure_can_write()
-    meta = await get_type_meta(session, actor.workspace_id, type_ref)
+    meta = await cached_type_meta(session, actor.workspace_id, type_ref)
     errors = ErrorCollector()
     creates: list[tuple[int, str, ElementCreate]] = []
     updates: list[tuple[int, str, uuid.UUID, ElementUpdate]] = []

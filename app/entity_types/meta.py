@@ -5,6 +5,7 @@ Element services, the query compiler and the adapters read this instead of query
 
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,11 +23,12 @@ class FieldMeta:
     options: list[FieldOption]
     target_type_code: str | None = None
 
-    @property
+    # Cached: a TypeMeta is a read-only snapshot, and these run once per value on the element hot paths.
+    @cached_property
     def kind(self) -> FieldKind:
         return kind_of(self.row.type)
 
-    @property
+    @cached_property
     def spec(self) -> FieldSpec:
         return FieldSpec(
             code=self.row.code,
@@ -51,7 +53,7 @@ class TypeMeta:
     def code(self) -> str:
         return self.entity_type.code
 
-    @property
+    @cached_property
     def settings(self) -> EntityTypeSettings:
         return EntityTypeSettings.model_validate(self.entity_type.settings)
 

@@ -5,6 +5,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.entity_types.fields import FIELD_TYPES
+from app.kit.types import SortPosition
 
 CODE_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
 FieldType = Literal[
@@ -112,7 +113,7 @@ class FieldCreate(BaseModel):
     max_length: int | None = Field(default=None, ge=1, le=100_000)
     pattern: str | None = Field(default=None, max_length=500)
     target_type: str | None = Field(default=None, description="Entity type (code or id) a reference points to")
-    sort: int | None = None
+    sort: SortPosition | None = None
 
 
 class FieldUpdate(BaseModel):
@@ -129,7 +130,7 @@ class FieldUpdate(BaseModel):
     max_length: int | None = Field(default=None, ge=1, le=100_000)
     pattern: str | None = Field(default=None, max_length=500)
     target_type: str | None = None
-    sort: int | None = None
+    sort: SortPosition | None = None
 
 
 class FieldRead(BaseModel):

@@ -3,6 +3,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.kit.types import SortPosition
 from app.pipelines.models import StageSemantic
 
 STAGE_CODE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,62}$"
@@ -13,10 +14,10 @@ class StageCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(pattern=STAGE_CODE_PATTERN, examples=["IN_PROGRESS"])
-    title: str = Field(min_length=1, max_length=200)
+    title: str | None = Field(default=None, min_length=1, max_length=200, description="By default the code")
     semantic: StageSemantic = StageSemantic.process
     color: str | None = Field(default=None, pattern=COLOR_PATTERN)
-    sort: int | None = Field(default=None, description="Position; by default after the last stage")
+    sort: SortPosition | None = Field(default=None, description="Position; by default after the last stage")
 
 
 class StageUpdate(BaseModel):
@@ -26,7 +27,7 @@ class StageUpdate(BaseModel):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     semantic: StageSemantic | None = None
     color: str | None = Field(default=None, pattern=COLOR_PATTERN)
-    sort: int | None = None
+    sort: SortPosition | None = None
 
 
 class StageRead(BaseModel):
@@ -56,7 +57,7 @@ class PipelineCreate(BaseModel):
 
     title: str = Field(min_length=1, max_length=200)
     is_default: bool = False
-    sort: int | None = None
+    sort: SortPosition | None = None
     stages: list[StageCreate] | None = Field(default=None, min_length=1, max_length=200)
 
 
@@ -65,7 +66,7 @@ class PipelineUpdate(BaseModel):
 
     title: str | None = Field(default=None, min_length=1, max_length=200)
     is_default: bool | None = None
-    sort: int | None = None
+    sort: SortPosition | None = None
 
 
 class PipelineRead(BaseModel):

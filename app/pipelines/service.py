@@ -1,10 +1,11 @@
 import uuid
 
-from sqlalchemy import exists, func, insert, literal, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
-from app.elements.models import Element, StageHistory
+from app.elements import service as element_service
+from app.elements.models import Element
 from app.entity_types.meta import get_entity_type
 from app.entity_types.models import EntityType
 from app.entity_types.schemas import EntityTypeSettings
@@ -134,7 +135,7 @@ async def add_pipeline(
                 workspace_id=entity_type.workspace_id,
                 pipeline_id=pipeline.id,
                 code=spec.code,
-                title=spec.title,
+                title=spec.title or spec.code,
                 semantic=spec.semantic,
                 color=spec.color,
                 sort=spec.sort if spec.sort is not None else (index + 1) * SORT_STEP,
@@ -224,38 +225,7 @@ async def _move_pipeline_elements(session: AsyncSession, actor: Actor, source: P
     first = stages[target.id][0]
     for stage in stages[source.id]:
         destination = target_by_code.get(stage.code, first)
-        await _move_stage_elements(session, actor, stage, destination)
-
-
-async def _move_stage_elements(session: AsyncSession, actor: Actor, source: Stage, target: Stage) -> None:
-    moved = select(
-        Element.workspace_id,
-        Element.id,
-        Element.pipeline_id,
-        Element.stage_id,
-        literal(target.pipeline_id, Element.pipeline_id.type),
-        literal(target.id, Element.stage_id.type),
-        literal(actor.api_key_id, Element.created_by.type),
-    ).where(Element.stage_id == source.id)
-    await session.execute(
-        insert(StageHistory).from_select(
-            [
-                "workspace_id",
-                "element_id",
-                "from_pipeline_id",
-                "from_stage_id",
-                "to_pipeline_id",
-                "to_stage_id",
-                "moved_by",
-            ],
-            moved,
-        )
-    )
-    await session.execute(
-        update(Element)
-        .where(Element.stage_id == source.id)
-        .values(stage_id=target.id, pipeline_id=target.pipeline_id, moved_at=func.now(), version=Element.version + 1)
-    )
+        await element_service.move_stage_elements(session, actor, stage, destination)
 
 
 async def create_stage(session: AsyncSession, actor: Actor, pipeline_id: uuid.UUID, data: StageCreate) -> Stage:
@@ -269,7 +239,7 @@ async def create_stage(session: AsyncSession, actor: Actor, pipeline_id: uuid.UU
         workspace_id=actor.workspace_id,
         pipeline_id=pipeline.id,
         code=data.code,
-        title=data.title,
+        title=data.title or data.code,
         semantic=data.semantic,
         color=data.color,
         sort=sort,
@@ -311,7 +281,7 @@ async def delete_stage(session: AsyncSession, actor: Actor, stage_id: uuid.UUID,
         target = await _get_stage(session, actor, move_to)
         if target.id == stage.id or target.pipeline_id != stage.pipeline_id:
             raise Invalid("move_to must be another stage of the same pipeline")
-        await _move_stage_elements(session, actor, stage, target)
+        await element_service.move_stage_elements(session, actor, stage, target)
     await session.delete(stage)
     await session.flush()
     await _metadata_changed(session, actor, "stage.deleted", stage.id)
@@ -337,3 +307,28 @@ async def reorder_stages(session: AsyncSession, actor: Actor, pipeline_id: uuid.
 async def _metadata_changed(session: AsyncSession, actor: Actor, event_type: str, object_id: uuid.UUID) -> None:
     await bump_metadata_version(session, actor.workspace_id)
     record_event(session, actor.workspace_id, event_type, payload={"id": str(object_id)})
+
+
+# --- batch reads (GraphQL DataLoaders) -------------------------------------------------------------------------
+
+
+async def get_stages(session: AsyncSession, actor: Actor, stage_ids: list[uuid.UUID]) -> list[StageRead]:
+    """The workspace's stages among `stage_ids`, in one query."""
+    rows = await session.scalars(select(Stage).where(Stage.workspace_id == actor.workspace_id, Stage.id.in_(stage_ids)))
+    return [StageRead.model_validate(s) for s in rows]
+
+
+async def get_pipelines(session: AsyncSession, actor: Actor, pipeline_ids: list[uuid.UUID]) -> list[PipelineRead]:
+    """The workspace's pipelines among `pipeline_ids` with their stages, in three queries."""
+    pipelines = list(
+        await session.scalars(
+            select(Pipeline).where(Pipeline.workspace_id == actor.workspace_id, Pipeline.id.in_(pipeline_ids))
+        )
+    )
+    type_ids = {p.entity_type_id for p in pipelines}
+    codes = {
+        row.id: row.code
+        for row in await session.execute(select(EntityType.id, EntityType.code).where(EntityType.id.in_(type_ids)))
+    }
+    stages = await _stages_by_pipeline(session, [p.id for p in pipelines])
+    return [_read(p, codes.get(p.entity_type_id, ""), stages[p.id]) for p in pipelines]

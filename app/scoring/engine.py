@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.elements.models import Element
 from app.scoring import factors as factor_scoring
 from app.scoring import learned
 from app.scoring.models import ScoringModel
@@ -53,8 +52,9 @@ def compile_model(row: ScoringModel) -> Compiled:
     return compiled
 
 
-def element_row(element: Element) -> dict[str, Any]:
-    """What a model sees of an element: its custom values and a few system fields."""
+def element_row(element: Any) -> dict[str, Any]:
+    """What a model sees of an element (an `Element` or a row about to be inserted): its custom values and a few
+    system fields."""
     row = dict(element.values)
     row.update(
         title=element.title or None,
@@ -109,7 +109,7 @@ async def active_model(session: AsyncSession, workspace_id: uuid.UUID, entity_ty
 
 
 async def autoscore(
-    session: AsyncSession, workspace_id: uuid.UUID, entity_type_id: uuid.UUID, elements: Sequence[Element]
+    session: AsyncSession, workspace_id: uuid.UUID, entity_type_id: uuid.UUID, elements: Sequence[Any]
 ) -> None:
     """Score new or changed elements in place with the type's active model (no model: nothing to do)."""
     if not elements:

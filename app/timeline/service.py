@@ -1,7 +1,7 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
@@ -28,3 +28,26 @@ async def element_timeline(
         .limit(limit)
     )
     return list(rows)
+
+
+async def element_timelines(
+    session: AsyncSession, actor: Actor, element_ids: list[uuid.UUID], *, limit: int
+) -> dict[uuid.UUID, list[TimelineEntry]]:
+    """The first `limit` timeline entries of each element, in one query."""
+    number = func.row_number().over(partition_by=TimelineEntry.element_id, order_by=TimelineEntry.id).label("number")
+    ranked = (
+        select(TimelineEntry.id, number)
+        .where(TimelineEntry.workspace_id == actor.workspace_id, TimelineEntry.element_id.in_(element_ids))
+        .subquery()
+    )
+    rows = await session.scalars(
+        select(TimelineEntry)
+        .join(ranked, ranked.c.id == TimelineEntry.id)
+        .where(ranked.c.number <= limit)
+        .order_by(TimelineEntry.id)
+    )
+    grouped: dict[uuid.UUID, list[TimelineEntry]] = {element_id: [] for element_id in element_ids}
+    for entry in rows:
+        if entry.element_id is not None:
+            grouped[entry.element_id].append(entry)
+    return grouped

@@ -25,3 +25,9 @@ async def bump_metadata_version(session: AsyncSession, workspace_id: uuid.UUID) 
     await session.execute(
         update(Workspace).where(Workspace.id == workspace_id).values(metadata_version=Workspace.metadata_version + 1)
     )
+
+
+async def get_metadata_version(session: AsyncSession, workspace_id: uuid.UUID) -> int:
+    """Bumped by every metadata change: caches of per-workspace derived data (GraphQL schemas) key on it."""
+    version = await session.scalar(select(Workspace.metadata_version).where(Workspace.id == workspace_id))
+    return version or 0

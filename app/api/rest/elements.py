@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Query, Response
 
-from app.api.rest.common import READ_ERRORS, WRITE_ERRORS, make_router
+from app.api.rest.common import READ_ERRORS, SEARCH_ERRORS, WRITE_ERRORS, make_router
 from app.api.rest.deps import ActorDep, IfMatchDep, SessionDep
 from app.api.rest.problems import problem_responses
 from app.elements import service
@@ -52,7 +52,7 @@ async def list_elements(
     return await service.list_elements(session, actor, type, search)
 
 
-@router.post("/entity-types/{type}/elements/search", responses=READ_ERRORS)
+@router.post("/entity-types/{type}/elements/search", responses=SEARCH_ERRORS)
 async def search_elements(type: str, search: ElementSearch, session: SessionDep, actor: ActorDep) -> ElementPage:
     return await service.list_elements(session, actor, type, search)
 

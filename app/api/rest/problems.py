@@ -53,8 +53,10 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def _location(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc]
+def _location(error: dict[str, Any]) -> str:
+    parts = [str(p) for p in error.get("loc", ())]
+    if error.get("type") == "json_invalid":
+        return "body"  # pydantic points at a character offset, which means nothing to a client
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:] or parts
     return ".".join(parts)
@@ -67,7 +69,7 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _request_validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)  # noqa: S101
-    errors = [FieldError(_location(tuple(e.get("loc", ()))), str(e.get("msg", "invalid"))) for e in exc.errors()]
+    errors = [FieldError(_location(e), str(e.get("msg", "invalid"))) for e in exc.errors()]
     return problem(422, "Validation error", "The request is not valid", "validation-error", errors)
 
 

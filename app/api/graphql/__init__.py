@@ -1,0 +1,1 @@
+"""GraphQL over the same services as REST: a generic schema plus typed types generated per workspace."""

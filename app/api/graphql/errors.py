@@ -1,0 +1,127 @@
+"""Errors as data: a mutation returns its result or one of these types, built from the same DomainErrors REST renders.
+
+Queries raise; `DomainErrorExtension` puts the problem type and field errors into the GraphQL error's extensions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterator
+from enum import Enum
+from typing import Any, TypeVar
+
+import pydantic
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.types.unset import UnsetType
+
+from app.api.graphql.context import Info
+from app.errors import Conflict, DomainError, FieldError, Forbidden, Invalid, NotFound, VersionMismatch
+
+T = TypeVar("T")
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+@strawberry.interface(description="Something the mutation refused; `code` is the problem type slug REST uses.")
+class Error:
+    message: str
+    code: str
+
+
+@strawberry.type(name="FieldError")
+class FieldErrorType:
+    field: str
+    message: str
+
+
+@strawberry.type
+class ValidationError(Error):
+    fields: list[FieldErrorType]
+
+
+@strawberry.type(name="NotFound")
+class NotFoundError(Error):
+    pass
+
+
+@strawberry.type(name="Conflict", description="A conflicting state, a stale `version` included (code version-mismatch)")
+class ConflictError(Error):
+    pass
+
+
+@strawberry.type(name="Forbidden")
+class ForbiddenError(Error):
+    pass
+
+
+ErrorTypes = ValidationError | NotFoundError | ConflictError | ForbiddenError
+
+
+def to_error(exc: DomainError, *, rename: Callable[[str], str] | None = None) -> ErrorTypes:
+    if isinstance(exc, Invalid):
+        fields = [FieldErrorType(field=rename(e.field) if rename else e.field, message=e.message) for e in exc.errors]
+        return ValidationError(message=exc.detail, code=exc.slug, fields=fields)
+    if isinstance(exc, NotFound):
+        return NotFoundError(message=exc.detail, code=exc.slug)
+    if isinstance(exc, Conflict | VersionMismatch):
+        return ConflictError(message=exc.detail, code=exc.slug)
+    if isinstance(exc, Forbidden):
+        return ForbiddenError(message=exc.detail, code=exc.slug)
+    return ValidationError(message=exc.detail, code=exc.slug, fields=[])
+
+
+async def mutate(
+    info: Info, call: Callable[[], Awaitable[T]], *, rename: Callable[[str], str] | None = None
+) -> T | ErrorTypes:
+    """Run one write: commit when it succeeds, roll back and return the error as data when it is refused."""
+    session = info.context.session
+    try:
+        result = await call()
+    except DomainError as exc:
+        await session.rollback()
+        return to_error(exc, rename=rename)
+    await session.commit()
+    return result
+
+
+def plain(value: Any) -> Any:
+    """A strawberry input as plain data: snake_case keys, unset fields left out, enums as their values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not isinstance(getattr(value, f.name), UnsetType)
+        }
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def parse(model: type[M], data: Any, *, prefix: str = "") -> M:
+    """Validate input with the service's Pydantic model; problems become field errors (DomainError Invalid)."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        errors = [
+            FieldError(prefix + ".".join(str(part) for part in error["loc"]) or prefix.rstrip("."), error["msg"])
+            for error in exc.errors()
+        ]
+        raise Invalid("The input is not valid", errors=errors) from exc
+
+
+class DomainErrorExtension(SchemaExtension):
+    """A query refused by a service reports its problem type and field errors in `extensions`."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        for error in (result.errors or []) if result else []:
+            original = error.original_error
+            if isinstance(original, DomainError):
+                error.extensions = {
+                    "code": original.slug,
+                    "status": int(original.status),
+                    "errors": [{"field": e.field, "message": e.message} for e in original.errors],
+                }

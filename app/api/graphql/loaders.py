@@ -1,0 +1,72 @@
+"""DataLoaders, created once per request: every relation a query walks costs one batched call, not one per row."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.dataloader import DataLoader
+
+from app.auth.actor import Actor
+from app.elements.schemas import ElementRead
+from app.pipelines import service as pipeline_service
+from app.pipelines.schemas import PipelineRead, StageRead
+from app.relations import service as relation_service
+from app.relations.schemas import LinkDirection
+from app.timeline import service as timeline_service
+from app.timeline.models import TimelineEntry
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+LinkKey = tuple[uuid.UUID, LinkDirection, str | None, int]
+HistoryKey = tuple[uuid.UUID, int]
+
+
+def _by_key(load: Callable[[list[K]], Awaitable[dict[K, V]]]) -> Callable[[list[K]], Awaitable[list[V | None]]]:
+    async def batch(keys: list[K]) -> list[V | None]:
+        found = await load(keys)
+        return [found.get(key) for key in keys]
+
+    return batch
+
+
+def _grouped(keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], list[uuid.UUID]]:
+    """Group (id, *options) keys by their options so each group is one service call."""
+    groups: dict[tuple[Any, ...], list[uuid.UUID]] = {}
+    for key in keys:
+        groups.setdefault(key[1:], []).append(key[0])
+    return groups
+
+
+class Loaders:
+    def __init__(self, session: AsyncSession, actor: Actor) -> None:
+        self.session = session
+        self.actor = actor
+        self.stage: DataLoader[uuid.UUID, StageRead | None] = DataLoader(_by_key(self._stages))
+        self.pipeline: DataLoader[uuid.UUID, PipelineRead | None] = DataLoader(_by_key(self._pipelines))
+        self.links: DataLoader[LinkKey, list[ElementRead] | None] = DataLoader(_by_key(self._links))
+        self.history: DataLoader[HistoryKey, list[TimelineEntry] | None] = DataLoader(_by_key(self._history))
+
+    async def _stages(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, StageRead]:
+        return {s.id: s for s in await pipeline_service.get_stages(self.session, self.actor, ids)}
+
+    async def _pipelines(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, PipelineRead]:
+        return {p.id: p for p in await pipeline_service.get_pipelines(self.session, self.actor, ids)}
+
+    async def _links(self, keys: list[LinkKey]) -> dict[LinkKey, list[ElementRead]]:
+        out: dict[LinkKey, list[ElementRead]] = {}
+        for (direction, type_ref, limit), ids in _grouped(keys).items():
+            found = await relation_service.linked_elements_many(
+                self.session, self.actor, ids, direction=direction, type_ref=type_ref, limit=limit
+            )
+            out.update({(i, direction, type_ref, limit): items for i, items in found.items()})
+        return out
+
+    async def _history(self, keys: list[HistoryKey]) -> dict[HistoryKey, list[TimelineEntry]]:
+        out: dict[HistoryKey, list[TimelineEntry]] = {}
+        for (limit,), ids in _grouped(keys).items():
+            found = await timeline_service.element_timelines(self.session, self.actor, ids, limit=limit)
+            out.update({(i, limit): entries for i, entries in found.items()})
+        return out

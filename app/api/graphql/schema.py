@@ -1,0 +1,161 @@
+"""Schemas: the generic one (exported to schema/schema.graphql) and one per workspace with its typed types.
+
+A workspace's schema is cached per (workspace, metadata version): the entity-type, field and pipeline services bump
+the version, so the next request builds a fresh schema with no restart. `WorkspaceSchemas` stands in for the schema
+of Strawberry's router and hands each operation to the schema of the caller's workspace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import types
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+from strawberry.types import ExecutionContext
+
+from app.api.graphql.context import Context
+from app.api.graphql.errors import DomainErrorExtension
+from app.api.graphql.generic import Mutation, Query, Subscription
+from app.api.graphql.limits import limit_extensions
+from app.api.graphql.typed import TypedBuilder, TypedPart
+from app.entity_types import service as entity_type_service
+from app.entity_types.meta import load_type_meta
+from app.errors import DomainError
+from app.settings import Settings
+from app.workspaces.service import get_metadata_version
+
+logger = logging.getLogger("stageflow.graphql")
+CACHE_SIZE = 64
+
+
+class StageflowSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Bad queries and refusals by the services are the caller's mistakes: log only unexpected exceptions."""
+        unexpected = [e for e in errors if _unexpected(e)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
+def _unexpected(error: GraphQLError) -> bool:
+    """An exception the code did not mean to raise: not a refusal by a service, not a bad query or variable."""
+    return error.original_error is not None and not isinstance(error.original_error, DomainError | GraphQLError)
+
+
+def _schema(settings: Settings, query: type, mutation: type, typed_lists: tuple[str, ...] = ()) -> StageflowSchema:
+    extensions: list[Any] = [DomainErrorExtension, *limit_extensions(settings, typed_lists)]
+    if not settings.is_development:
+        # A bug's message may tell too much: outside development the caller only learns that it happened.
+        extensions.append(lambda: MaskErrors(should_mask_error=_unexpected, error_message="Internal server error"))
+    return StageflowSchema(query=query, mutation=mutation, subscription=Subscription, extensions=extensions)
+
+
+def generic_schema(settings: Settings) -> StageflowSchema:
+    return _schema(settings, Query, Mutation)
+
+
+def _extend(base: type, name: str, fields: dict[str, Any]) -> type:
+    if not fields:
+        return base
+    cls = types.new_class(name, (base,), {}, lambda ns: ns.update({**fields, "__annotations__": {}}))
+    return strawberry.type(cls, name=name)
+
+
+def workspace_schema(settings: Settings, generic: StageflowSchema, metas: list[Any]) -> StageflowSchema:
+    """The generic schema plus, for each entity type, its generated types, queries and mutations."""
+    graphql_schema = generic._schema
+    query_type, mutation_type = graphql_schema.query_type, graphql_schema.mutation_type
+    builder = TypedBuilder(
+        taken_types=set(graphql_schema.type_map),
+        taken_queries=set(query_type.fields) if query_type else set(),
+        taken_mutations=set(mutation_type.fields) if mutation_type else set(),
+    )
+    query_fields: dict[str, Any] = {}
+    mutation_fields: dict[str, Any] = {}
+    lists: list[str] = []
+    for meta in metas:
+        part: TypedPart | None = builder.build(meta)
+        if part is None:
+            logger.warning("entity type %s left out of the typed schema: its GraphQL names are taken", meta.code)
+            continue
+        query_fields.update(part.query)
+        mutation_fields.update(part.mutation)
+        lists.extend(part.lists)
+    return _schema(
+        settings, _extend(Query, "Query", query_fields), _extend(Mutation, "Mutation", mutation_fields), tuple(lists)
+    )
+
+
+class SchemaCache:
+    """Workspace schemas by (workspace, metadata version), least recently used dropped first."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.generic = generic_schema(settings)
+        self._schemas: OrderedDict[tuple[uuid.UUID, int], StageflowSchema] = OrderedDict()
+        self._lock = asyncio.Lock()
+
+    async def for_context(self, context: Context) -> StageflowSchema:
+        actor = context.who
+        if context.db is not None:
+            return await self._get(context.db, context, actor.workspace_id)
+        async with context.sessionmaker() as session:
+            return await self._get(session, context, actor.workspace_id)
+
+    async def _get(self, session: Any, context: Context, workspace_id: uuid.UUID) -> StageflowSchema:
+        version = await get_metadata_version(session, workspace_id)
+        key = (workspace_id, version)
+        schema = self._schemas.get(key)
+        if schema is not None:
+            self._schemas.move_to_end(key)
+            return schema
+        async with self._lock:
+            schema = self._schemas.get(key)
+            if schema is None:
+                rows = await entity_type_service.list_entity_types(session, context.who)
+                metas = [await load_type_meta(session, row) for row in rows]
+                # Building takes ~50 ms per entity type: off the event loop, so other requests go on meanwhile.
+                schema = await asyncio.to_thread(workspace_schema, self.settings, self.generic, metas)
+                for stale in [k for k in self._schemas if k[0] == workspace_id]:
+                    del self._schemas[stale]
+                self._schemas[key] = schema
+                while len(self._schemas) > CACHE_SIZE:
+                    self._schemas.popitem(last=False)
+        return schema
+
+
+class WorkspaceSchemas(StageflowSchema):
+    """The schema Strawberry's router holds: each operation runs on the caller's workspace schema."""
+
+    def __init__(self, cache: SchemaCache) -> None:
+        generic = cache.generic
+        super().__init__(
+            query=Query,
+            mutation=Mutation,
+            subscription=Subscription,
+            extensions=list(generic.extensions),
+        )
+        self.cache = cache
+
+    async def execute(  # type: ignore[override]  # forwards every argument as given
+        self, query: str | None, variable_values: dict[str, Any] | None = None, context_value: Any = None, **kw: Any
+    ) -> Any:
+        schema = await self.cache.for_context(context_value)
+        return await schema.execute(query, variable_values, context_value, **kw)
+
+    async def subscribe(  # type: ignore[override]  # forwards every argument as given
+        self, query: str | None, variable_values: dict[str, Any] | None = None, context_value: Any = None, **kw: Any
+    ) -> Any:
+        schema = await self.cache.for_context(context_value)
+        return await schema.subscribe(query, variable_values, context_value, **kw)
+
+    async def stream(  # type: ignore[override]  # forwards every argument as given
+        self, query: str | None, variable_values: dict[str, Any] | None = None, context_value: Any = None, **kw: Any
+    ) -> Any:
+        schema = await self.cache.for_context(context_value)
+        return await schema.stream(query, variable_values, context_value, **kw)

@@ -1,0 +1,55 @@
+"""A per-process cache of type metadata for the element hot paths.
+
+Loading a `TypeMeta` takes five queries and builds ~70 ORM objects; element reads and writes need it on every request.
+Every change to types, fields, pipelines or stages bumps `workspaces.metadata_version` in the same transaction, so a
+cached entry is valid exactly while that number is unchanged: one primary-key lookup replaces the five queries.
+Cached objects are expunged from the loading session, so a later rollback there cannot expire them; callers only
+read them.
+"""
+
+import uuid
+from collections import OrderedDict
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.entity_types.meta import TypeMeta, get_type_meta
+from app.workspaces.models import Workspace
+
+MAX_ENTRIES = 512
+
+_cache: OrderedDict[tuple[uuid.UUID, str], tuple[int, TypeMeta]] = OrderedDict()
+
+
+def _detach(session: AsyncSession, meta: TypeMeta) -> None:
+    objects: list[object] = [meta.entity_type, *meta.pipelines.values(), *meta.stages.values()]
+    for field_meta in meta.fields.values():
+        objects.append(field_meta.row)
+        objects.extend(field_meta.options)
+    for obj in objects:
+        if obj in session:
+            session.expunge(obj)
+
+
+async def cached_type_meta(session: AsyncSession, workspace_id: uuid.UUID, ref: str | uuid.UUID) -> TypeMeta:
+    """`get_type_meta`, served from the cache while the workspace's metadata version is unchanged."""
+    ref = str(ref)
+    version = await session.scalar(select(Workspace.metadata_version).where(Workspace.id == workspace_id))
+    key = (workspace_id, ref)
+    hit = _cache.get(key)
+    if hit is not None and version is not None and hit[0] == version:
+        _cache.move_to_end(key)
+        return hit[1]
+    # Read the version before the metadata: an entry can only be newer than its version, never older.
+    meta = await get_type_meta(session, workspace_id, ref)
+    if version is not None:
+        _detach(session, meta)
+        _cache[key] = (version, meta)
+        _cache.move_to_end(key)
+        while len(_cache) > MAX_ENTRIES:
+            _cache.popitem(last=False)
+    return meta
+
+
+def clear() -> None:
+    _cache.clear()

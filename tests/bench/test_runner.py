@@ -1,0 +1,70 @@
+"""The benchmark runner keeps working: a whole run at a tiny N (the benchmark itself is not part of the tests)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = {
+    "bulk load (batch endpoint)",
+    "single create",
+    "get by id",
+    "patch two values",
+    "stage move",
+    "filtered list",
+    "filtered + date, pages 1-5",
+    "board (one pipeline)",
+    "title substring search",
+    "graphql filtered list",
+}
+
+
+def _admin_url(database_url: str) -> str:
+    base = database_url.replace("postgresql+asyncpg://", "postgresql://").partition("?")[0]
+    return base.rsplit("/", 1)[0] + "/postgres"
+
+
+@pytest.mark.slow
+def test_a_tiny_run_measures_every_scenario(embedded: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--n",
+        "200",
+        "--requests",
+        "20",
+        "--concurrency",
+        "4",
+        "--workers",
+        "1",
+        "--batch-size",
+        "100",
+        "--growth",
+        "--growth-requests",
+        "5",
+        "--quiet",
+        "--admin-url",
+        _admin_url(embedded["database"]),
+        "--out",
+        str(out),
+    ]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(out.read_text())
+    by_name = {s["name"]: s for s in report["scenarios"]}
+    assert set(by_name) == SCENARIOS
+    for name, scenario in by_name.items():
+        assert scenario["errors"] == 0, (name, scenario["first_error"])
+        if not (scenario["note"] or "").startswith("skipped"):
+            assert scenario["count"] > 0, name
+            assert 0 < scenario["p50_ms"] <= scenario["p95_ms"] <= scenario["p99_ms"], name
+    assert by_name["bulk load (batch endpoint)"]["count"] == 200
+    assert {f["name"] for f in report["floor"]} == {"floor: filtered list", "floor: get by id"}
+    assert report["floor_ratio_p50"]["filtered list"] > 0
+    assert [g["n"] for g in report["growth"]] == [200]
+    assert "p50 over the floor" in run.stdout

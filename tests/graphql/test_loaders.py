@@ -1,0 +1,62 @@
+"""DataLoaders: a page of elements with stages, pipelines, values, children and parents costs a constant number of
+SQL queries, whatever the page size."""
+
+from collections.abc import Callable
+
+import httpx
+
+from tests.conftest import QueryCounter
+from tests.factories import create_element, create_type
+from tests.graphql.conftest import Run
+
+PAGE = """query($first: Int!) {
+  elements(type: "company", first: $first) {
+    totalCount
+    edges { node {
+      id title values budget: value(code: "budget")
+      stage { code semantic }
+      pipeline { title stages { code } }
+      children(first: 10) { title stage { code } parents(first: 5) { title } }
+      history(first: 5) { kind }
+    } }
+  }
+}"""
+
+
+async def _companies(client: httpx.AsyncClient, run: Run, count: int) -> None:
+    batch = [{"op": "create", "data": {"title": f"C{i}", "values": {"budget": i}}} for i in range(count)]
+    response = await client.post("/entity-types/company/elements/batch", json={"items": batch})
+    assert response.status_code == 200, response.text
+    contact = await create_element(client, "contact", title="Ann")
+    for company in response.json()["items"]:
+        linked = await client.post(f"/elements/{company['id']}/links", json={"child_id": contact["id"]})
+        assert linked.status_code == 201
+
+
+async def test_a_page_costs_a_constant_number_of_queries(
+    client: httpx.AsyncClient, run: Run, count_queries: Callable[[], QueryCounter]
+) -> None:
+    await create_type(client, "company")
+    await create_type(client, "contact")
+    await client.post("/entity-types/company/fields", json={"code": "budget", "type": "integer"})
+    await client.post("/relations", json={"parent_type": "company", "child_type": "contact"})
+    await _companies(client, run, 50)
+    await run(PAGE, first=1)  # warm the workspace's schema cache
+
+    small = count_queries()
+    page = await run(PAGE, first=5)
+    small_count = small.count
+    large = count_queries()
+    page = await run(PAGE, first=50)
+    large_count = large.count
+
+    edges = page["elements"]["edges"]
+    assert len(edges) == 50
+    assert all(e["node"]["stage"]["code"] == "NEW" for e in edges)
+    assert all(e["node"]["children"][0]["title"] == "Ann" for e in edges)
+    assert all(len(e["node"]["children"][0]["parents"]) == 5 for e in edges)
+    assert {e["node"]["budget"] for e in edges} == set(range(50))
+    assert all(e["node"]["history"][0]["kind"] == "created" for e in edges)
+    print(f"queries for a page of 5: {small_count}, of 50: {large_count}")
+    assert large_count == small_count, (small_count, large_count)
+    assert large_count <= 30, large.statements

@@ -1,0 +1,237 @@
+"""The typed schema of a workspace: generated from its entity types and fields, rebuilt when they change."""
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from gql.transport.exceptions import TransportQueryError
+from graphql import OperationDefinitionNode, build_schema, parse, print_ast, validate
+
+from app.main import create_app
+from app.settings import Settings
+from tests.graphql.conftest import Run
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+DEFINE = """
+mutation {
+  createEntityType(input: {code: "dishwasher", title: "Dishwasher model", settings: {pipelinesEnabled: true}}) {
+    __typename
+  }
+  model: createField(type: "dishwasher", input: {code: "model", type: "string", required: true}) { __typename }
+  capacity: createField(type: "dishwasher", input: {code: "capacity", type: "integer", min: 1}) { __typename }
+  price: createField(type: "dishwasher", input: {code: "price", type: "money"}) { __typename }
+  launched: createField(type: "dishwasher", input: {code: "launched_on", type: "date"}) { __typename }
+  tags: createField(type: "dishwasher", input: {code: "tags", type: "string", multiple: true}) { __typename }
+  createPipeline(type: "dishwasher", input: {title: "Certification", stages: [
+    {code: "LAB", title: "In the lab"}, {code: "CERTIFIED", title: "Certified", semantic: success}
+  ]}) { ... on Pipeline { id } }
+}
+"""
+CREATE = """
+mutation($input: DishwasherInput!) {
+  createDishwasher(input: $input) {
+    __typename
+    ... on Dishwasher { id title model capacity price launchedOn tags stageCode version }
+    ... on ValidationError { fields { field message } }
+  }
+}
+"""
+LIST = """
+query($filter: DishwasherFilter, $after: String, $first: Int!) {
+  dishwashers(filter: $filter, sort: "-capacity", first: $first, after: $after) {
+    totalCount
+    edges { node { title model capacity stage { code } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+
+async def _define(run: Run) -> str:
+    result = await run(DEFINE)
+    assert all(value.get("__typename") != "ValidationError" for value in result.values()), result
+    pipeline_id: str = result["createPipeline"]["id"]
+    return pipeline_id
+
+
+async def _titles(run: Run, filter: dict[str, Any] | None, first: int = 50) -> list[str]:
+    data = await run(LIST, filter=filter, first=first)
+    return [e["node"]["title"] for e in data["dishwashers"]["edges"]]
+
+
+class TestTypedSchema:
+    async def test_create_filter_page_update_move(self, run: Run) -> None:
+        pipeline_id = await _define(run)
+        models = [("Alpha", 8), ("Bravo", 12), ("Bosch", 14), ("Beko", 10), ("Miele", 16)]
+        for model, capacity in models:
+            created = await run(
+                CREATE,
+                input={
+                    "title": f"{model} {capacity}",
+                    "model": model,
+                    "capacity": capacity,
+                    "price": 499.5,
+                    "launchedOn": "2026-01-15",
+                    "tags": ["eco", "quiet"],
+                },
+            )
+            dishwasher = created["createDishwasher"]
+            assert dishwasher["__typename"] == "Dishwasher", dishwasher
+        assert dishwasher["capacity"] == 16
+        assert dishwasher["launchedOn"] == "2026-01-15"
+        assert dishwasher["tags"] == ["eco", "quiet"]
+        assert dishwasher["stageCode"] == "NEW"
+
+        assert await _titles(run, {"capacity": {"gte": 10}, "model": {"startsWith": "B"}}) == [
+            "Bosch 14",
+            "Bravo 12",
+            "Beko 10",
+        ]
+        assert await _titles(run, {"or": [{"model": {"eq": "Alpha"}}, {"capacity": {"gt": 15}}]}) == [
+            "Miele 16",
+            "Alpha 8",
+        ]
+        assert await _titles(run, {"not": {"model": {"in": ["Alpha", "Beko", "Bosch"]}}}) == ["Miele 16", "Bravo 12"]
+
+        seen: list[str] = []
+        after = None
+        while True:
+            page = (await run(LIST, filter=None, first=2, after=after))["dishwashers"]
+            assert page["totalCount"] == 5
+            seen.extend(e["node"]["title"] for e in page["edges"])
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        assert seen == ["Miele 16", "Bosch 14", "Bravo 12", "Beko 10", "Alpha 8"]
+
+        updated = await run(
+            """mutation($id: UUID!) {
+              updateDishwasher(id: $id, version: 1, input: {capacity: 17, tags: null}) {
+                __typename ... on Dishwasher { capacity tags version }
+              }
+            }""",
+            id=dishwasher["id"],
+        )
+        assert updated["updateDishwasher"] == {"__typename": "Dishwasher", "capacity": 17, "tags": None, "version": 2}
+        moved = await run(
+            """mutation($id: UUID!, $pipeline: UUID!) {
+              moveDishwasher(id: $id, pipelineId: $pipeline, stageCode: "CERTIFIED", version: 2) {
+                __typename ... on Dishwasher { stage { code semantic } pipeline { title } }
+              }
+            }""",
+            id=dishwasher["id"],
+            pipeline=pipeline_id,
+        )
+        assert moved["moveDishwasher"]["stage"] == {"code": "CERTIFIED", "semantic": "success"}
+        assert moved["moveDishwasher"]["pipeline"] == {"title": "Certification"}
+
+    async def test_validation_errors_are_typed_and_name_the_typed_fields(self, run: Run) -> None:
+        await _define(run)
+        result = await run(CREATE, input={"title": "no model", "capacity": 0})
+        error = result["createDishwasher"]
+        assert error["__typename"] == "ValidationError"
+        assert {f["field"]: f["message"] for f in error["fields"]} == {
+            "model": "is required",
+            "capacity": "must be at least 1",
+        }
+        with pytest.raises(TransportQueryError) as caught:
+            await run(CREATE, input={"model": "X", "capacity": "twelve"})
+        assert "Int cannot represent" in str(caught.value)
+        listed = await run(LIST, filter=None, first=10)
+        assert listed["dishwashers"]["totalCount"] == 0
+
+    async def test_an_element_of_another_type_is_not_found(self, client: httpx.AsyncClient, run: Run) -> None:
+        await _define(run)
+        await client.post("/entity-types", json={"code": "lead", "title": "Lead"})
+        lead = (await client.post("/entity-types/lead/elements", json={"title": "L"})).json()
+        moved = await run(
+            'mutation($id: UUID!) { moveDishwasher(id: $id, stageCode: "IN_PROGRESS") { __typename } }', id=lead["id"]
+        )
+        assert moved["moveDishwasher"]["__typename"] == "NotFound"
+        with pytest.raises(TransportQueryError, match="not a dishwasher"):
+            await run("query($id: UUID!) { dishwasher(id: $id) { id } }", id=lead["id"])
+
+
+class TestSchemaFollowsMetadata:
+    async def test_field_added_through_rest_is_queryable_on_the_next_request(
+        self, client: httpx.AsyncClient, run: Run
+    ) -> None:
+        await _define(run)
+        await run(CREATE, input={"model": "Alpha"})
+        query = "{ dishwashers { edges { node { model energyClass } } } }"
+        with pytest.raises(TransportQueryError, match="energyClass"):
+            await run(query)
+        response = await client.post(
+            "/entity-types/dishwasher/fields",
+            json={"code": "energy_class", "type": "enum", "options": [{"value": "A"}, {"value": "B"}]},
+        )
+        assert response.status_code == 201
+        data = await run(query)
+        assert data["dishwashers"]["edges"] == [{"node": {"model": "Alpha", "energyClass": None}}]
+        filtered = await run("{ dishwashers(filter: {energyClass: {isNull: true}}) { totalCount } }")
+        assert filtered["dishwashers"]["totalCount"] == 1
+
+        await client.delete("/entity-types/dishwasher/fields/energy_class")
+        with pytest.raises(TransportQueryError, match="energyClass"):
+            await run(query)
+
+    async def test_sdl_endpoint_returns_the_workspace_schema(self, client: httpx.AsyncClient, run: Run) -> None:
+        await _define(run)
+        response = await client.get("/graphql/schema.graphql")
+        assert response.status_code == 200
+        sdl = response.text
+        for expected in (
+            "type Dishwasher {",
+            "  model: String",
+            "  capacity: Int",
+            "  launchedOn: Date",
+            "input DishwasherFilter {",
+            "input DishwasherInput {",
+            "dishwashers(filter: DishwasherFilter = null",
+            "createDishwasher(input: DishwasherInput!): DishwasherResult!",
+            "type ElementConnection {",
+        ):
+            assert expected in sdl, expected
+
+    async def test_type_codes_that_clash_with_generic_names_get_a_suffix(
+        self, client: httpx.AsyncClient, run: Run
+    ) -> None:
+        for code in ("stage", "element"):
+            assert (await client.post("/entity-types", json={"code": code, "title": code})).status_code == 201
+        await run('mutation { createStageRecord(input: {title: "s"}) { __typename } }')
+        data = await run("{ stageRecords { totalCount edges { node { title } } } elementRecords { totalCount } }")
+        assert data["stageRecords"]["edges"] == [{"node": {"title": "s"}}]
+        assert data["elementRecords"]["totalCount"] == 0
+
+
+class TestReadmeExamples:
+    async def test_the_readme_operations_are_valid_against_the_workspace_sdl(
+        self, client: httpx.AsyncClient, run: Run
+    ) -> None:
+        await _define(run)
+        await client.post("/entity-types", json={"code": "warranty_claim", "title": "Warranty claim"})
+        await client.post("/relations", json={"parent_type": "dishwasher", "child_type": "warranty_claim"})
+        block = README.split("```graphql\n", 1)[1].split("```", 1)[0]
+        sdl = (await client.get("/graphql/schema.graphql")).text
+        errors = validate(build_schema(sdl), parse(block))
+        assert errors == [], errors
+        operations = [d for d in parse(block).definitions if isinstance(d, OperationDefinitionNode)]
+        assert [o.operation.value for o in operations] == ["query", "mutation", "subscription"]
+        created = await run(print_ast(operations[1]))
+        assert created["createDishwasher"]["__typename"] == "Dishwasher"
+        found = await run(print_ast(operations[0]))
+        assert found["dishwashers"]["edges"][0]["node"]["model"] == "SMS6"
+
+
+async def test_graphiql_is_served_without_a_key_in_development(settings: Settings) -> None:
+    application = create_app(settings.model_copy(update={"ENVIRONMENT": "development", "DB_POOL_SIZE": 1}))
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as http,
+    ):
+        page = await http.get("/graphql", headers={"Accept": "text/html"})
+        assert page.status_code == 200
+        assert "graphiql" in page.text.lower()
+        query = await http.get("/graphql", params={"query": "{ entityTypes { code } }"})
+        assert query.status_code == 401
