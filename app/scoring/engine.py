@@ -12,7 +12,6 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.elements.models import Element
 from app.scoring import factors as factor_scoring
 from app.scoring import learned
 from app.scoring.models import ScoringModel
