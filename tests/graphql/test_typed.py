@@ -5,12 +5,14 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from graphql import OperationDefinitionNode, build_schema, parse, print_ast, validate
 
 from app.main import create_app
 from app.settings import Settings
-from tests.graphql.conftest import Run
+from tests.graphql.conftest import Run, http_client
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 DEFINE = """
@@ -235,3 +237,15 @@ async def test_graphiql_is_served_without_a_key_in_development(settings: Setting
         assert "graphiql" in page.text.lower()
         query = await http.get("/graphql", params={"query": "{ entityTypes { code } }"})
         assert query.status_code == 401
+
+
+async def test_typed_types_belong_to_their_workspace(app: FastAPI, run: Run, other_client: httpx.AsyncClient) -> None:
+    await _define(run)
+    await run(CREATE, input={"model": "Mine"})
+    key = other_client.headers["Authorization"].removeprefix("Bearer ")
+    async with http_client(app, key) as other:
+        with pytest.raises(TransportQueryError, match="dishwashers"):
+            await other.execute(GraphQLRequest("{ dishwashers { totalCount } }"))
+        sdl = (await other_client.get("/graphql/schema.graphql")).text
+    assert "Dishwasher" not in sdl
+    assert "type Element {" in sdl

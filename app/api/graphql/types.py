@@ -132,18 +132,11 @@ class EntityType:
 
     @strawberry.field
     async def fields(self, info: Info) -> list[Field]:
-        from app.entity_types import service
-
-        return [
-            Field.from_read(f) for f in await service.list_fields(info.context.session, info.context.who, self.code)
-        ]
+        return [Field.from_read(f) for f in await info.context.loaders.fields_of_type.load(self.id) or []]
 
     @strawberry.field
     async def pipelines(self, info: Info) -> list[Pipeline]:
-        from app.pipelines import service
-
-        items = await service.list_pipelines(info.context.session, info.context.who, self.code)
-        return [Pipeline.from_read(p) for p in items]
+        return [Pipeline.from_read(p) for p in await info.context.loaders.pipelines_of_type.load(self.id) or []]
 
 
 @strawberry.type
