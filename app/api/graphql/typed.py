@@ -208,7 +208,7 @@ class TypedBuilder:
         edge = strawberry.type(
             _new_class(
                 f"{names.type}Edge",
-                {"__annotations__": {"node": node, "cursor": str | None}, "cursor": None},
+                {"__annotations__": {"node": node, "cursor": str}},
             ),
             name=f"{names.type}Edge",
         )
