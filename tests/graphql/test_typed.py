@@ -249,3 +249,23 @@ async def test_typed_types_belong_to_their_workspace(app: FastAPI, run: Run, oth
         sdl = (await other_client.get("/graphql/schema.graphql")).text
     assert "Dishwasher" not in sdl
     assert "type Element {" in sdl
+
+
+async def test_field_codes_that_clash_after_camel_case_get_distinct_names(client: httpx.AsyncClient, run: Run) -> None:
+    await client.post("/entity-types", json={"code": "gadget", "title": "Gadget"})
+    for code in ("ab_1", "ab1", "not", "stage"):
+        response = await client.post("/entity-types/gadget/fields", json={"code": code, "type": "integer"})
+        assert response.status_code == 201, response.text
+    created = await run(
+        "mutation { createGadget(input: {ab1: 1, ab1Field: 2, notField: 3, stageField: 4}) "
+        "{ ... on Gadget { ab1 ab1Field notField stageField stage { code } } } }"
+    )
+    assert created["createGadget"] == {
+        "ab1": 1,
+        "ab1Field": 2,
+        "notField": 3,
+        "stageField": 4,
+        "stage": {"code": "NEW"},
+    }
+    found = await run("{ gadgets(filter: {notField: {eq: 3}, not: {ab1Field: {eq: 5}}}) { totalCount } }")
+    assert found["gadgets"]["totalCount"] == 1

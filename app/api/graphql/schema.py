@@ -120,13 +120,23 @@ class SchemaCache:
                 rows = await entity_type_service.list_entity_types(session, context.who)
                 metas = [await load_type_meta(session, row) for row in rows]
                 # Building takes ~50 ms per entity type: off the event loop, so other requests go on meanwhile.
-                schema = await asyncio.to_thread(workspace_schema, self.settings, self.generic, metas)
+                schema = await asyncio.to_thread(self._build, workspace_id, metas)
                 for stale in [k for k in self._schemas if k[0] == workspace_id]:
                     del self._schemas[stale]
                 self._schemas[key] = schema
                 while len(self._schemas) > CACHE_SIZE:
                     self._schemas.popitem(last=False)
         return schema
+
+    def _build(self, workspace_id: uuid.UUID, metas: list[Any]) -> StageflowSchema:
+        try:
+            return workspace_schema(self.settings, self.generic, metas)
+        except Exception:
+            # A typed schema that cannot be built must not take the workspace's GraphQL down with it.
+            logger.exception(
+                "typed GraphQL schema of workspace %s failed to build; serving the generic one", workspace_id
+            )
+            return self.generic
 
 
 class WorkspaceSchemas(StageflowSchema):

@@ -195,15 +195,27 @@ class TypedBuilder:
                 return Names(base, single, many)
         return None
 
-    def field_name(self, code: str) -> str:
-        name = to_camel_case(code)
-        return name + "Field" if name in self.element_fields else name
+    def field_names(self, codes: list[str]) -> dict[str, str]:
+        """GraphQL names for custom fields: camelCase, clear of the system fields, and/or/not and each other."""
+        taken = self.element_fields | {"and", "or", "not"}
+        names: dict[str, str] = {}
+        for code in codes:
+            name = to_camel_case(code)
+            if name in taken:
+                name += "Field"
+            base, n = name, 2
+            while name in taken:
+                name, n = f"{base}{n}", n + 1
+            taken.add(name)
+            names[code] = name
+        return names
 
     def build(self, meta: TypeMeta) -> TypedPart | None:
         names = self.names(meta.code)
         if names is None:
             return None
-        custom = {code: (self.field_name(code), fm) for code, fm in meta.fields.items()}
+        graphql_names = self.field_names(list(meta.fields))
+        custom = {code: (graphql_names[code], fm) for code, fm in meta.fields.items()}
         node = self._node(names, meta, custom)
         edge = strawberry.type(
             _new_class(
