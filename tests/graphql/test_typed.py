@@ -21,7 +21,10 @@ mutation {
     __typename
   }
   model: createField(type: "dishwasher", input: {code: "model", type: "string", required: true}) { __typename }
-  capacity: createField(type: "dishwasher", input: {code: "capacity", type: "integer", min: 1}) { __typename }
+  capacity: createField(type: "dishwasher", input: {code: "capacity", type: "integer", min: 1, max: 100}) {
+    __typename
+  }
+  serial: createField(type: "dishwasher", input: {code: "serial", type: "integer"}) { __typename }
   price: createField(type: "dishwasher", input: {code: "price", type: "money"}) { __typename }
   launched: createField(type: "dishwasher", input: {code: "launched_on", type: "date"}) { __typename }
   tags: createField(type: "dishwasher", input: {code: "tags", type: "string", multiple: true}) { __typename }
@@ -57,6 +60,12 @@ async def _define(run: Run) -> str:
     return pipeline_id
 
 
+async def _id_of(run: Run, model: str) -> str:
+    data = await run("query($m: String!) { dishwashers(filter: {model: {eq: $m}}) { edges { node { id } } } }", m=model)
+    element_id: str = data["dishwashers"]["edges"][0]["node"]["id"]
+    return element_id
+
+
 async def _titles(run: Run, filter: dict[str, Any] | None, first: int = 50) -> list[str]:
     data = await run(LIST, filter=filter, first=first)
     return [e["node"]["title"] for e in data["dishwashers"]["edges"]]
@@ -81,6 +90,14 @@ class TestTypedSchema:
             dishwasher = created["createDishwasher"]
             assert dishwasher["__typename"] == "Dishwasher", dishwasher
         assert dishwasher["capacity"] == 16
+        big = await run(
+            'mutation { createDishwasher(input: {model: "Big", serial: 900000000000}) '
+            "{ ... on Dishwasher { serial } } }"
+        )
+        assert big["createDishwasher"] == {"serial": 900000000000}
+        found = await run("{ dishwashers(filter: {serial: {gt: 899999999999}}) { totalCount } }")
+        assert found["dishwashers"]["totalCount"] == 1
+        await run("mutation($id: UUID!) { deleteElement(id: $id) { __typename } }", id=await _id_of(run, "Big"))
         assert dishwasher["launchedOn"] == "2026-01-15"
         assert dishwasher["tags"] == ["eco", "quiet"]
         assert dishwasher["stageCode"] == "NEW"
@@ -187,6 +204,7 @@ class TestSchemaFollowsMetadata:
             "type Dishwasher {",
             "  model: String",
             "  capacity: Int",
+            "  serial: BigInt",
             "  launchedOn: Date",
             "input DishwasherFilter {",
             "input DishwasherInput {",

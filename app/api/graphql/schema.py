@@ -17,13 +17,14 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from app.api.graphql.context import Context
 from app.api.graphql.errors import DomainErrorExtension
 from app.api.graphql.generic import Mutation, Query, Subscription
 from app.api.graphql.limits import limit_extensions
-from app.api.graphql.typed import TypedBuilder, TypedPart
+from app.api.graphql.typed import BIG_INT, BigInt, TypedBuilder, TypedPart
 from app.entity_types import service as entity_type_service
 from app.entity_types.meta import load_type_meta
 from app.errors import DomainError
@@ -52,7 +53,13 @@ def _schema(settings: Settings, query: type, mutation: type, typed_lists: tuple[
     if not settings.is_development:
         # A bug's message may tell too much: outside development the caller only learns that it happened.
         extensions.append(lambda: MaskErrors(should_mask_error=_unexpected, error_message="Internal server error"))
-    return StageflowSchema(query=query, mutation=mutation, subscription=Subscription, extensions=extensions)
+    return StageflowSchema(
+        query=query,
+        mutation=mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map={BigInt: BIG_INT}),
+    )
 
 
 def generic_schema(settings: Settings) -> StageflowSchema:
@@ -149,6 +156,7 @@ class WorkspaceSchemas(StageflowSchema):
             mutation=Mutation,
             subscription=Subscription,
             extensions=list(generic.extensions),
+            config=generic.config,
         )
         self.cache = cache
 

@@ -10,6 +10,7 @@ Every resolver calls the same services as the generic schema.
 from __future__ import annotations
 
 import types
+import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,34 @@ SCALARS: dict[str, type] = {
     "user": uuid.UUID,
     "reference": uuid.UUID,
 }
+INT32 = 2**31 - 1
+
+
+def _big_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"BigInt cannot represent {value!r}")
+    return value
+
+
+BigInt = typing.NewType("BigInt", int)
+# Registered through the schema's scalar_map (StrawberryConfig), as Strawberry recommends.
+BIG_INT = strawberry.scalar(
+    name="BigInt",
+    description="A whole number beyond GraphQL's 32-bit Int (up to ±10^15), as a JSON number",
+    serialize=_big_int,
+    parse_value=_big_int,
+)
+
+
+def scalar_of(fm: FieldMeta) -> Any:
+    """The GraphQL scalar of a custom field; integers are Int only when their min and max keep them in 32 bits."""
+    if fm.row.type == "integer":
+        low, high = fm.row.validation.get("min"), fm.row.validation.get("max")
+        bounded = low is not None and high is not None and low >= -INT32 and high <= INT32
+        return int if bounded else BigInt
+    return SCALARS[fm.row.type]
+
+
 ORDERED = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "nin", "between", "is_null")
 OPS: dict[type, tuple[str, ...]] = {
     str: ("eq", "ne", "lt", "lte", "gt", "gte", "in", "nin", "contains", "icontains", "starts_with", "is_null"),
@@ -56,6 +85,7 @@ OPS: dict[type, tuple[str, ...]] = {
     float: ORDERED,
     date: ORDERED,
     datetime: ORDERED,
+    BigInt: ORDERED,
     bool: ("eq", "ne", "is_null"),
     uuid.UUID: ("eq", "ne", "in", "nin", "is_null"),
 }
@@ -94,6 +124,7 @@ CREATE_SYSTEM: dict[str, Any] = {
 PATCH_SYSTEM = {k: v for k, v in CREATE_SYSTEM.items() if k not in ("pipeline_id", "stage_id", "stage_code")}
 SCALAR_NAMES = {str: "String", int: "Int", float: "Float", bool: "Boolean", date: "Date", datetime: "DateTime"}
 SCALAR_NAMES[uuid.UUID] = "UUID"
+SCALAR_NAMES[BigInt] = "BigInt"
 
 
 def _new_class(name: str, namespace: dict[str, Any], bases: tuple[type, ...] = ()) -> type:
@@ -271,7 +302,7 @@ class TypedBuilder:
             fields[code] = (SCALAR_FILTERS[scalar] | None, None)
             codes[code] = code
         for code, (graphql_name, fm) in custom.items():
-            fields[f"f_{code}"] = (SCALAR_FILTERS[SCALARS[fm.row.type]] | None, graphql_name)
+            fields[f"f_{code}"] = (SCALAR_FILTERS[scalar_of(fm)] | None, graphql_name)
             codes[f"f_{code}"] = code
         cls = _new_class(filter_name, {"__annotations__": {}})
         # The and/or/not members refer to the filter itself: annotate with the class before decorating it.
@@ -288,7 +319,7 @@ class TypedBuilder:
     def _values_input(self, name: str, system: dict[str, Any], custom: dict[str, tuple[str, FieldMeta]]) -> type:
         fields: dict[str, tuple[Any, str | None]] = {k: (v, None) for k, v in system.items()}
         for code, (graphql_name, fm) in custom.items():
-            scalar: Any = SCALARS[fm.row.type]
+            scalar: Any = scalar_of(fm)
             fields[f"f_{code}"] = (list[scalar] | None if fm.row.multiple else scalar | None, graphql_name)
         return _input(name, fields)
 
@@ -337,14 +368,14 @@ def _definition(cls: type) -> StrawberryObjectDefinition:
 
 
 def _convert(fm: FieldMeta) -> Callable[[Any], Any]:
-    scalar = SCALARS[fm.row.type]
+    scalar = scalar_of(fm)
     if scalar is date:
         return lambda v: date.fromisoformat(v) if isinstance(v, str) else v
     if scalar is datetime:
         return lambda v: datetime.fromisoformat(v) if isinstance(v, str) else v
     if scalar is uuid.UUID:
         return lambda v: uuid.UUID(str(v))
-    if scalar is int:
+    if scalar is int or scalar is BigInt:
         return lambda v: int(v)
     if scalar is float:
         return lambda v: float(v)
@@ -361,7 +392,7 @@ def _value_resolver(code: str, fm: FieldMeta) -> Callable[..., Any]:
             return None
         return [convert(v) for v in raw] if multiple else convert(raw)
 
-    scalar: Any = SCALARS[fm.row.type]
+    scalar: Any = scalar_of(fm)
     resolve.__annotations__ = {"return": list[scalar] | None if multiple else scalar | None}
     return resolve
 
