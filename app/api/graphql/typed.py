@@ -24,7 +24,7 @@ from strawberry.types.unset import UnsetType
 from strawberry.utils.str_converters import to_camel_case
 
 from app.api.graphql.context import Info
-from app.api.graphql.errors import ErrorTypes, mutate, parse, plain
+from app.api.graphql.errors import mutate, parse, plain
 from app.api.graphql.generic import list_page
 from app.api.graphql.types import Element as GenericElement
 from app.api.graphql.types import PageInfo, check_first, connection, result
@@ -531,4 +531,4 @@ def _move(type_code: str, names: Names, node: type, payload: Any) -> Any:
     return strawberry.mutation(resolver=resolve, name=f"move{names.type}")
 
 
-__all__ = ["ErrorTypes", "TypedBuilder", "TypedPart"]
+__all__ = ["BIG_INT", "BigInt", "TypedBuilder", "TypedPart"]
