@@ -1,5 +1,6 @@
 """The typed schema of a workspace: generated from its entity types and fields, rebuilt when they change."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from graphql import OperationDefinitionNode, build_schema, parse, print_ast, val
 
 from app.main import create_app
 from app.settings import Settings
+from tests.conftest import QueryCounter
 from tests.graphql.conftest import Run, http_client
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -287,3 +289,41 @@ async def test_field_codes_that_clash_after_camel_case_get_distinct_names(client
     }
     found = await run("{ gadgets(filter: {notField: {eq: 3}, not: {ab1Field: {eq: 5}}}) { totalCount } }")
     assert found["gadgets"]["totalCount"] == 1
+
+
+async def test_reference_fields_resolve_to_the_typed_element_in_a_batch(
+    client: httpx.AsyncClient, run: Run, count_queries: Callable[[], QueryCounter]
+) -> None:
+    for code in ("company", "contact"):
+        assert (await client.post("/entity-types", json={"code": code, "title": code})).status_code == 201
+    await client.post("/entity-types/company/fields", json={"code": "city", "type": "string"})
+    await client.post(
+        "/entity-types/contact/fields", json={"code": "employer", "type": "reference", "target_type": "company"}
+    )
+    await client.post(
+        "/entity-types/company/fields",
+        json={"code": "staff", "type": "reference", "target_type": "contact", "multiple": True},
+    )
+    acme = (await run('mutation { createCompany(input: {title: "ACME", city: "Oslo"}) { ... on Company { id } } }'))[
+        "createCompany"
+    ]
+    for name in ("Ann", "Bob", "Cid"):
+        created = await run(
+            "mutation($c: UUID!, $t: String!) { createContact(input: {title: $t, employer: $c}) { __typename } }",
+            c=acme["id"],
+            t=name,
+        )
+        assert created["createContact"]["__typename"] == "Contact"
+    query = '{ contacts(sort: "title") { edges { node { title employer { title city staff { title } } } } } }'
+    await run(query)
+    counter = count_queries()
+    data = await run(query)
+    nodes = [e["node"] for e in data["contacts"]["edges"]]
+    assert nodes[0] == {"title": "Ann", "employer": {"title": "ACME", "city": "Oslo", "staff": None}}
+    assert [n["employer"]["title"] for n in nodes] == ["ACME", "ACME", "ACME"]
+    assert counter.count <= 20, counter.statements
+    filtered = await run("query($c: UUID!) { contacts(filter: {employer: {eq: $c}}) { totalCount } }", c=acme["id"])
+    assert filtered["contacts"]["totalCount"] == 3
+    sdl = (await client.get("/graphql/schema.graphql")).text
+    assert "employer: Company" in sdl
+    assert "staff: [Contact!]" in sdl

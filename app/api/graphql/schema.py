@@ -86,9 +86,11 @@ def workspace_schema(settings: Settings, generic: StageflowSchema, metas: list[A
     mutation_fields: dict[str, Any] = {}
     lists: list[str] = []
     for meta in metas:
+        if not builder.prepare(meta):
+            logger.warning("entity type %s left out of the typed schema: its GraphQL names are taken", meta.code)
+    for meta in metas:
         part: TypedPart | None = builder.build(meta)
         if part is None:
-            logger.warning("entity type %s left out of the typed schema: its GraphQL names are taken", meta.code)
             continue
         query_fields.update(part.query)
         mutation_fields.update(part.mutation)

@@ -206,6 +206,8 @@ class TypedBuilder:
         self.taken_queries = set(taken_queries)
         self.taken_mutations = set(taken_mutations)
         self.element_fields = {f.name for f in _definition(GenericElement).fields}
+        # Each type's names and its (not yet decorated) class, so reference fields can point at types built later.
+        self.prepared: dict[str, tuple[Names, type]] = {}
 
     def names(self, code: str) -> Names | None:
         """Free names for a type, or None when even the fallback ones are taken (the type is then left out)."""
@@ -241,10 +243,18 @@ class TypedBuilder:
             names[code] = name
         return names
 
-    def build(self, meta: TypeMeta) -> TypedPart | None:
+    def prepare(self, meta: TypeMeta) -> bool:
+        """Reserve the type's names and create its class; False when its names are taken (it is left out)."""
         names = self.names(meta.code)
         if names is None:
+            return False
+        self.prepared[meta.code] = (names, _new_class(names.type, {"__annotations__": {}}, (GenericElement,)))
+        return True
+
+    def build(self, meta: TypeMeta) -> TypedPart | None:
+        if meta.code not in self.prepared:
             return None
+        names, _ = self.prepared[meta.code]
         graphql_names = self.field_names(list(meta.fields))
         custom = {code: (graphql_names[code], fm) for code, fm in meta.fields.items()}
         node = self._node(names, meta, custom)
@@ -278,19 +288,34 @@ class TypedBuilder:
         part.mutation[f"t_{meta.code}_move"] = _move(meta.code, names, node, payload)
         return part
 
-    def _node(self, names: Names, meta: TypeMeta, custom: dict[str, tuple[str, FieldMeta]]) -> type:
-        namespace: dict[str, Any] = {"__annotations__": {}}
-        for code, (graphql_name, fm) in custom.items():
-            resolver = _value_resolver(code, fm)
-            python_name = f"f_{code}"
-            namespace[python_name] = strawberry.field(
-                resolver=resolver, name=graphql_name, description=fm.row.label or None
-            )
-            namespace["__annotations__"][python_name] = resolver.__annotations__["return"]
-        description = f"An element of entity type `{meta.code}` ({meta.entity_type.title}) with its fields typed"
-        return strawberry.type(
-            _new_class(names.type, namespace, (GenericElement,)), name=names.type, description=description
+    def _reference_field(self, code: str, graphql_name: str, fm: FieldMeta) -> Any:
+        # The target's class exists already (prepare), decorated or not: by the time the schema is built, it is.
+        target = self.prepared[fm.target_type_code][1] if fm.target_type_code in self.prepared else GenericElement
+        graphql_type = list[target] | None if fm.row.multiple else target | None  # type: ignore[valid-type]
+        description = f"{fm.row.label or code} (the `{fm.target_type_code}` element it refers to)"
+        return strawberry.field(
+            resolver=_reference_resolver(code, fm, target),
+            name=graphql_name,
+            description=description,
+            graphql_type=graphql_type,
         )
+
+    def _node(self, names: Names, meta: TypeMeta, custom: dict[str, tuple[str, FieldMeta]]) -> type:
+        cls = self.prepared[meta.code][1]
+        for code, (graphql_name, fm) in custom.items():
+            python_name = f"f_{code}"
+            if fm.row.type == "reference" and fm.target_type_code:
+                setattr(cls, python_name, self._reference_field(code, graphql_name, fm))
+                continue
+            resolver = _value_resolver(code, fm)
+            setattr(
+                cls,
+                python_name,
+                strawberry.field(resolver=resolver, name=graphql_name, description=fm.row.label or None),
+            )
+            cls.__annotations__[python_name] = resolver.__annotations__["return"]
+        description = f"An element of entity type `{meta.code}` ({meta.entity_type.title}) with its fields typed"
+        return strawberry.type(cls, name=names.type, description=description)
 
     def _filter(
         self, names: Names, custom: dict[str, tuple[str, FieldMeta]]
@@ -394,6 +419,22 @@ def _value_resolver(code: str, fm: FieldMeta) -> Callable[..., Any]:
 
     scalar: Any = scalar_of(fm)
     resolve.__annotations__ = {"return": list[scalar] | None if multiple else scalar | None}
+    return resolve
+
+
+def _reference_resolver(code: str, fm: FieldMeta, target: Any) -> Callable[..., Any]:
+    target_code = fm.target_type_code or ""
+    multiple = fm.row.multiple
+
+    async def resolve(root: Any, info: Info) -> Any:
+        raw = root.values.get(code)
+        if raw is None:
+            return None
+        keys = [(target_code, uuid.UUID(str(item))) for item in (raw if multiple else [raw])]
+        found = [target.from_read(e) for e in await info.context.loaders.element.load_many(keys) if e is not None]
+        return found if multiple else (found[0] if found else None)
+
+    resolve.__annotations__ = {"info": Info}
     return resolve
 
 
