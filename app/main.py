@@ -11,7 +11,7 @@ from app.api.graphql.router import mount_graphql
 from app.api.rest import api_keys, elements, entity_types, pipelines, relations
 from app.api.rest.problems import install_problem_handlers
 from app.db import make_engine, make_sessionmaker
-from app.events.sinks import redis_pubsub_sink
+from app.events.sinks import default_sinks
 from app.observability import Metrics, ObservabilityMiddleware
 from app.outbox.dispatcher import run_dispatcher
 from app.settings import Settings, get_settings
@@ -40,7 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     stop = asyncio.Event()
     dispatcher = None
     if settings.OUTBOX_DISPATCHER_ENABLED and app.state.redis is not None:
-        sinks = [redis_pubsub_sink(app.state.redis)]
+        sinks = default_sinks(app.state.redis)
         dispatcher = asyncio.create_task(run_dispatcher(app.state.sessionmaker, sinks, stop=stop))
     try:
         yield

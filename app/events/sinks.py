@@ -16,3 +16,9 @@ def redis_pubsub_sink(redis: Redis) -> Sink:
             await pipe.execute()
 
     return sink
+
+
+def default_sinks(redis: Redis) -> list[Sink]:
+    """Every sink an outbox event goes to. Every dispatcher (API process or worker) must use this one list: the
+    dispatcher that claims a row marks it dispatched for all sinks."""
+    return [redis_pubsub_sink(redis)]
