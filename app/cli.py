@@ -122,6 +122,7 @@ def dev(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
                 fg=typer.colors.GREEN,
             )
         typer.echo(f"API on http://{host}:{port}/api/v1  (docs: http://{host}:{port}/docs)")
+        typer.echo(f"GraphQL on http://{host}:{port}/graphql  (GraphiQL: set the Authorization header there)")
         _serve(host, port)
     finally:
         if stop is not None:
