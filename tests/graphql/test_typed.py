@@ -219,12 +219,17 @@ class TestSchemaFollowsMetadata:
     async def test_type_codes_that_clash_with_generic_names_get_a_suffix(
         self, client: httpx.AsyncClient, run: Run
     ) -> None:
-        for code in ("stage", "element"):
+        for code in ("stage", "element", "string_filter", "big_int"):
             assert (await client.post("/entity-types", json={"code": code, "title": code})).status_code == 201
         await run('mutation { createStageRecord(input: {title: "s"}) { __typename } }')
         data = await run("{ stageRecords { totalCount edges { node { title } } } elementRecords { totalCount } }")
         assert data["stageRecords"]["edges"] == [{"node": {"title": "s"}}]
         assert data["elementRecords"]["totalCount"] == 0
+        other = await run("{ stringFilterRecords { totalCount } bigIntRecords { totalCount } }")
+        assert other == {"stringFilterRecords": {"totalCount": 0}, "bigIntRecords": {"totalCount": 0}}
+        sdl = (await client.get("/graphql/schema.graphql")).text
+        assert "type StringFilterRecord {" in sdl
+        assert "type BigIntRecord {" in sdl
 
 
 class TestReadmeExamples:

@@ -202,7 +202,9 @@ class TypedPart:
 
 class TypedBuilder:
     def __init__(self, taken_types: set[str], taken_queries: set[str], taken_mutations: set[str]) -> None:
-        self.taken_types = set(taken_types)
+        # The shared filter inputs and scalars are not in the generic schema but are in every typed one.
+        shared = {f"{name}Filter" for name in SCALAR_NAMES.values()} | set(SCALAR_NAMES.values())
+        self.taken_types = set(taken_types) | shared
         self.taken_queries = set(taken_queries)
         self.taken_mutations = set(taken_mutations)
         self.element_fields = {f.name for f in _definition(GenericElement).fields}
