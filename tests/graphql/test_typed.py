@@ -345,3 +345,25 @@ async def test_awkward_codes_still_build_a_typed_schema(client: httpx.AsyncClien
     sdl = (await client.get("/graphql/schema.graphql")).text
     assert "type Dishwasher {" in sdl, "the typed schema fell back to the generic one"
     assert sdl.count("Connection {") == len(codes) + 1
+
+
+async def test_enum_fields_become_graphql_enums(client: httpx.AsyncClient, run: Run) -> None:
+    await client.post("/entity-types", json={"code": "lead", "title": "Lead"})
+    options = [{"value": "it", "label": "IT"}, {"value": "retail"}, {"value": "bank"}]
+    await client.post("/entity-types/lead/fields", json={"code": "industry", "type": "enum", "options": options})
+    grades = [{"value": "A+"}, {"value": "B"}]
+    await client.post("/entity-types/lead/fields", json={"code": "grade", "type": "enum", "options": grades})
+    for industry in ("it", "bank", "retail"):
+        created = await run(
+            f'mutation {{ createLead(input: {{title: "{industry}", industry: {industry}, grade: "A+"}}) '
+            "{ ... on Lead { industry grade } } }"
+        )
+        assert created["createLead"] == {"industry": industry, "grade": "A+"}
+    found = await run('{ leads(filter: {industry: {in: [it, bank]}}, sort: "title") { edges { node { title } } } }')
+    assert [e["node"]["title"] for e in found["leads"]["edges"]] == ["bank", "it"]
+    with pytest.raises(TransportQueryError, match="farm"):
+        await run("mutation { createLead(input: {industry: farm}) { __typename } }")
+    sdl = (await client.get("/graphql/schema.graphql")).text
+    assert "enum LeadIndustry {" in sdl
+    assert "  industry: LeadIndustry" in sdl
+    assert "  grade: String" in sdl  # "A+" is no GraphQL name: the field stays a String

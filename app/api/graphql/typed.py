@@ -9,6 +9,8 @@ Every resolver calls the same services as the generic schema.
 
 from __future__ import annotations
 
+import enum
+import re
 import types
 import typing
 import uuid
@@ -51,6 +53,7 @@ SCALARS: dict[str, type] = {
     "reference": uuid.UUID,
 }
 INT32 = 2**31 - 1
+GRAPHQL_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 
 
 def _big_int(value: Any) -> int:
@@ -157,6 +160,8 @@ SCALAR_FILTERS: dict[type, type] = {scalar: _scalar_filter(scalar) for scalar in
 def _json(value: Any) -> Any:
     if isinstance(value, list):
         return [_json(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
     if isinstance(value, date | datetime):
         return value.isoformat()
     if isinstance(value, uuid.UUID):
@@ -210,6 +215,8 @@ class TypedBuilder:
         self.element_fields = {f.name for f in _definition(GenericElement).fields}
         # Each type's names and its (not yet decorated) class, so reference fields can point at types built later.
         self.prepared: dict[str, tuple[Names, type]] = {}
+        self.scalars: dict[str, Any] = {}  # the current type's field code -> GraphQL scalar or enum
+        self.enum_filters: dict[Any, type] = {}
 
     def names(self, code: str) -> Names | None:
         """Free names for a type, or None when even the fallback ones are taken (the type is then left out)."""
@@ -259,6 +266,7 @@ class TypedBuilder:
         names, _ = self.prepared[meta.code]
         graphql_names = self.field_names(list(meta.fields))
         custom = {code: (graphql_names[code], fm) for code, fm in meta.fields.items()}
+        self.scalars = {code: self._scalar(names, code, fm) for code, fm in meta.fields.items()}
         node = self._node(names, meta, custom)
         edge = strawberry.type(
             _new_class(
@@ -290,6 +298,30 @@ class TypedBuilder:
         part.mutation[f"t_{meta.code}_move"] = _move(meta.code, names, node, payload)
         return part
 
+    def _scalar(self, names: Names, code: str, fm: FieldMeta) -> Any:
+        """The field's scalar; an enum field whose options are all valid GraphQL names gets its own enum."""
+        values = [o.value for o in fm.options]
+        if fm.row.type != "enum" or not values or not all(_enum_value(v) for v in values):
+            return scalar_of(fm)
+        name = f"{names.type}{pascal(code)}"
+        if {name, f"{name}Filter"} & self.taken_types:
+            return scalar_of(fm)
+        self.taken_types |= {name, f"{name}Filter"}
+        enum_class = enum.Enum(name, {value: value for value in values})  # type: ignore[misc]
+        labels = ", ".join(f"{o.value} ({o.label})" for o in fm.options if o.label and o.label != o.value)
+        decorated: Any = strawberry.enum(
+            enum_class, name=name, description=f"Options of {fm.row.label or code}. {labels}"
+        )
+        filter_fields: dict[str, tuple[Any, str | None]] = {
+            "eq_": (decorated | None, "eq"),
+            "ne_": (decorated | None, "ne"),
+            "in_": (list[decorated] | None, "in"),
+            "nin_": (list[decorated] | None, "nin"),
+            "is_null_": (bool | None, "isNull"),
+        }
+        self.enum_filters[decorated] = _input(f"{name}Filter", filter_fields, f"Conditions on {name} (all must hold)")
+        return decorated
+
     def _reference_field(self, code: str, graphql_name: str, fm: FieldMeta) -> Any:
         # The target's class exists already (prepare), decorated or not: by the time the schema is built, it is.
         target = self.prepared[fm.target_type_code][1] if fm.target_type_code in self.prepared else GenericElement
@@ -309,7 +341,7 @@ class TypedBuilder:
             if fm.row.type == "reference" and fm.target_type_code:
                 setattr(cls, python_name, self._reference_field(code, graphql_name, fm))
                 continue
-            resolver = _value_resolver(code, fm)
+            resolver = _value_resolver(code, fm, self.scalars[code])
             setattr(
                 cls,
                 python_name,
@@ -328,8 +360,10 @@ class TypedBuilder:
         for code, scalar in SYSTEM_FILTERS.items():
             fields[code] = (SCALAR_FILTERS[scalar] | None, None)
             codes[code] = code
-        for code, (graphql_name, fm) in custom.items():
-            fields[f"f_{code}"] = (SCALAR_FILTERS[scalar_of(fm)] | None, graphql_name)
+        for code, (graphql_name, _) in custom.items():
+            scalar = self.scalars[code]
+            filter_type = self.enum_filters.get(scalar) or SCALAR_FILTERS[scalar]
+            fields[f"f_{code}"] = (filter_type | None, graphql_name)
             codes[f"f_{code}"] = code
         cls = _new_class(filter_name, {"__annotations__": {}})
         # The and/or/not members refer to the filter itself: annotate with the class before decorating it.
@@ -346,7 +380,7 @@ class TypedBuilder:
     def _values_input(self, name: str, system: dict[str, Any], custom: dict[str, tuple[str, FieldMeta]]) -> type:
         fields: dict[str, tuple[Any, str | None]] = {k: (v, None) for k, v in system.items()}
         for code, (graphql_name, fm) in custom.items():
-            scalar: Any = scalar_of(fm)
+            scalar: Any = self.scalars[code]
             fields[f"f_{code}"] = (list[scalar] | None if fm.row.multiple else scalar | None, graphql_name)
         return _input(name, fields)
 
@@ -394,8 +428,15 @@ def _definition(cls: type) -> StrawberryObjectDefinition:
     return definition
 
 
-def _convert(fm: FieldMeta) -> Callable[[Any], Any]:
-    scalar = scalar_of(fm)
+def _enum_value(value: str) -> bool:
+    """GraphQL enum values are names, and never true, false or null."""
+    return bool(GRAPHQL_NAME.match(value)) and value not in ("true", "false", "null")
+
+
+def _convert(scalar: Any) -> Callable[[Any], Any]:
+    if isinstance(scalar, type) and issubclass(scalar, enum.Enum):
+        members = {m.value: m for m in scalar}
+        return lambda v: members.get(v)
     if scalar is date:
         return lambda v: date.fromisoformat(v) if isinstance(v, str) else v
     if scalar is datetime:
@@ -409,8 +450,8 @@ def _convert(fm: FieldMeta) -> Callable[[Any], Any]:
     return lambda v: v
 
 
-def _value_resolver(code: str, fm: FieldMeta) -> Callable[..., Any]:
-    convert = _convert(fm)
+def _value_resolver(code: str, fm: FieldMeta, scalar: Any) -> Callable[..., Any]:
+    convert = _convert(scalar)
     multiple = fm.row.multiple
 
     def resolve(root: Any) -> Any:
@@ -419,7 +460,6 @@ def _value_resolver(code: str, fm: FieldMeta) -> Callable[..., Any]:
             return None
         return [convert(v) for v in raw] if multiple else convert(raw)
 
-    scalar: Any = scalar_of(fm)
     resolve.__annotations__ = {"return": list[scalar] | None if multiple else scalar | None}
     return resolve
 
