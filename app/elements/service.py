@@ -293,6 +293,7 @@ async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, sear
         items=[to_read(row[0], meta) for row in rows],
         next_cursor=query.next_cursor(rows[-1]) if has_more and rows else None,
         total=total,
+        cursors=[query.next_cursor(row) for row in rows],
     )
 
 
