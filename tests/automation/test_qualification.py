@@ -214,3 +214,30 @@ async def test_a_score_condition_fires_only_for_high_score_leads(
     comments = [e["data"]["text"] for e in await _history(client, hot["id"]) if e["kind"] == "comment"]
     assert comments == ["Hot lead Hot scored 100"]
     assert not [e for e in await _history(client, warm["id"]) if e["kind"] == "comment"]
+
+
+async def test_concurrent_runs_never_overbook(client: httpx.AsyncClient, worker: subprocess.Popen[bytes]) -> None:
+    """24 hot leads in one batch: the worker runs their rules concurrently; 4 seniors of capacity 5 get 5 each and
+    the 4 left over go over capacity one apiece (the least loaded each time)."""
+    setup = await _lead_type(client)
+    seniors = [await create_user(client, f"Senior {i}", "senior", capacity=5) for i in range(4)]
+    rule = await _rule(client, actions=[{"type": "assign", "params": {"policy_id": setup["policy"]["id"]}}])
+    items = [{"op": "create", "data": {"title": f"lead {i}", "values": {"heat": "hot"}}} for i in range(24)]
+    response = await client.post("/entity-types/lead/elements/batch", json={"items": items})
+    assert response.status_code == 200, response.text
+    ids = {e["id"] for e in response.json()["items"]}
+
+    async def all_done() -> list[dict[str, Any]]:
+        runs = (await client.get("/automation/runs", params={"rule_id": rule["id"], "limit": 100})).json()["items"]
+        finished = [r for r in runs if r["status"] in ("succeeded", "failed", "skipped")]
+        return runs if len(finished) == len(ids) else []
+
+    runs = await wait_for(all_done, seconds=30)
+    assert {r["status"] for r in runs} == {"succeeded"}, [r["error"] for r in runs]
+    users = {u["id"]: u["load"] for u in (await client.get("/users")).json()["items"]}
+    assert sorted(users[s["id"]] for s in seniors) == [6, 6, 6, 6]
+    flagged = 0
+    for element_id in ids:
+        routed = [e for e in await _history(client, element_id) if e["kind"] == "routed"]
+        flagged += routed[0]["data"]["over_capacity"]
+    assert flagged == 4
