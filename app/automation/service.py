@@ -25,6 +25,7 @@ from app.outbox.models import OutboxEvent
 from app.outbox.service import record_event
 from app.routing.models import RoutingPolicy
 from app.scoring.models import ScoringModel
+from app.users import service as user_service
 
 HOOK_PATH = "/api/v1/hooks/"
 TIME_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
@@ -137,9 +138,13 @@ def _reference(params: dict[str, Any], key: str) -> uuid.UUID | None:
 async def _check_references(
     session: AsyncSession, actor: Actor, meta: TypeMeta, actions: list[dict[str, Any]], errors: ErrorCollector
 ) -> None:
-    """Routing policies and scoring models named by actions must exist in the workspace, for the rule's type."""
+    """Users, routing policies and scoring models named by actions must exist in the workspace (and be for the
+    rule's type)."""
+    users = []
     for index, action in enumerate(actions):
         params = action["params"]
+        if action["type"] == "assign" and (user_id := _reference(params, "user_id")) is not None:
+            users.append((f"actions[{index}].params.user_id", user_id))
         if action["type"] == "assign" and (policy_id := _reference(params, "policy_id")) is not None:
             policy_type = await session.scalar(
                 select(RoutingPolicy.entity_type_id).where(
@@ -160,6 +165,7 @@ async def _check_references(
                 errors.add(f"actions[{index}].params.model_id", f"unknown scoring model {model_id}")
             elif model_type != meta.id:
                 errors.add(f"actions[{index}].params.model_id", f"scoring model {model_id} is not for {meta.code!r}")
+    await user_service.check_assignees(session, actor.workspace_id, users, errors)
 
 
 def _keep_secrets(old: list[dict[str, Any]], new: list[Action]) -> list[Action]:

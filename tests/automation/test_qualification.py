@@ -88,6 +88,7 @@ class TestSavingRules:
                     {"type": "assign", "params": {"policy_id": foreign["id"]}},
                     {"type": "score", "params": {"model_id": str(uuid.uuid4())}},
                     {"type": "assign", "params": {"policy_id": foreign["id"], "user_id": str(uuid.uuid4())}},
+                    {"type": "assign", "params": {"user_id": str(uuid.uuid4())}},
                 ],
             },
         )
@@ -97,6 +98,7 @@ class TestSavingRules:
         assert "not for 'lead'" in errors["actions[2].params.policy_id"]
         assert "unknown scoring model" in errors["actions[3].params.model_id"]
         assert "exactly one of user_id and policy_id" in errors["actions[4].params"]
+        assert "not found in this workspace" in errors["actions[5].params.user_id"]
         assert (await client.get("/automation/rules")).json()["items"] == []
 
     async def test_a_valid_policy_is_kept_and_checked_again_on_update(self, client: httpx.AsyncClient) -> None:
