@@ -34,6 +34,8 @@ from app.outbox.models import OutboxEvent
 from app.outbox.service import event_origin
 from app.pipelines.models import Stage
 from app.relations import service as relation_service
+from app.routing import service as routing_service
+from app.scoring import service as scoring_service
 from app.settings import Settings
 from app.tasks import service as task_service
 from app.tasks.schemas import TaskCreate
@@ -633,11 +635,18 @@ async def _element_action(
         move = ElementMove(stage_id=params.stage_id, stage_code=params.stage_code)
         return await element_service.move_element(session, actor, element.id, move)
     if isinstance(params, action_params.Assign):
-        if params.routing_policy_id is not None:
-            raise Invalid("Routing policies are not available yet: assign a user_id")
+        if params.policy_id is not None:
+            # The same routing as `POST /elements/{id}/route`: decision and reasons go on the timeline.
+            await routing_service.route_element(session, actor, element.id, policy_id=params.policy_id)
+            return await _reloaded(session, actor, element)
         return await element_service.update_element(
             session, actor, element.id, ElementUpdate(assigned_to=params.user_id)
         )
+    if isinstance(params, action_params.Score):
+        if params.only_unscored and element.score is not None:
+            return element
+        await scoring_service.score_element(session, actor, element.id, model_id=params.model_id)
+        return await _reloaded(session, actor, element)
     if isinstance(params, action_params.MoveToPipeline):
         return await _tunnel(session, actor, params, element)
     raise Invalid(f"Unknown action {kind!r}")
@@ -682,6 +691,13 @@ async def _tunnel(
     except DomainError:
         pass  # no relation declared between the type and itself: the timeline entries keep the link
     return element
+
+
+async def _reloaded(session: AsyncSession, actor: Actor, element: ElementRead) -> ElementRead:
+    found = await load_element(session, actor.workspace_id, element.id)
+    if found is None:
+        raise NotFound(f"Element {element.id} not found")
+    return found
 
 
 async def _element_row(session: AsyncSession, element_id: uuid.UUID) -> uuid.UUID:

@@ -22,6 +22,7 @@ ActionType = Literal[
     "move_to_stage",
     "move_to_pipeline",
     "assign",
+    "score",
     "create_task",
     "add_comment",
     "webhook",
