@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -90,11 +91,16 @@ def serve(
 
 
 @cli.command()
-def dev(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+def dev(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    worker: Annotated[bool, typer.Option(help="Also run a worker (automation, webhooks)")] = True,
+) -> None:
     """Everything for a first run: embedded PostgreSQL and Redis when none are configured, migrations, a default
-    workspace with an admin key (printed once), and the API."""
+    workspace with an admin key (printed once), a worker, and the API."""
     settings = get_settings()
     stop = None
+    worker_process = None
     if not settings.DATABASE_URL or not settings.REDIS_URL:
         from app.embedded import start_embedded
 
@@ -122,14 +128,34 @@ def dev(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
                 fg=typer.colors.GREEN,
             )
         typer.echo(f"API on http://{host}:{port}/api/v1  (docs: http://{host}:{port}/docs)")
+        if worker:
+            # The worker (outbox dispatcher + arq) in its own process, on the same (maybe embedded) services.
+            worker_process = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
         _serve(host, port)
     finally:
+        if worker_process is not None:
+            worker_process.terminate()
+            worker_process.wait(timeout=30)
         if stop is not None:
             stop()
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+@cli.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Stop when the queue is empty")] = False,
+    dispatcher: Annotated[bool, typer.Option(help="Also run the outbox dispatcher")] = True,
+) -> None:
+    """Run an arq worker (automation, webhooks, timers) and the outbox dispatcher that feeds it."""
+    from app.observability import configure_logging
+    from workers.main import run_worker
+
+    settings = get_settings()
+    configure_logging(settings.LOG_LEVEL)
+    asyncio.run(run_worker(settings, burst=burst, with_dispatcher=dispatcher))
 
 
 @workspace_cli.command("create")

@@ -2,14 +2,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from arq.connections import ArqRedis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from redis.asyncio import Redis
 
 from app.api import ops
 from app.api.graphql.router import mount_graphql
 from app.api.rest import (
     api_keys,
+    automation,
     elements,
     entity_types,
     imports,
@@ -17,14 +18,16 @@ from app.api.rest import (
     relations,
     routing_policies,
     scoring,
+    tasks,
     users,
+    webhooks,
 )
 from app.api.rest.problems import install_problem_handlers
 from app.db import make_engine, make_sessionmaker
-from app.events.sinks import redis_pubsub_sink
 from app.observability import Metrics, ObservabilityMiddleware
 from app.outbox.dispatcher import run_dispatcher
 from app.settings import Settings, get_settings
+from workers.queue import event_sinks
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """Stageflow: a headless backend for user-defined business processes ("smart processes").
@@ -45,13 +48,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if owns_engine:
         app.state.engine = make_engine(settings)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
-    app.state.redis = Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
+    app.state.redis = ArqRedis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
     # The outbox dispatcher in the API process: a lone process still delivers events (SKIP LOCKED keeps many safe).
     stop = asyncio.Event()
     dispatcher = None
     if settings.OUTBOX_DISPATCHER_ENABLED and app.state.redis is not None:
-        sinks = [redis_pubsub_sink(app.state.redis)]
-        dispatcher = asyncio.create_task(run_dispatcher(app.state.sessionmaker, sinks, stop=stop))
+        dispatcher = asyncio.create_task(
+            run_dispatcher(app.state.sessionmaker, event_sinks(app.state.redis), stop=stop)
+        )
     try:
         yield
     finally:
@@ -77,7 +81,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    for module in (entity_types, pipelines, elements, relations, api_keys, users, scoring, routing_policies, imports):
+    for module in (
+        entity_types,
+        pipelines,
+        elements,
+        relations,
+        api_keys,
+        automation,
+        tasks,
+        webhooks,
+        users,
+        scoring,
+        routing_policies,
+        imports,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     mount_graphql(app, settings, api_prefix=API_PREFIX)

@@ -1,6 +1,7 @@
 """Imports every model so Alembic and the mappers see the whole schema."""
 
 from app.auth.models import ApiKey
+from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent
 from app.elements.models import Element, ElementValue, StageHistory, StageTotal
 from app.entity_types.models import EntityType, Field, FieldOption
 from app.idempotency.models import IdempotencyKey
@@ -10,20 +11,27 @@ from app.pipelines.models import Pipeline, Stage
 from app.relations.models import ElementLink, Relation
 from app.routing.models import RoutingPolicy
 from app.scoring.models import ScoringModel
+from app.tasks.models import Notification, Task
 from app.timeline.models import TimelineEntry
 from app.users.models import User
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.workspaces.models import Workspace
 
 __all__ = [
     "ApiKey",
+    "AutomationRule",
+    "AutomationRun",
+    "AutomationTimer",
     "Element",
     "ElementLink",
     "ElementValue",
     "EntityType",
     "Field",
     "FieldOption",
+    "HandledEvent",
     "IdempotencyKey",
     "ImportJob",
+    "Notification",
     "OutboxEvent",
     "Pipeline",
     "Relation",
@@ -32,7 +40,11 @@ __all__ = [
     "Stage",
     "StageHistory",
     "StageTotal",
+    "Task",
     "TimelineEntry",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "Workspace",
 ]

@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     GRAPHQL_INTROSPECTION: bool = True
     # Run the outbox dispatcher inside the API process so a lone process delivers events (subscriptions).
     OUTBOX_DISPATCHER_ENABLED: bool = True
+    # Automation engine and webhooks.
+    AUTOMATION_MAX_ATTEMPTS: int = 5
+    AUTOMATION_MAX_DEPTH: int = 5
+    AUTOMATION_LEASE_SECONDS: float = 60
+    AUTOMATION_SWEEP_AFTER_SECONDS: float = 10
+    WORKER_MAX_JOBS: int = 20
+    WEBHOOK_ALLOWED_NETWORKS: str = ""
+    WEBHOOK_TIMEOUT_SECONDS: float = 10
+    WEBHOOK_MAX_ATTEMPTS: int = 8
+    INCOMING_WEBHOOK_MAX_BYTES: int = 256 * 1024
 
     @field_validator("DATABASE_URL")
     @classmethod

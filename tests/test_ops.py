@@ -26,3 +26,10 @@ async def test_unknown_route_is_problem_json(client: httpx.AsyncClient) -> None:
     response = await client.get("/nothing-here")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_text_the_database_cannot_store_is_422_not_500(client: httpx.AsyncClient) -> None:
+    response = await client.post("/entity-types", json={"code": "deal", "title": "nul \u0000 inside"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert (await client.get("/entity-types/deal")).status_code == 404

@@ -27,6 +27,7 @@ from app.entity_types.meta import TypeMeta
 from app.errors import Conflict, ErrorCollector, NotFound, VersionMismatch
 from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
+from app.outbox.service import origin_payload
 from app.pipelines.models import Pipeline, Stage
 from app.scoring.engine import autoscore
 from app.timeline.models import TimelineEntry
@@ -69,7 +70,7 @@ def _event(
         "event_type": event_type,
         "entity_type_id": meta.id,
         "element_id": element_id,
-        "payload": {"element_id": str(element_id), "entity_type": meta.code, **payload},
+        "payload": {"element_id": str(element_id), "entity_type": meta.code, **payload, **origin_payload()},
     }
 
 

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import DomainError, FieldError
@@ -79,6 +80,17 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail), slug)
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """The database's own refusals of client data, as a last line behind the services' validation."""
+    assert isinstance(exc, DBAPIError)  # noqa: S101
+    sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+    if sqlstate.startswith("22"):  # data exception: NUL in text, a number out of range, …
+        return problem(422, "Validation error", "A value cannot be stored", "validation-error")
+    if sqlstate.startswith("23"):  # integrity: a concurrent request created the same thing first
+        return problem(409, "Conflict", "The change conflicts with the current data; retry it", "conflict")
+    return await _unexpected_error(request, exc)
+
+
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", exc_info=exc)
     return problem(500, "Internal server error", "Something went wrong on our side", "internal-error")
@@ -88,4 +100,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)

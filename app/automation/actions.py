@@ -1,0 +1,139 @@
+"""The parameters of each action type, validated when a rule is saved and again (rendered) when it runs."""
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from app.automation.templates import check_template, is_template
+from app.errors import ErrorCollector, Invalid
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SetFields(_Params):
+    title: str | None = None
+    assigned_to: uuid.UUID | None = None
+    amount: float | None = None
+    currency: str | None = None
+    source: str | None = None
+    values: dict[str, Any] | None = None
+
+
+class MoveToStage(_Params):
+    stage_id: uuid.UUID | None = None
+    stage_code: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "MoveToStage":
+        if (self.stage_id is None) == (self.stage_code is None):
+            raise ValueError("give exactly one of stage_id and stage_code")
+        return self
+
+
+class MoveToPipeline(_Params):
+    pipeline_id: uuid.UUID
+    stage_id: uuid.UUID | None = None
+    stage_code: str | None = None
+    mode: Literal["move", "copy"] = "move"
+
+
+class Assign(_Params):
+    user_id: uuid.UUID | None = None
+    routing_policy_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "Assign":
+        if (self.user_id is None) == (self.routing_policy_id is None):
+            raise ValueError("give exactly one of user_id and routing_policy_id")
+        return self
+
+
+class CreateTask(_Params):
+    title: str = Field(min_length=1, max_length=500)
+    description: str | None = None
+    assignee_id: uuid.UUID | None = None
+    due_in_hours: float | None = Field(default=None, ge=0)
+
+
+class AddComment(_Params):
+    text: str = Field(min_length=1, max_length=10000)
+
+
+class CallWebhook(_Params):
+    url: str = Field(pattern=r"^https?://", max_length=2000)
+    secret: str | None = Field(default=None, description="Generated when absent; returned once")
+    body: dict[str, Any] | None = Field(default=None, description="A custom body (templates allowed)")
+
+
+class CreateLinkedElement(_Params):
+    entity_type: str
+    title: str = ""
+    stage_code: str | None = None
+    values: dict[str, Any] = Field(default_factory=dict)
+    as_: Literal["child", "parent"] = Field(default="child", alias="as")
+
+
+class Delay(_Params):
+    seconds: float = Field(default=0, ge=0)
+    minutes: float = Field(default=0, ge=0)
+    hours: float = Field(default=0, ge=0)
+
+    @property
+    def total_seconds(self) -> float:
+        return self.seconds + self.minutes * 60 + self.hours * 3600
+
+
+class Notify(_Params):
+    user_id: uuid.UUID
+    message: str = Field(min_length=1, max_length=5000)
+
+
+PARAMS: dict[str, type[_Params]] = {
+    "set_fields": SetFields,
+    "move_to_stage": MoveToStage,
+    "move_to_pipeline": MoveToPipeline,
+    "assign": Assign,
+    "create_task": CreateTask,
+    "add_comment": AddComment,
+    "webhook": CallWebhook,
+    "create_linked_element": CreateLinkedElement,
+    "delay": Delay,
+    "notify": Notify,
+}
+
+
+def _templates(value: Any, location: str, found: list[tuple[str, str]]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _templates(item, f"{location}.{key}", found)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _templates(item, f"{location}[{index}]", found)
+    elif is_template(value):
+        found.append((location, value))
+
+
+def check_params(action_type: str, params: dict[str, Any], location: str, errors: ErrorCollector) -> None:
+    """Report bad parameters; a template string stands for any value, so it is only checked for syntax."""
+    found: list[tuple[str, str]] = []
+    _templates(params, location, found)
+    templated = {path for path, _ in found}
+    for path, value in found:
+        try:
+            check_template(value, path)
+        except Invalid as exc:
+            errors.add(path, exc.errors[0].message)
+    try:
+        PARAMS[action_type].model_validate(params)
+    except ValidationError as exc:
+        for error in exc.errors():
+            path = ".".join([location, *(str(p) for p in error["loc"])])
+            if path not in templated:
+                errors.add(path, error["msg"])
+
+
+def parse_params(action_type: str, params: dict[str, Any]) -> _Params:
+    return PARAMS[action_type].model_validate(params)

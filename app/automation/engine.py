@@ -1,0 +1,837 @@
+"""The automation engine: turns outbox events into rule runs and runs their actions through the domain services.
+
+PostgreSQL holds every run's state; a queue (arq, in `workers/`) only wakes workers up. A run is created already
+claimed (status `running`, a lease) in the transaction that marks its event handled. Its actions then run in ONE
+transaction that also marks the run finished, so a worker killed mid-run leaves nothing half-done: the transaction
+rolls back, the lease expires and the sweeper hands the run to another worker. A `delay` commits the steps before
+it and parks the run (`queued`, `resume_at`); webhooks are queued as delivery rows in the same transaction and sent
+after it commits. Each function here takes a session and flushes; the caller (a job) owns the transaction.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.actor import Actor, system_actor
+from app.automation import actions as action_params
+from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent, RunStatus
+from app.automation.service import _schedule_next, duration_seconds
+from app.automation.templates import render
+from app.elements import service as element_service
+from app.elements.models import Element
+from app.elements.schemas import ElementCreate, ElementMove, ElementRead, ElementSearch, ElementUpdate
+from app.entity_types.meta import get_type_meta_by_id
+from app.entity_types.models import EntityType
+from app.entity_types.schemas import EntityTypeSettings
+from app.errors import DomainError, Invalid, NotFound
+from app.kit.filters import evaluate, parse_filter
+from app.outbox.models import OutboxEvent
+from app.outbox.service import event_origin
+from app.pipelines.models import Stage
+from app.relations import service as relation_service
+from app.settings import Settings
+from app.tasks import service as task_service
+from app.tasks.schemas import TaskCreate
+from app.timeline.service import add_entry
+from app.webhooks import service as webhook_service
+
+# Which rule triggers an event type can fire (or arm, for the time-based ones).
+TRIGGERS_FOR_EVENT: dict[str, tuple[str, ...]] = {
+    "element.created": ("element.created", "element.entered_stage", "time_in_stage", "date_reached"),
+    "element.updated": ("element.updated", "date_reached"),
+    "element.moved": ("element.entered_stage", "time_in_stage"),
+    "element.deleted": ("element.deleted",),
+    "element.linked": ("element.linked",),
+    "webhook.received": ("webhook.received",),
+}
+TIMER_BATCH = 100
+SCHEDULE_MAX_ELEMENTS = 500
+EVENT_SWEEP_WINDOW = timedelta(minutes=15)
+TIMER_NAMESPACE = uuid.UUID("5f1c9a52-8d7e-4a0b-9a55-3b1f0c2d7e11")
+
+
+class ChainTooDeep(Exception):
+    pass
+
+
+@dataclass
+class Followups:
+    """What a transaction left for after its commit: runs to execute, webhooks to send, wake-ups to schedule."""
+
+    runs: list[tuple[uuid.UUID, int]] = field(default_factory=list)
+    deliveries: list[uuid.UUID] = field(default_factory=list)
+    due_deliveries: list[tuple[uuid.UUID, datetime]] = field(default_factory=list)
+    timers: list[tuple[uuid.UUID, datetime]] = field(default_factory=list)
+    resumes: list[tuple[uuid.UUID, datetime]] = field(default_factory=list)
+    events: list[uuid.UUID] = field(default_factory=list)
+
+    def extend(self, other: "Followups") -> None:
+        self.runs += other.runs
+        self.deliveries += other.deliveries
+        self.due_deliveries += other.due_deliveries
+        self.timers += other.timers
+        self.resumes += other.resumes
+        self.events += other.events
+
+
+class Waker(Protocol):
+    """Schedules the follow-up work on the queue (implemented with arq in `workers/`)."""
+
+    async def run(self, run_id: uuid.UUID, attempt: int) -> None: ...
+    async def resume(self, run_id: uuid.UUID, at: datetime) -> None: ...
+    async def timer(self, timer_id: uuid.UUID, at: datetime) -> None: ...
+    async def deliver(self, delivery_id: uuid.UUID, at: datetime | None = None) -> None: ...
+    async def deliver_due(self, delivery_id: uuid.UUID, due: datetime) -> None: ...
+    async def event(self, event_id: uuid.UUID) -> None: ...
+
+
+def record_of(element: ElementRead | None, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What conditions see: custom values by code, the system fields, and `body.*` of an incoming hook."""
+    record: dict[str, Any] = {}
+    if element is not None:
+        record.update(element.values)
+        for name in ("title", "stage_code", "assigned_to", "amount", "currency", "source", "score", "entity_type"):
+            value = getattr(element, name)
+            record[name] = str(value) if isinstance(value, uuid.UUID) else value
+        record["stage_id"] = str(element.stage_id) if element.stage_id else None
+        record["pipeline_id"] = str(element.pipeline_id) if element.pipeline_id else None
+    for key, value in (body or {}).items():
+        record[f"body.{key}"] = value
+    return record
+
+
+def template_context(element: ElementRead | None, run: AutomationRun, rule: AutomationRule) -> dict[str, Any]:
+    data = element.model_dump(mode="json") if element else {}
+    return {
+        **data,
+        "values": data.get("values", {}),
+        "element": data,
+        "event": run.context.get("event", {}),
+        "body": run.context.get("body", {}),
+        "rule": {"id": str(rule.id), "name": rule.name},
+        "run_id": str(run.id),
+    }
+
+
+# --- from events to runs ---------------------------------------------------------------------------------------
+
+
+async def _element_or_none(session: AsyncSession, actor: Actor, element_id: uuid.UUID | None) -> ElementRead | None:
+    return await load_element(session, actor.workspace_id, element_id)
+
+
+def _placed(rule: AutomationRule, element: ElementRead | None) -> bool:
+    """A rule attached to a pipeline or stage only sees elements there."""
+    if rule.stage_id is not None:
+        return element is not None and element.stage_id == rule.stage_id
+    if rule.pipeline_id is not None:
+        return element is not None and element.pipeline_id == rule.pipeline_id
+    return True
+
+
+def _entered_stage(event_type: str, payload: dict[str, Any]) -> str | None:
+    """The stage an event put the element in: a move's target, or the stage it was created in."""
+    if event_type == "element.moved":
+        return payload.get("to_stage_id")
+    if event_type == "element.created":
+        return payload.get("stage_id")
+    return None
+
+
+def _fires(rule: AutomationRule, event_type: str, payload: dict[str, Any], element: ElementRead | None) -> bool:
+    trigger = rule.trigger
+    kind = rule.trigger_type
+    if kind == "element.entered_stage":
+        entered = _entered_stage(event_type, payload)
+        from_stage = trigger.get("from_stage_id")
+        if from_stage is not None and payload.get("from_stage_id") != str(from_stage):
+            return False
+        return entered is not None and entered == str(rule.stage_id)
+    if kind == "element.updated":
+        fields = trigger.get("fields")
+        changed = set(payload.get("changed", []))
+        if fields and not any(f in changed or f"values.{f}" in changed for f in fields):
+            return False
+    if kind == "webhook.received":
+        return payload.get("rule_id") == str(rule.id)
+    return kind == event_type and _placed(rule, element)
+
+
+async def _create_run(
+    session: AsyncSession,
+    settings: Settings,
+    rule: AutomationRule,
+    *,
+    event_id: uuid.UUID,
+    event_type: str,
+    element: ElementRead | None,
+    depth: int,
+    context: dict[str, Any],
+) -> tuple[uuid.UUID, int] | None:
+    """Insert the (event, rule) run: claimed, skipped (condition false) or failed (chain too deep).
+
+    None when the run exists already (a redelivered event) or needs no work.
+    """
+    now = datetime.now(UTC)
+    status, error, attempts = RunStatus.running, None, 1
+    if depth > settings.AUTOMATION_MAX_DEPTH:
+        status, attempts = RunStatus.failed, 0
+        origin = context.get("event", {}).get("origin", {})
+        error = (
+            f"chain depth limit reached: this event was caused by rule {origin.get('rule_id')} "
+            f"(run {origin.get('run_id')}) at depth {depth - 1}; the limit is {settings.AUTOMATION_MAX_DEPTH}"
+        )
+    elif rule.condition and not evaluate(
+        parse_filter(rule.condition, location="condition"), record_of(element, context.get("body"))
+    ):
+        status, error, attempts = RunStatus.skipped, "the condition did not match", 0
+    elif rule.trigger_type != "webhook.received" and element is None:
+        status, error, attempts = RunStatus.skipped, "the element no longer exists", 0
+    finished = status in (RunStatus.failed, RunStatus.skipped)
+    run_id = await session.scalar(
+        pg_insert(AutomationRun)
+        .values(
+            id=uuid.uuid4(),
+            workspace_id=rule.workspace_id,
+            rule_id=rule.id,
+            event_id=event_id,
+            event_type=event_type,
+            element_id=element.id if element else None,
+            status=status,
+            depth=depth,
+            step=0,
+            attempts=attempts,
+            error=error,
+            context=context,
+            lease_until=None if finished else now + timedelta(seconds=settings.AUTOMATION_LEASE_SECONDS),
+            created_at=now,
+            started_at=None if status == RunStatus.skipped else now,
+            finished_at=now if finished else None,
+            duration_ms=0 if finished else None,
+        )
+        .on_conflict_do_nothing()
+        .returning(AutomationRun.id)
+    )
+    if run_id is None:
+        return None
+    if status == RunStatus.failed and element is not None:
+        add_entry(
+            session,
+            system_actor(rule.workspace_id),
+            "automation_run",
+            element_id=element.id,
+            data={
+                "rule_id": str(rule.id),
+                "rule": rule.name,
+                "run_id": str(run_id),
+                "status": "failed",
+                "error": error,
+            },
+        )
+    return (run_id, 1) if status == RunStatus.running else None
+
+
+async def _hook_element(
+    session: AsyncSession, actor: Actor, rule: AutomationRule, body: dict[str, Any]
+) -> ElementRead | None:
+    """The element an incoming hook is about: `element_id` or the first match of `find` (templates over `body`)."""
+    trigger = render({k: v for k, v in rule.trigger.items() if k in ("element_id", "find")}, {"body": body})
+    if trigger.get("element_id"):
+        try:
+            return await _element_or_none(session, actor, uuid.UUID(str(trigger["element_id"])))
+        except ValueError:
+            return None
+    if trigger.get("find"):
+        meta = await get_type_meta_by_id(session, actor.workspace_id, rule.entity_type_id)
+        page = await element_service.list_elements(
+            session, actor, meta.code, ElementSearch(filter=trigger["find"], limit=1)
+        )
+        return page.items[0] if page.items else None
+    return None
+
+
+def _time_key(value: Any) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return None
+
+
+async def _arm_timer(
+    session: AsyncSession, rule: AutomationRule, element: ElementRead, event_type: str, payload: dict[str, Any]
+) -> tuple[uuid.UUID, datetime] | None:
+    """time_in_stage: on entering the stage; date_reached: when the date field is set or changes."""
+    if rule.trigger_type == "time_in_stage":
+        if _entered_stage(event_type, payload) != str(rule.stage_id):
+            return None
+        anchor = element.moved_at.isoformat() if element.moved_at else ""
+        due = (element.moved_at or datetime.now(UTC)) + timedelta(seconds=duration_seconds(rule.trigger))
+        key = f"tis:{rule.id}:{element.id}:{anchor}"
+    else:
+        code = str(rule.trigger.get("field"))
+        if event_type == "element.updated" and f"values.{code}" not in payload.get("changed", []):
+            return None
+        moment = _time_key(element.values.get(code))
+        if moment is None:
+            return None
+        anchor = str(element.values.get(code))
+        offset = {k.removeprefix("offset_"): v for k, v in rule.trigger.items() if k.startswith("offset_")}
+        due = moment + timedelta(seconds=duration_seconds(offset))
+        key = f"date:{rule.id}:{element.id}:{anchor}"
+    timer_id = await session.scalar(
+        pg_insert(AutomationTimer)
+        .values(
+            id=uuid.uuid4(),
+            workspace_id=rule.workspace_id,
+            rule_id=rule.id,
+            element_id=element.id,
+            key=key,
+            due_at=due,
+            anchor=anchor,
+        )
+        .on_conflict_do_nothing()
+        .returning(AutomationTimer.id)
+    )
+    return (timer_id, due) if timer_id else None
+
+
+async def _rules_for(session: AsyncSession, event: OutboxEvent) -> list[AutomationRule]:
+    """The enabled rules an event may fire, in order; none when the type has automation turned off."""
+    triggers = TRIGGERS_FOR_EVENT.get(event.event_type)
+    if not triggers or event.entity_type_id is None:
+        return []
+    rows = (
+        await session.execute(
+            select(AutomationRule, EntityType.settings)
+            .join(EntityType, EntityType.id == AutomationRule.entity_type_id)
+            .where(
+                AutomationRule.workspace_id == event.workspace_id,
+                AutomationRule.entity_type_id == event.entity_type_id,
+                AutomationRule.enabled.is_(True),
+                AutomationRule.trigger_type.in_(triggers),
+            )
+            .order_by(AutomationRule.sort, AutomationRule.created_at)
+        )
+    ).all()
+    if rows and not EntityTypeSettings.model_validate(rows[0][1]).automation_enabled:
+        return []
+    return [row[0] for row in rows]
+
+
+async def load_element(
+    session: AsyncSession, workspace_id: uuid.UUID, element_id: uuid.UUID | None
+) -> ElementRead | None:
+    """The element as the API shows it, in one query (the engine reads many; it needs no full type metadata)."""
+    if element_id is None:
+        return None
+    row = (
+        await session.execute(
+            select(Element, Stage.code, EntityType.code)
+            .join(EntityType, EntityType.id == Element.entity_type_id)
+            .outerjoin(Stage, Stage.id == Element.stage_id)
+            .where(Element.workspace_id == workspace_id, Element.id == element_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    element, stage_code, type_code = row
+    return ElementRead(
+        id=element.id,
+        entity_type=type_code,
+        pipeline_id=element.pipeline_id,
+        stage_id=element.stage_id,
+        stage_code=stage_code,
+        title=element.title,
+        assigned_to=element.assigned_to,
+        amount=float(element.amount) if element.amount is not None else None,
+        currency=element.currency,
+        source=element.source,
+        begin_date=element.begin_date,
+        close_date=element.close_date,
+        score=element.score,
+        values=element.values,
+        version=element.version,
+        created_at=element.created_at,
+        updated_at=element.updated_at,
+        moved_at=element.moved_at,
+        deleted_at=element.deleted_at,
+    )
+
+
+async def handle_event(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> Followups:
+    """Mark the event handled and create its runs, timers and webhook deliveries; a second call does nothing."""
+    out = Followups()
+    event = await session.scalar(select(OutboxEvent).where(OutboxEvent.event_id == event_id))
+    if event is None:
+        return out
+    marked = await session.scalar(
+        pg_insert(HandledEvent)
+        .values(event_id=event_id, workspace_id=event.workspace_id)
+        .on_conflict_do_nothing()
+        .returning(HandledEvent.event_id)
+    )
+    if marked is None:
+        return out
+    actor = system_actor(event.workspace_id)
+    payload = event.payload
+    # Load the element only when a subscription or a rule may want it: most follow-up events concern nobody.
+    subscriptions = await webhook_service.subscriptions_for(session, event.workspace_id, event.event_type)
+    rules = await _rules_for(session, event)
+    element = await load_element(session, event.workspace_id, event.element_id) if subscriptions or rules else None
+    if subscriptions:
+        body = {
+            "type": event.event_type,
+            "timestamp": event.created_at.isoformat(),
+            "data": {**payload, **({"element": element.model_dump(mode="json")} if element else {})},
+        }
+        out.deliveries += await webhook_service.queue_deliveries(
+            session,
+            subscriptions,
+            event_id=event_id,
+            event_type=event.event_type,
+            body=body,
+            record=record_of(element) if element else None,
+        )
+    depth = int((payload.get("origin") or {}).get("depth", -1)) + 1
+    for rule in rules:
+        if rule.trigger_type in ("time_in_stage", "date_reached"):
+            if element is not None and element.deleted_at is None:
+                armed = await _arm_timer(session, rule, element, event.event_type, payload)
+                if armed:
+                    out.timers.append(armed)
+            continue
+        if not _fires(rule, event.event_type, payload, element):
+            continue
+        target = element
+        context: dict[str, Any] = {"event": {"type": event.event_type, "id": str(event_id), **payload}}
+        if rule.trigger_type == "webhook.received":
+            context["body"] = payload.get("body") or {}
+            context["event"].pop("body", None)
+            target = await _hook_element(session, actor, rule, context["body"])
+        created = await _create_run(
+            session,
+            settings,
+            rule,
+            event_id=event_id,
+            event_type=event.event_type,
+            element=target,
+            depth=depth,
+            context=context,
+        )
+        if created:
+            out.runs.append(created)
+    return out
+
+
+# --- running a run ---------------------------------------------------------------------------------------------
+
+
+async def claim_run(session: AsyncSession, settings: Settings, run_id: uuid.UUID) -> int | None:
+    """Take a due queued run, or a running one whose lease expired; returns the attempt number."""
+    now = datetime.now(UTC)
+    return await session.scalar(
+        update(AutomationRun)
+        .where(
+            AutomationRun.id == run_id,
+            or_(
+                and_(AutomationRun.status == RunStatus.queued, AutomationRun.resume_at <= now),
+                and_(AutomationRun.status == RunStatus.running, AutomationRun.lease_until < now),
+            ),
+        )
+        .values(
+            status=RunStatus.running,
+            attempts=AutomationRun.attempts + 1,
+            lease_until=now + timedelta(seconds=settings.AUTOMATION_LEASE_SECONDS),
+            started_at=text("coalesce(started_at, now())"),
+        )
+        .returning(AutomationRun.attempts)
+    )
+
+
+def _finish(session: AsyncSession, run: AutomationRun, rule: AutomationRule, status: RunStatus) -> None:
+    now = datetime.now(UTC)
+    run.status = status
+    run.finished_at = now
+    run.lease_until = None
+    run.resume_at = None
+    run.duration_ms = int((now - (run.started_at or now)).total_seconds() * 1000)
+    if run.element_id is not None:
+        add_entry(
+            session,
+            system_actor(run.workspace_id),
+            "automation_run",
+            element_id=run.element_id,
+            data={
+                "rule_id": str(rule.id),
+                "rule": rule.name,
+                "run_id": str(run.id),
+                "status": status.value,
+                "error": run.error,
+            },
+        )
+
+
+async def perform_run(session: AsyncSession, settings: Settings, run_id: uuid.UUID, attempt: int) -> Followups:
+    """Run the actions of a claimed run from its current step, in the caller's transaction.
+
+    Raises when an action fails: the caller rolls back (nothing of this attempt stays) and calls `fail_run`.
+    """
+    out = Followups()
+    run = await session.scalar(
+        select(AutomationRun)
+        .where(
+            AutomationRun.id == run_id,
+            AutomationRun.status == RunStatus.running,
+            AutomationRun.attempts == attempt,
+        )
+        .with_for_update()
+    )
+    if run is None:
+        return out  # finished, or taken over by another worker after our lease expired
+    rule = await session.scalar(select(AutomationRule).where(AutomationRule.id == run.rule_id))
+    if rule is None or not rule.enabled:
+        run.error = "the rule was disabled before the run started"
+        if rule is not None:
+            _finish(session, run, rule, RunStatus.skipped)
+        return out
+    actor = system_actor(run.workspace_id)
+    element = await _element_or_none(session, actor, run.element_id)
+    token = event_origin.set({"depth": run.depth, "rule_id": str(rule.id), "run_id": str(run.id)})
+    try:
+        for index in range(run.step, len(rule.actions)):
+            action = rule.actions[index]
+            if action["type"] == "delay":
+                seconds = action_params.Delay.model_validate(action.get("params", {})).total_seconds
+                run.step = index + 1
+                run.status = RunStatus.queued
+                run.lease_until = None
+                run.resume_at = datetime.now(UTC) + timedelta(seconds=seconds)
+                out.resumes.append((run.id, run.resume_at))
+                return out
+            element = await _run_action(session, actor, run, rule, index, action, element, out)
+            run.step = index + 1
+    finally:
+        event_origin.reset(token)
+    run.error = None
+    _finish(session, run, rule, RunStatus.succeeded)
+    return out
+
+
+async def fail_run(
+    session: AsyncSession, settings: Settings, run_id: uuid.UUID, attempt: int, error: str, *, permanent: bool
+) -> Followups:
+    """After a failed attempt (rolled back): back off and retry, or stop as failed once out of attempts."""
+    out = Followups()
+    run = await session.scalar(
+        select(AutomationRun)
+        .where(AutomationRun.id == run_id, AutomationRun.status == RunStatus.running, AutomationRun.attempts == attempt)
+        .with_for_update()
+    )
+    if run is None:
+        return out
+    run.error = error[:4000]
+    # A retry by hand gives the run a fresh budget of attempts, counted from where it was.
+    budget_from = int(run.context.get("budget_from", 0))
+    if permanent or attempt - budget_from >= settings.AUTOMATION_MAX_ATTEMPTS:
+        rule = await session.scalar(select(AutomationRule).where(AutomationRule.id == run.rule_id))
+        if rule is not None:
+            _finish(session, run, rule, RunStatus.failed)
+        return out
+    run.status = RunStatus.queued
+    run.lease_until = None
+    run.resume_at = datetime.now(UTC) + timedelta(seconds=webhook_service.backoff_seconds(attempt))
+    out.resumes.append((run.id, run.resume_at))
+    return out
+
+
+async def _run_action(
+    session: AsyncSession,
+    actor: Actor,
+    run: AutomationRun,
+    rule: AutomationRule,
+    index: int,
+    action: dict[str, Any],
+    element: ElementRead | None,
+    out: Followups,
+) -> ElementRead | None:
+    """One action through the same services the API uses; returns the element as it is afterwards."""
+    kind = action["type"]
+    raw = dict(action.get("params", {}))
+    secret = raw.pop("secret", None)
+    params = action_params.parse_params(kind, render(raw, template_context(element, run, rule)))
+    if isinstance(params, action_params.CallWebhook):
+        body = params.body or {
+            "type": "automation.webhook",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "data": {
+                "rule": {"id": str(rule.id), "name": rule.name},
+                "run_id": str(run.id),
+                "event": run.context.get("event", {}),
+                "element": element.model_dump(mode="json") if element else None,
+            },
+        }
+        delivery_id = await webhook_service.add_delivery(
+            session,
+            run.workspace_id,
+            source_key=f"run:{run.id}:{index}",
+            url=params.url,
+            secret=str(secret),
+            event_type="automation.webhook",
+            body=body,
+            run_id=run.id,
+        )
+        if delivery_id:
+            out.deliveries.append(delivery_id)
+        return element
+    if isinstance(params, action_params.CreateTask):
+        due = datetime.now(UTC) + timedelta(hours=params.due_in_hours) if params.due_in_hours is not None else None
+        await task_service.create_task(
+            session,
+            actor,
+            TaskCreate(
+                title=params.title,
+                description=params.description,
+                element_id=element.id if element else None,
+                assignee_id=params.assignee_id or (element.assigned_to if element else None),
+                due_at=due,
+            ),
+            run_id=run.id,
+        )
+        return element
+    if isinstance(params, action_params.Notify):
+        await task_service.notify(
+            session,
+            actor,
+            user_id=params.user_id,
+            message=params.message,
+            element_id=element.id if element else None,
+            run_id=run.id,
+        )
+        return element
+    if isinstance(params, action_params.CreateLinkedElement):
+        source = _need(element, kind)
+        created = await element_service.create_element(
+            session,
+            actor,
+            params.entity_type,
+            ElementCreate(title=params.title, stage_code=params.stage_code, values=params.values),
+        )
+        parent, child = (source.id, created.id) if params.as_ == "child" else (created.id, source.id)
+        await relation_service.link(session, actor, parent, child)
+        return element
+    target = _need(element, kind)
+    if isinstance(params, action_params.AddComment):
+        add_entry(session, actor, "comment", element_id=target.id, data={"text": params.text, "rule_id": str(rule.id)})
+        return element
+    return await _element_action(session, actor, kind, params, target)
+
+
+async def _element_action(
+    session: AsyncSession, actor: Actor, kind: str, params: action_params._Params, element: ElementRead
+) -> ElementRead:
+    if isinstance(params, action_params.SetFields):
+        return await element_service.update_element(
+            session, actor, element.id, ElementUpdate.model_validate(params.model_dump(exclude_unset=True))
+        )
+    if isinstance(params, action_params.MoveToStage):
+        move = ElementMove(stage_id=params.stage_id, stage_code=params.stage_code)
+        return await element_service.move_element(session, actor, element.id, move)
+    if isinstance(params, action_params.Assign):
+        if params.routing_policy_id is not None:
+            raise Invalid("Routing policies are not available yet: assign a user_id")
+        return await element_service.update_element(
+            session, actor, element.id, ElementUpdate(assigned_to=params.user_id)
+        )
+    if isinstance(params, action_params.MoveToPipeline):
+        return await _tunnel(session, actor, params, element)
+    raise Invalid(f"Unknown action {kind!r}")
+
+
+async def _tunnel(
+    session: AsyncSession, actor: Actor, params: action_params.MoveToPipeline, element: ElementRead
+) -> ElementRead:
+    """Move the element into another pipeline, or copy it there as a new element linked to the source."""
+    meta = await get_type_meta_by_id(session, actor.workspace_id, (await _element_row(session, element.id)))
+    if params.pipeline_id not in meta.pipelines:
+        raise Invalid(f"Pipeline {params.pipeline_id} is not a pipeline of {meta.code!r}")
+    stage_id = params.stage_id
+    if stage_id is None and params.stage_code is None:
+        stages = meta.stages_of(params.pipeline_id)
+        if not stages:
+            raise Invalid(f"Pipeline {params.pipeline_id} has no stages")
+        stage_id = stages[0].id
+    if params.mode == "move":
+        move = ElementMove(pipeline_id=params.pipeline_id, stage_id=stage_id, stage_code=params.stage_code)
+        return await element_service.move_element(session, actor, element.id, move)
+    copy = await element_service.create_element(
+        session,
+        actor,
+        meta.code,
+        ElementCreate(
+            title=element.title,
+            pipeline_id=params.pipeline_id,
+            stage_id=stage_id,
+            stage_code=params.stage_code,
+            assigned_to=element.assigned_to,
+            currency=element.currency,
+            source=element.source,
+            values=element.values,
+        ),
+    )
+    add_entry(session, actor, "copied_to", element_id=element.id, data={"element_id": str(copy.id)})
+    add_entry(session, actor, "copied_from", element_id=copy.id, data={"element_id": str(element.id)})
+    try:
+        async with session.begin_nested():
+            await relation_service.link(session, actor, element.id, copy.id)
+    except DomainError:
+        pass  # no relation declared between the type and itself: the timeline entries keep the link
+    return element
+
+
+async def _element_row(session: AsyncSession, element_id: uuid.UUID) -> uuid.UUID:
+    type_id = await session.scalar(select(Element.entity_type_id).where(Element.id == element_id))
+    if type_id is None:
+        raise NotFound(f"Element {element_id} not found")
+    return type_id
+
+
+def _need(element: ElementRead | None, kind: str) -> ElementRead:
+    if element is None:
+        raise Invalid(f"The {kind} action needs an element, and this run has none")
+    return element
+
+
+# --- time: timers and the sweeper ------------------------------------------------------------------------------
+
+
+async def fire_timers(
+    session: AsyncSession, settings: Settings, *, timer_id: uuid.UUID | None = None, limit: int = TIMER_BATCH
+) -> Followups:
+    """Fire due timers (one, or a batch); each becomes runs unless the element moved on in the meantime."""
+    out = Followups()
+    now = datetime.now(UTC)
+    statement = select(AutomationTimer).where(AutomationTimer.fired_at.is_(None), AutomationTimer.due_at <= now)
+    if timer_id is not None:
+        statement = statement.where(AutomationTimer.id == timer_id)
+    timers = list(
+        await session.scalars(statement.order_by(AutomationTimer.due_at).limit(limit).with_for_update(skip_locked=True))
+    )
+    for timer in timers:
+        timer.fired_at = now
+        rule = await session.scalar(select(AutomationRule).where(AutomationRule.id == timer.rule_id))
+        if rule is None or not rule.enabled:
+            continue
+        actor = system_actor(rule.workspace_id)
+        if rule.trigger_type == "schedule":
+            await _fire_schedule(session, settings, rule, timer, out)
+            continue
+        element = await _element_or_none(session, actor, timer.element_id)
+        if element is None or element.deleted_at is not None or not _timer_holds(rule, timer, element):
+            continue
+        created = await _create_run(
+            session,
+            settings,
+            rule,
+            event_id=timer.id,
+            event_type=rule.trigger_type,
+            element=element,
+            depth=0,
+            context={
+                "event": {"type": rule.trigger_type, "timer_id": str(timer.id), "due_at": timer.due_at.isoformat()}
+            },
+        )
+        if created:
+            out.runs.append(created)
+    return out
+
+
+def _timer_holds(rule: AutomationRule, timer: AutomationTimer, element: ElementRead) -> bool:
+    if rule.trigger_type == "time_in_stage":
+        moved = element.moved_at.isoformat() if element.moved_at else ""
+        return element.stage_id == rule.stage_id and moved == timer.anchor
+    return str(element.values.get(str(rule.trigger.get("field")))) == timer.anchor
+
+
+async def _fire_schedule(
+    session: AsyncSession, settings: Settings, rule: AutomationRule, timer: AutomationTimer, out: Followups
+) -> None:
+    actor = system_actor(rule.workspace_id)
+    meta = await get_type_meta_by_id(session, actor.workspace_id, rule.entity_type_id)
+    page = await element_service.list_elements(
+        session, actor, meta.code, ElementSearch(filter=rule.condition, limit=SCHEDULE_MAX_ELEMENTS)
+    )
+    for element in page.items:
+        if not _placed(rule, element):
+            continue
+        created = await _create_run(
+            session,
+            settings,
+            rule,
+            event_id=uuid.uuid5(TIMER_NAMESPACE, f"{timer.id}:{element.id}"),
+            event_type="schedule",
+            element=element,
+            depth=0,
+            context={"event": {"type": "schedule", "timer_id": str(timer.id), "due_at": timer.due_at.isoformat()}},
+        )
+        if created:
+            out.runs.append(created)
+    await _schedule_next(session, rule, after=max(timer.due_at, datetime.now(UTC)))
+
+
+async def sweep(session: AsyncSession, settings: Settings, *, events: bool = True) -> Followups:
+    """What the periodic tick picks up from the database: due or abandoned runs, due deliveries, unhandled events.
+
+    Nothing here depends on Redis having kept anything: a lost queue or a killed worker only delays work.
+    """
+    out = Followups()
+    now = datetime.now(UTC)
+    lease = now + timedelta(seconds=settings.AUTOMATION_LEASE_SECONDS)
+    candidates = (
+        select(AutomationRun.id)
+        .where(
+            or_(
+                and_(AutomationRun.status == RunStatus.queued, AutomationRun.resume_at <= now),
+                and_(AutomationRun.status == RunStatus.running, AutomationRun.lease_until < now),
+            )
+        )
+        .limit(TIMER_BATCH)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    claimed = await session.execute(
+        update(AutomationRun)
+        .where(AutomationRun.id.in_(candidates))
+        .values(
+            status=RunStatus.running,
+            attempts=AutomationRun.attempts + 1,
+            lease_until=lease,
+            started_at=text("coalesce(started_at, now())"),
+        )
+        .returning(AutomationRun.id, AutomationRun.attempts)
+        .execution_options(synchronize_session=False)
+    )
+    out.runs += [(row[0], row[1]) for row in claimed]
+    out.due_deliveries += await webhook_service.due_deliveries(session)
+    if events:
+        lost = await session.scalars(
+            select(OutboxEvent.event_id)
+            .outerjoin(HandledEvent, HandledEvent.event_id == OutboxEvent.event_id)
+            .where(
+                OutboxEvent.dispatched_at >= now - EVENT_SWEEP_WINDOW,
+                OutboxEvent.dispatched_at < now - timedelta(seconds=settings.AUTOMATION_SWEEP_AFTER_SECONDS),
+                HandledEvent.event_id.is_(None),
+            )
+            .limit(500)
+        )
+        out.events += list(lost)
+    return out

@@ -1,0 +1,389 @@
+"""Automation rules (CRUD, enable/disable, order), runs (list, retry) and the incoming-hook trigger."""
+
+import base64
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.actor import Actor
+from app.automation.actions import check_params
+from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, RunStatus
+from app.automation.schedule import next_time, parse_cron
+from app.automation.schemas import Action, RuleCreate, RuleList, RuleOrder, RuleRead, RuleUpdate, RunPage, RunRead
+from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
+from app.errors import Conflict, ErrorCollector, NotFound
+from app.kit.cursor import decode_cursor, encode_cursor
+from app.kit.filters import parse_filter
+from app.outbox.service import record_event
+
+HOOK_PATH = "/api/v1/hooks/"
+TIME_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` + base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def duration_seconds(params: dict[str, Any]) -> float:
+    return sum(float(params.get(unit) or 0) * factor for unit, factor in TIME_UNITS.items())
+
+
+def _public_actions(actions: list[dict[str, Any]]) -> list[Action]:
+    return [
+        Action(type=a["type"], params={k: v for k, v in a.get("params", {}).items() if k != "secret"}) for a in actions
+    ]
+
+
+def to_read(rule: AutomationRule, type_code: str, *, webhook_secrets: dict[str, str] | None = None) -> RuleRead:
+    return RuleRead(
+        id=rule.id,
+        name=rule.name,
+        entity_type=type_code,
+        pipeline_id=rule.pipeline_id,
+        stage_id=rule.stage_id,
+        trigger=rule.trigger,
+        condition=rule.condition,
+        actions=_public_actions(rule.actions),
+        enabled=rule.enabled,
+        sort=rule.sort,
+        hook_url=HOOK_PATH + rule.hook_token if rule.hook_token else None,
+        webhook_secrets=webhook_secrets or None,
+        created_at=rule.created_at,
+        updated_at=rule.updated_at,
+    )
+
+
+# --- validation ------------------------------------------------------------------------------------------------
+
+
+def _check_placement(
+    meta: TypeMeta, pipeline_id: uuid.UUID | None, stage_id: uuid.UUID | None, errors: ErrorCollector
+) -> uuid.UUID | None:
+    """The rule's pipeline and stage must belong to its type; a stage implies its pipeline."""
+    if stage_id is not None:
+        stage = meta.stages.get(stage_id)
+        if stage is None:
+            errors.add("stage_id", f"stage {stage_id} is not a stage of {meta.code!r}")
+            return pipeline_id
+        if pipeline_id is not None and stage.pipeline_id != pipeline_id:
+            errors.add("stage_id", f"stage {stage_id} is not in pipeline {pipeline_id}")
+        return stage.pipeline_id
+    if pipeline_id is not None and pipeline_id not in meta.pipelines:
+        errors.add("pipeline_id", f"pipeline {pipeline_id} is not a pipeline of {meta.code!r}")
+    return pipeline_id
+
+
+def _check_trigger(meta: TypeMeta, trigger: dict[str, Any], stage_id: uuid.UUID | None, errors: ErrorCollector) -> None:
+    kind = trigger["type"]
+    if kind in ("element.entered_stage", "time_in_stage") and stage_id is None:
+        errors.add("stage_id", f"a {kind} rule needs the stage it watches")
+    if kind == "element.updated" and trigger.get("fields") is not None:
+        fields = trigger["fields"]
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            errors.add("trigger.fields", "a list of field codes")
+    if kind == "time_in_stage" and duration_seconds(trigger) <= 0:
+        errors.add("trigger", "give how long the element stays: seconds, minutes, hours or days")
+    if kind == "date_reached":
+        code = trigger.get("field")
+        field = meta.fields.get(code) if isinstance(code, str) else None
+        if field is None or field.row.type not in ("date", "datetime"):
+            errors.add("trigger.field", f"a date or datetime field of {meta.code!r}")
+    if kind == "schedule":
+        cron = trigger.get("cron")
+        if not isinstance(cron, str):
+            errors.add("trigger.cron", "a cron expression, e.g. '0 9 * * 1-5'")
+        else:
+            try:
+                parse_cron(cron)
+            except Exception as exc:
+                errors.add("trigger.cron", str(exc))
+
+
+def _prepare_actions(actions: list[Action], errors: ErrorCollector) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Validate each action's parameters; give every `webhook` action without one a signing secret."""
+    stored: list[dict[str, Any]] = []
+    generated: dict[str, str] = {}
+    for index, action in enumerate(actions):
+        params = dict(action.params)
+        check_params(action.type, params, f"actions[{index}].params", errors)
+        if action.type == "webhook" and not params.get("secret"):
+            params["secret"] = generated[str(index)] = new_webhook_secret()
+        stored.append({"type": action.type, "params": params})
+    return stored, generated
+
+
+def _keep_secrets(old: list[dict[str, Any]], new: list[Action]) -> list[Action]:
+    """An update that resends a webhook action without its (hidden) secret keeps the old one for the same URL."""
+    by_url = {a["params"].get("url"): a["params"].get("secret") for a in old if a["type"] == "webhook"}
+    kept = []
+    for action in new:
+        params = dict(action.params)
+        if action.type == "webhook" and not params.get("secret") and by_url.get(params.get("url")):
+            params["secret"] = by_url[params.get("url")]
+        kept.append(Action(type=action.type, params=params))
+    return kept
+
+
+# --- rules -----------------------------------------------------------------------------------------------------
+
+
+async def _get(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, *, lock: bool = False) -> AutomationRule:
+    statement = select(AutomationRule).where(
+        AutomationRule.workspace_id == actor.workspace_id, AutomationRule.id == rule_id
+    )
+    rule = await session.scalar(statement.with_for_update() if lock else statement)
+    if rule is None:
+        raise NotFound(f"Rule {rule_id} not found")
+    return rule
+
+
+async def _schedule_next(session: AsyncSession, rule: AutomationRule, *, after: datetime) -> None:
+    """Keep one pending timer for an enabled `schedule` rule (its next cron time)."""
+    if rule.trigger_type != "schedule" or not rule.enabled:
+        return
+    due = next_time(str(rule.trigger["cron"]), after)
+    await session.execute(
+        pg_insert(AutomationTimer)
+        .values(
+            workspace_id=rule.workspace_id,
+            rule_id=rule.id,
+            key=f"schedule:{rule.id}:{due.isoformat()}",
+            due_at=due,
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> RuleRead:
+    actor.ensure_can_write()
+    meta = await get_type_meta(session, actor.workspace_id, data.entity_type)
+    errors = ErrorCollector()
+    pipeline_id = _check_placement(meta, data.pipeline_id, data.stage_id, errors)
+    trigger = data.trigger.model_dump()
+    _check_trigger(meta, trigger, data.stage_id, errors)
+    if data.condition:
+        parse_filter(data.condition, location="condition")
+    actions, generated = _prepare_actions(data.actions, errors)
+    errors.raise_if_any("The rule is not valid")
+    top = await session.scalar(
+        select(func.coalesce(func.max(AutomationRule.sort), 0)).where(
+            AutomationRule.workspace_id == actor.workspace_id, AutomationRule.entity_type_id == meta.id
+        )
+    )
+    now = datetime.now(UTC)
+    rule = AutomationRule(
+        id=uuid.uuid4(),
+        workspace_id=actor.workspace_id,
+        entity_type_id=meta.id,
+        pipeline_id=pipeline_id,
+        stage_id=data.stage_id,
+        name=data.name,
+        trigger_type=trigger["type"],
+        trigger=trigger,
+        condition=data.condition or None,
+        actions=actions,
+        enabled=data.enabled,
+        sort=(top or 0) + 10,
+        hook_token=secrets.token_urlsafe(24) if trigger["type"] == "webhook.received" else None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(rule)
+    await session.flush()
+    await _schedule_next(session, rule, after=now)
+    record_event(session, actor.workspace_id, "automation_rule.created", payload={"id": str(rule.id)})
+    return to_read(rule, meta.code, webhook_secrets=generated)
+
+
+async def update_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, data: RuleUpdate) -> RuleRead:
+    actor.ensure_can_write()
+    rule = await _get(session, actor, rule_id, lock=True)
+    meta = await get_type_meta_by_id(session, actor.workspace_id, rule.entity_type_id)
+    sent = data.model_fields_set
+    stage_id = data.stage_id if "stage_id" in sent else rule.stage_id
+    pipeline_id = data.pipeline_id if "pipeline_id" in sent else (None if "stage_id" in sent else rule.pipeline_id)
+    errors = ErrorCollector()
+    pipeline_id = _check_placement(meta, pipeline_id, stage_id, errors)
+    trigger = data.trigger.model_dump() if data.trigger is not None else rule.trigger
+    _check_trigger(meta, trigger, stage_id, errors)
+    if "condition" in sent and data.condition:
+        parse_filter(data.condition, location="condition")
+    generated: dict[str, str] = {}
+    if data.actions is not None:
+        rule.actions, generated = _prepare_actions(_keep_secrets(rule.actions, data.actions), errors)
+    errors.raise_if_any("The rule is not valid")
+    rule.pipeline_id, rule.stage_id = pipeline_id, stage_id
+    rule.trigger, rule.trigger_type = trigger, trigger["type"]
+    if trigger["type"] == "webhook.received" and not rule.hook_token:
+        rule.hook_token = secrets.token_urlsafe(24)
+    if "condition" in sent:
+        rule.condition = data.condition or None
+    if data.name is not None:
+        rule.name = data.name
+    if data.enabled is not None:
+        rule.enabled = data.enabled
+    rule.updated_at = datetime.now(UTC)
+    await session.flush()
+    await _schedule_next(session, rule, after=rule.updated_at)
+    record_event(session, actor.workspace_id, "automation_rule.updated", payload={"id": str(rule.id)})
+    return to_read(rule, meta.code, webhook_secrets=generated)
+
+
+async def set_enabled(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, *, enabled: bool) -> RuleRead:
+    return await update_rule(session, actor, rule_id, RuleUpdate(enabled=enabled))
+
+
+async def get_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID) -> RuleRead:
+    rule = await _get(session, actor, rule_id)
+    meta = await get_type_meta_by_id(session, actor.workspace_id, rule.entity_type_id)
+    return to_read(rule, meta.code)
+
+
+async def list_rules(session: AsyncSession, actor: Actor, *, entity_type: str | None = None) -> RuleList:
+    statement = select(AutomationRule).where(AutomationRule.workspace_id == actor.workspace_id)
+    codes: dict[uuid.UUID, str] = {}
+    if entity_type is not None:
+        meta = await get_type_meta(session, actor.workspace_id, entity_type)
+        statement = statement.where(AutomationRule.entity_type_id == meta.id)
+    rules = list(await session.scalars(statement.order_by(AutomationRule.sort, AutomationRule.created_at)))
+    from app.entity_types.models import EntityType
+
+    rows = await session.execute(
+        select(EntityType.id, EntityType.code).where(EntityType.workspace_id == actor.workspace_id)
+    )
+    codes = {row.id: row.code for row in rows}
+    return RuleList(items=[to_read(rule, codes.get(rule.entity_type_id, "")) for rule in rules])
+
+
+async def delete_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID) -> None:
+    actor.ensure_can_write()
+    rule = await _get(session, actor, rule_id, lock=True)
+    await session.delete(rule)
+    await session.flush()
+    record_event(session, actor.workspace_id, "automation_rule.deleted", payload={"id": str(rule_id)})
+
+
+async def reorder_rules(session: AsyncSession, actor: Actor, data: RuleOrder) -> RuleList:
+    """Rules run in `sort` order; the listed ones take positions 10, 20, … in the order given."""
+    actor.ensure_can_write()
+    if len(set(data.ids)) != len(data.ids):
+        raise Conflict("A rule is listed twice")
+    found = set(
+        await session.scalars(
+            select(AutomationRule.id).where(
+                AutomationRule.workspace_id == actor.workspace_id, AutomationRule.id.in_(data.ids)
+            )
+        )
+    )
+    missing = [str(i) for i in data.ids if i not in found]
+    if missing:
+        raise NotFound(f"Rules not found: {', '.join(missing)}")
+    for position, rule_id in enumerate(data.ids, start=1):
+        await session.execute(
+            update(AutomationRule)
+            .where(AutomationRule.workspace_id == actor.workspace_id, AutomationRule.id == rule_id)
+            .values(sort=position * 10)
+        )
+    return await list_rules(session, actor)
+
+
+# --- runs ------------------------------------------------------------------------------------------------------
+
+
+async def list_runs(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    rule_id: uuid.UUID | None = None,
+    element_id: uuid.UUID | None = None,
+    status: RunStatus | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> RunPage:
+    """Newest first, keyset-paged on (created_at, id)."""
+    statement = select(AutomationRun).where(AutomationRun.workspace_id == actor.workspace_id)
+    if rule_id is not None:
+        statement = statement.where(AutomationRun.rule_id == rule_id)
+    if element_id is not None:
+        statement = statement.where(AutomationRun.element_id == element_id)
+    if status is not None:
+        statement = statement.where(AutomationRun.status == status)
+    if cursor:
+        created_raw, id_raw = decode_cursor(cursor, 2)
+        created, last_id = datetime.fromisoformat(created_raw), uuid.UUID(id_raw)
+        statement = statement.where(
+            (AutomationRun.created_at < created)
+            | ((AutomationRun.created_at == created) & (AutomationRun.id < last_id))
+        )
+    rows = list(
+        await session.scalars(
+            statement.order_by(AutomationRun.created_at.desc(), AutomationRun.id.desc()).limit(limit + 1)
+        )
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
+    return RunPage(items=[RunRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+async def get_run(session: AsyncSession, actor: Actor, run_id: uuid.UUID) -> RunRead:
+    run = await session.scalar(
+        select(AutomationRun).where(AutomationRun.workspace_id == actor.workspace_id, AutomationRun.id == run_id)
+    )
+    if run is None:
+        raise NotFound(f"Run {run_id} not found")
+    return RunRead.model_validate(run)
+
+
+async def retry_run(session: AsyncSession, actor: Actor, run_id: uuid.UUID) -> RunRead:
+    """Put a failed run back in the queue with a fresh budget of attempts; it resumes from its failed step."""
+    actor.ensure_can_write()
+    run = await session.scalar(
+        select(AutomationRun)
+        .where(AutomationRun.workspace_id == actor.workspace_id, AutomationRun.id == run_id)
+        .with_for_update()
+    )
+    if run is None:
+        raise NotFound(f"Run {run_id} not found")
+    if run.status != RunStatus.failed:
+        raise Conflict(f"Only a failed run can be retried; this one is {run.status.value}")
+    run.status = RunStatus.queued
+    run.context = {**run.context, "budget_from": run.attempts}
+    run.resume_at = datetime.now(UTC)
+    run.finished_at = None
+    run.duration_ms = None
+    await session.flush()
+    return RunRead.model_validate(run)
+
+
+# --- incoming hooks --------------------------------------------------------------------------------------------
+
+
+async def receive_hook(session: AsyncSession, token: str, body: dict[str, Any]) -> uuid.UUID:
+    """Record a `webhook.received` event for the rule whose token this is; the engine runs it."""
+    rule = await session.scalar(
+        select(AutomationRule).where(AutomationRule.hook_token == token, AutomationRule.hook_token.is_not(None))
+    )
+    if rule is None or not secrets.compare_digest(rule.hook_token or "", token):
+        raise NotFound("No incoming hook at this address")
+    event_id = uuid.uuid4()
+    from app.outbox.models import OutboxEvent
+
+    session.add(
+        OutboxEvent(
+            event_id=event_id,
+            workspace_id=rule.workspace_id,
+            event_type="webhook.received",
+            entity_type_id=rule.entity_type_id,
+            payload={"rule_id": str(rule.id), "body": body},
+        )
+    )
+    await session.flush()
+    return event_id

@@ -1,0 +1,195 @@
+"""The arq worker: automation jobs, webhook deliveries and the periodic sweep. `stageflow worker` runs it together
+with the outbox dispatcher; `arq workers.main.WorkerSettings` runs the worker alone."""
+
+import asyncio
+import logging
+import uuid
+from datetime import datetime
+from typing import Any, TypedDict
+
+import httpx
+from arq import cron
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import Worker, func
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+import app.models  # noqa: F401  (every mapper registered before the first flush)
+from app.automation import runner
+from app.db import make_engine, make_sessionmaker
+from app.settings import Settings, get_settings
+
+EVENT_SWEEP_EVERY_SECONDS = 10
+
+
+class JobContext(TypedDict):
+    redis: ArqRedis
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient
+    waker: "ArqWaker"
+    job_try: int
+
+
+class ArqWaker:
+    """The engine's follow-ups as arq jobs; job ids come from business keys, so a repeat is not enqueued twice."""
+
+    def __init__(self, redis: ArqRedis) -> None:
+        self.redis = redis
+
+    async def run(self, run_id: uuid.UUID, attempt: int) -> None:
+        await self.redis.enqueue_job("automation.run", str(run_id), attempt, _job_id=f"run:{run_id}:{attempt}")
+
+    async def resume(self, run_id: uuid.UUID, at: datetime) -> None:
+        await self.redis.enqueue_job(
+            "automation.resume", str(run_id), _job_id=f"resume:{run_id}:{at.timestamp()}", _defer_until=at
+        )
+
+    async def timer(self, timer_id: uuid.UUID, at: datetime) -> None:
+        await self.redis.enqueue_job(
+            "automation.fire_timer", str(timer_id), _job_id=f"timer:{timer_id}", _defer_until=at
+        )
+
+    async def deliver(self, delivery_id: uuid.UUID, at: datetime | None = None) -> None:
+        key = f"deliver:{delivery_id}:{at.timestamp() if at else 'now'}"
+        await self.redis.enqueue_job("webhook.deliver", str(delivery_id), _job_id=key, _defer_until=at)
+
+    async def deliver_due(self, delivery_id: uuid.UUID, due: datetime) -> None:
+        # Keyed by the due time: a replayed or retried delivery gets a new job, a repeat of the sweep does not.
+        await self.redis.enqueue_job(
+            "webhook.deliver", str(delivery_id), _job_id=f"deliver:{delivery_id}:{due.timestamp()}"
+        )
+
+    async def event(self, event_id: uuid.UUID) -> None:
+        # Not the dispatcher's job id: that one may still be kept as "done" by arq after a lost run.
+        await self.redis.enqueue_job("automation.handle_event", str(event_id), _job_id=f"event-sweep:{event_id}")
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = get_settings()
+    ctx["settings"] = settings
+    ctx["engine"] = make_engine(settings)
+    ctx["sessionmaker"] = make_sessionmaker(ctx["engine"])
+    ctx["http"] = httpx.AsyncClient(follow_redirects=False)
+    ctx["waker"] = ArqWaker(ctx["redis"])
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    await ctx["http"].aclose()
+    await ctx["engine"].dispose()
+
+
+async def handle_event(ctx: JobContext, event_id: str) -> int:
+    return await runner.process_event(ctx["sessionmaker"], ctx["settings"], ctx["waker"], uuid.UUID(event_id))
+
+
+async def run(ctx: JobContext, run_id: str, attempt: int) -> None:
+    await runner.run_claimed(ctx["sessionmaker"], ctx["settings"], ctx["waker"], uuid.UUID(run_id), attempt)
+
+
+async def resume(ctx: JobContext, run_id: str) -> None:
+    await runner.resume_run(ctx["sessionmaker"], ctx["settings"], ctx["waker"], uuid.UUID(run_id))
+
+
+async def fire_timer(ctx: JobContext, timer_id: str) -> None:
+    await runner.fire_timer(ctx["sessionmaker"], ctx["settings"], ctx["waker"], uuid.UUID(timer_id))
+
+
+async def deliver(ctx: JobContext, delivery_id: str) -> None:
+    await runner.deliver(ctx["sessionmaker"], ctx["settings"], ctx["http"], ctx["waker"], uuid.UUID(delivery_id))
+
+
+async def tick(ctx: JobContext) -> None:
+    # Looking for unhandled events scans recent outbox rows: do it every few seconds, not on every tick.
+    every = max(1, min(EVENT_SWEEP_EVERY_SECONDS, int(ctx["settings"].AUTOMATION_SWEEP_AFTER_SECONDS)))
+    events = int(datetime.now().timestamp()) % every == 0
+    await runner.tick(ctx["sessionmaker"], ctx["settings"], ctx["waker"], events=events)
+
+
+def redis_settings(settings: Settings | None = None) -> RedisSettings:
+    url = (settings or get_settings()).REDIS_URL
+    if not url:
+        raise RuntimeError("REDIS_URL is not set")
+    return RedisSettings.from_dsn(url)
+
+
+def _function(coroutine: Any, name: str) -> Any:
+    return func(coroutine, name=name)
+
+
+FUNCTIONS = [
+    _function(handle_event, "automation.handle_event"),
+    _function(run, "automation.run"),
+    _function(resume, "automation.resume"),
+    _function(fire_timer, "automation.fire_timer"),
+    _function(deliver, "webhook.deliver"),
+]
+CRON_JOBS = [
+    cron(
+        tick,  # type: ignore[arg-type]
+        name="automation.tick",
+        second=set(range(60)),
+        microsecond=0,
+        unique=True,
+        timeout=30,
+    )
+]
+
+
+class WorkerSettings:
+    """For `arq workers.main.WorkerSettings` (Redis on localhost); `stageflow worker` uses `make_worker`."""
+
+    functions = FUNCTIONS
+    cron_jobs = CRON_JOBS
+    on_startup = startup
+    on_shutdown = shutdown
+    max_jobs = 20
+    job_timeout = 120
+    keep_result = 3600
+
+
+def make_worker(
+    settings: Settings, *, redis_pool: ArqRedis | None = None, burst: bool = False, **overrides: Any
+) -> Worker:
+    options: dict[str, Any] = {
+        "functions": FUNCTIONS,
+        "cron_jobs": CRON_JOBS,
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "max_jobs": settings.WORKER_MAX_JOBS,
+        "job_timeout": WorkerSettings.job_timeout,
+        "keep_result": WorkerSettings.keep_result,
+        "redis_settings": redis_settings(settings),
+        "redis_pool": redis_pool,
+        "burst": burst,
+        "poll_delay": 0.05,
+        **overrides,
+    }
+    return Worker(**options)
+
+
+async def run_worker(settings: Settings, *, burst: bool = False, with_dispatcher: bool = True) -> None:
+    """The worker process: the outbox dispatcher (events -> jobs) and the arq worker, until a signal stops it."""
+    from app.outbox.dispatcher import run_dispatcher
+    from workers.queue import event_sinks
+
+    # arq logs every job start and end at INFO (the sweep runs every second): keep that for DEBUG only.
+    if settings.LOG_LEVEL.upper() != "DEBUG":
+        logging.getLogger("arq.worker").setLevel(logging.WARNING)
+    redis = await create_pool(redis_settings(settings))
+    worker = make_worker(settings, redis_pool=redis, burst=burst)
+    engine = make_engine(settings)
+    stop = asyncio.Event()
+    dispatcher = None
+    if with_dispatcher:
+        dispatcher = asyncio.create_task(run_dispatcher(make_sessionmaker(engine), event_sinks(redis), stop=stop))
+    try:
+        await worker.async_run()
+    except asyncio.CancelledError:
+        pass
+    finally:
+        stop.set()
+        if dispatcher is not None:
+            await dispatcher
+        await worker.close()
+        await engine.dispose()
