@@ -172,6 +172,7 @@ async def _create_run(
     element: ElementRead | None,
     depth: int,
     context: dict[str, Any],
+    missing_element: str | None = "the element no longer exists",
 ) -> tuple[uuid.UUID, int] | None:
     """Insert the (event, rule) run: claimed, skipped (condition false) or failed (chain too deep).
 
@@ -190,8 +191,8 @@ async def _create_run(
         parse_filter(rule.condition, location="condition"), record_of(element, context.get("body"))
     ):
         status, error, attempts = RunStatus.skipped, "the condition did not match", 0
-    elif rule.trigger_type != "webhook.received" and element is None:
-        status, error, attempts = RunStatus.skipped, "the element no longer exists", 0
+    elif element is None and missing_element:
+        status, error, attempts = RunStatus.skipped, missing_element, 0
     finished = status in (RunStatus.failed, RunStatus.skipped)
     run_id = await session.scalar(
         pg_insert(AutomationRun)
@@ -414,10 +415,14 @@ async def handle_event(session: AsyncSession, settings: Settings, event_id: uuid
             continue
         target = element
         context: dict[str, Any] = {"event": {"type": event.event_type, "id": str(event_id), **payload}}
+        # A hard-deleted element is gone, but its rules may still call webhooks or notify someone.
+        missing = None if rule.trigger_type == "element.deleted" else "the element no longer exists"
         if rule.trigger_type == "webhook.received":
             context["body"] = payload.get("body") or {}
             context["event"].pop("body", None)
             target = await _hook_element(session, actor, rule, context["body"])
+            wants_element = "find" in rule.trigger or "element_id" in rule.trigger
+            missing = "no element matched the incoming hook" if wants_element else None
         created = await _create_run(
             session,
             settings,
@@ -427,6 +432,7 @@ async def handle_event(session: AsyncSession, settings: Settings, event_id: uuid
             element=target,
             depth=depth,
             context=context,
+            missing_element=missing,
         )
         if created:
             out.runs.append(created)

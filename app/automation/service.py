@@ -16,9 +16,11 @@ from app.automation.models import AutomationRule, AutomationRun, AutomationTimer
 from app.automation.schedule import next_time, parse_cron
 from app.automation.schemas import Action, RuleCreate, RuleList, RuleOrder, RuleRead, RuleUpdate, RunPage, RunRead
 from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
+from app.entity_types.models import EntityType
 from app.errors import Conflict, ErrorCollector, NotFound
 from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.filters import parse_filter
+from app.outbox.models import OutboxEvent
 from app.outbox.service import record_event
 
 HOOK_PATH = "/api/v1/hooks/"
@@ -112,6 +114,8 @@ def _prepare_actions(actions: list[Action], errors: ErrorCollector) -> tuple[lis
     for index, action in enumerate(actions):
         params = dict(action.params)
         check_params(action.type, params, f"actions[{index}].params", errors)
+        if action.type == "assign" and params.get("routing_policy_id"):
+            errors.add(f"actions[{index}].params.routing_policy_id", "routing policies are not available yet")
         if action.type == "webhook" and not params.get("secret"):
             params["secret"] = generated[str(index)] = new_webhook_secret()
         stored.append({"type": action.type, "params": params})
@@ -247,13 +251,10 @@ async def get_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID) -> R
 
 async def list_rules(session: AsyncSession, actor: Actor, *, entity_type: str | None = None) -> RuleList:
     statement = select(AutomationRule).where(AutomationRule.workspace_id == actor.workspace_id)
-    codes: dict[uuid.UUID, str] = {}
     if entity_type is not None:
         meta = await get_type_meta(session, actor.workspace_id, entity_type)
         statement = statement.where(AutomationRule.entity_type_id == meta.id)
     rules = list(await session.scalars(statement.order_by(AutomationRule.sort, AutomationRule.created_at)))
-    from app.entity_types.models import EntityType
-
     rows = await session.execute(
         select(EntityType.id, EntityType.code).where(EntityType.workspace_id == actor.workspace_id)
     )
@@ -374,8 +375,6 @@ async def receive_hook(session: AsyncSession, token: str, body: dict[str, Any]) 
     if rule is None or not secrets.compare_digest(rule.hook_token or "", token):
         raise NotFound("No incoming hook at this address")
     event_id = uuid.uuid4()
-    from app.outbox.models import OutboxEvent
-
     session.add(
         OutboxEvent(
             event_id=event_id,

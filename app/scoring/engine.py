@@ -7,7 +7,7 @@ model of a type is one indexed lookup per write.
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,9 +52,25 @@ def compile_model(row: ScoringModel) -> Compiled:
     return compiled
 
 
-def element_row(element: Any) -> dict[str, Any]:
-    """What a model sees of an element (an `Element` or a row about to be inserted): its custom values and a few
-    system fields."""
+class Scorable(Protocol):
+    """What scoring reads and writes of an element: an ORM row, or the plain row of a batch insert."""
+
+    score: int | None
+
+    @property
+    def values(self) -> dict[str, Any]: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def source(self) -> str | None: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def amount(self) -> Any: ...
+
+
+def element_row(element: Scorable) -> dict[str, Any]:
+    """What a model sees of an element: its custom values and a few system fields."""
     row = dict(element.values)
     row.update(
         title=element.title or None,
@@ -109,7 +125,7 @@ async def active_model(session: AsyncSession, workspace_id: uuid.UUID, entity_ty
 
 
 async def autoscore(
-    session: AsyncSession, workspace_id: uuid.UUID, entity_type_id: uuid.UUID, elements: Sequence[Any]
+    session: AsyncSession, workspace_id: uuid.UUID, entity_type_id: uuid.UUID, elements: Sequence[Scorable]
 ) -> None:
     """Score new or changed elements in place with the type's active model (no model: nothing to do)."""
     if not elements:

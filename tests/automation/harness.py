@@ -16,6 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import redis
+
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,8 +63,37 @@ def stop_worker(process: subprocess.Popen[bytes], *, kill: bool = False) -> None
             process.wait(timeout=5)
 
 
+def forget_earlier_events(settings: Settings) -> None:
+    """Earlier tests of the session left events nobody has rules for; a new worker would otherwise chew through
+    all of them (outbox backlog and queued jobs) before reaching this test's events. Backdate them out of the
+    dispatcher's and the sweep's reach and drop the queued jobs."""
+
+    async def backdate() -> None:
+        connection = await asyncpg.connect(settings.database_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await connection.execute(
+                "UPDATE outbox_events SET dispatched_at = now() - interval '1 day'"
+                " WHERE dispatched_at IS NULL OR dispatched_at > now() - interval '1 day'"
+            )
+        finally:
+            await connection.close()
+
+    # A thread of its own: the caller may be inside a running event loop.
+    thread = threading.Thread(target=asyncio.run, args=(backdate(),))
+    thread.start()
+    thread.join()
+    client = redis.Redis.from_url(settings.REDIS_URL or "")
+    try:
+        keys = [*client.scan_iter("arq:*")]
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 @contextmanager
 def running_worker(settings: Settings, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    forget_earlier_events(settings)
     process = start_worker(settings, **extra)
     try:
         yield process

@@ -13,11 +13,11 @@ from app.automation.models import AutomationRun, RunStatus
 from app.settings import Settings
 from app.tasks.models import Task
 from app.timeline.models import TimelineEntry
-from tests.automation.harness import start_worker, stop_worker, wait_for
+from tests.automation.harness import forget_earlier_events, start_worker, stop_worker, wait_for
 from tests.conftest import Tenant
 from tests.factories import lead_type
 
-ELEMENTS = 150
+ELEMENTS = 100
 
 
 async def counts(app: FastAPI, workspace_id: uuid.UUID) -> dict[str, Any]:
@@ -67,6 +67,7 @@ async def test_a_killed_worker_loses_and_doubles_nothing(
         },
     )
     assert response.status_code == 201, response.text
+    forget_earlier_events(settings)
     first = start_worker(settings)
     try:
         items = [{"op": "create", "data": {"title": f"lead {i}"}} for i in range(ELEMENTS)]

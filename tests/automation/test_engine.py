@@ -12,7 +12,7 @@ import pytest
 
 from app.settings import Settings
 from tests.automation.harness import hook_server, running_worker, wait_for
-from tests.factories import create_element, create_field, create_type, create_user, default_pipeline, lead_type
+from tests.factories import create_element, create_field, create_type, default_pipeline, lead_type
 
 
 @pytest.fixture(scope="module")
@@ -184,12 +184,16 @@ async def test_an_incoming_webhook_moves_an_element(client: httpx.AsyncClient, w
         },
     )
     assert response.status_code == 201, response.text
-    hook_url = response.json()["hook_url"]
+    rule = response.json()
+    hook_url = rule["hook_url"]
     element = await create_element(client, "lead", title="Payer", values={"email": "pay@example.com"})
     other = await create_element(client, "lead", title="Other", values={"email": "other@example.com"})
     async with httpx.AsyncClient(transport=client._transport, base_url="http://testserver") as anonymous:
         accepted = await anonymous.post(hook_url, json={"email": "pay@example.com", "status": "paid"})
         assert accepted.status_code == 202, accepted.text
+        assert (
+            await anonymous.post(hook_url, json={"email": "nobody@example.com", "status": "paid"})
+        ).status_code == 202
         assert (await anonymous.post(hook_url + "x", json={})).status_code == 404
         too_big = await anonymous.post(hook_url, content=b'{"a": "' + b"x" * 300_000 + b'"}')
         assert too_big.status_code == 413
@@ -201,6 +205,11 @@ async def test_an_incoming_webhook_moves_an_element(client: httpx.AsyncClient, w
 
     await wait_for(moved)
     assert (await client.get(f"/elements/{other['id']}")).json()["stage_code"] == "NEW"
+
+    async def unmatched() -> list[dict[str, Any]]:
+        return [r for r in await runs_of(client, rule["id"]) if r["status"] == "skipped"]
+
+    assert (await wait_for(unmatched))[0]["error"] == "no element matched the incoming hook"
 
 
 async def asyncio_sleep(seconds: float) -> None:
@@ -337,7 +346,9 @@ async def test_assign_notify_linked_element_and_tunnel_copy(
             "/entity-types/lead/pipelines", json={"title": "Archive", "stages": [{"code": "KEPT", "title": "Kept"}]}
         )
     ).json()
-    user = (await create_user(client, "Ann"))["id"]  # assigned_to must be a user of the workspace
+    created_user = await client.post("/users", json={"name": "Ann", "email": "ann@example.com", "tier": "senior"})
+    assert created_user.status_code == 201, created_user.text
+    user = created_user.json()["id"]
     response = await client.post(
         "/automation/rules",
         json={
