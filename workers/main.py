@@ -106,6 +106,14 @@ async def tick(ctx: JobContext) -> None:
     await runner.tick(ctx["sessionmaker"], ctx["settings"], ctx["waker"], events=events)
 
 
+async def retrain_scoring_models(ctx: JobContext) -> None:
+    """Nightly: every active learned scoring model gets a new version (activated unless its AUC is worse)."""
+    from app.scoring.service import retrain_active_models
+
+    for line in await retrain_active_models(ctx["engine"]):
+        logging.getLogger(__name__).info("scoring model retrained: %s", line)
+
+
 def redis_settings(settings: Settings | None = None) -> RedisSettings:
     url = (settings or get_settings()).REDIS_URL
     if not url:
@@ -132,7 +140,16 @@ CRON_JOBS = [
         microsecond=0,
         unique=True,
         timeout=30,
-    )
+    ),
+    cron(
+        retrain_scoring_models,  # type: ignore[arg-type]
+        name="scoring.retrain",
+        hour={3},
+        minute={15},
+        second={0},
+        unique=True,
+        timeout=1800,
+    ),
 ]
 
 

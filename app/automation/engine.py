@@ -34,6 +34,7 @@ from app.outbox.models import OutboxEvent
 from app.outbox.service import event_origin
 from app.pipelines.models import Stage
 from app.relations import service as relation_service
+from app.routing import service as routing_service
 from app.settings import Settings
 from app.tasks import service as task_service
 from app.tasks.schemas import TaskCreate
@@ -654,7 +655,8 @@ async def _element_action(
         return await element_service.move_element(session, actor, element.id, move)
     if isinstance(params, action_params.Assign):
         if params.routing_policy_id is not None:
-            raise Invalid("Routing policies are not available yet: assign a user_id")
+            await routing_service.route_element(session, actor, element.id, policy_id=params.routing_policy_id)
+            return await element_service.get_element(session, actor, element.id)
         return await element_service.update_element(
             session, actor, element.id, ElementUpdate(assigned_to=params.user_id)
         )

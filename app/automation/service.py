@@ -22,6 +22,7 @@ from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
 from app.outbox.service import record_event
+from app.routing import service as routing_service
 
 HOOK_PATH = "/api/v1/hooks/"
 TIME_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
@@ -114,12 +115,26 @@ def _prepare_actions(actions: list[Action], errors: ErrorCollector) -> tuple[lis
     for index, action in enumerate(actions):
         params = dict(action.params)
         check_params(action.type, params, f"actions[{index}].params", errors)
-        if action.type == "assign" and params.get("routing_policy_id"):
-            errors.add(f"actions[{index}].params.routing_policy_id", "routing policies are not available yet")
         if action.type == "webhook" and not params.get("secret"):
             params["secret"] = generated[str(index)] = new_webhook_secret()
         stored.append({"type": action.type, "params": params})
     return stored, generated
+
+
+async def _check_policies(
+    session: AsyncSession,
+    actor: Actor,
+    entity_type_id: uuid.UUID,
+    actions: list[dict[str, Any]],
+    errors: ErrorCollector,
+) -> None:
+    """An `assign` through a routing policy needs a policy of the rule's entity type."""
+    for index, action in enumerate(actions):
+        policy_id = action["params"].get("routing_policy_id") if action["type"] == "assign" else None
+        if policy_id:
+            problem = await routing_service.policy_problem(session, actor, policy_id, entity_type_id)
+            if problem:
+                errors.add(f"actions[{index}].params.routing_policy_id", problem)
 
 
 def _keep_secrets(old: list[dict[str, Any]], new: list[Action]) -> list[Action]:
@@ -174,6 +189,7 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
     if data.condition:
         parse_filter(data.condition, location="condition")
     actions, generated = _prepare_actions(data.actions, errors)
+    await _check_policies(session, actor, meta.id, actions, errors)
     errors.raise_if_any("The rule is not valid")
     top = await session.scalar(
         select(func.coalesce(func.max(AutomationRule.sort), 0)).where(
@@ -221,6 +237,7 @@ async def update_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, d
     generated: dict[str, str] = {}
     if data.actions is not None:
         rule.actions, generated = _prepare_actions(_keep_secrets(rule.actions, data.actions), errors)
+        await _check_policies(session, actor, meta.id, rule.actions, errors)
     errors.raise_if_any("The rule is not valid")
     rule.pipeline_id, rule.stage_id = pipeline_id, stage_id
     rule.trigger, rule.trigger_type = trigger, trigger["type"]
