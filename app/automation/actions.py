@@ -91,6 +91,12 @@ class Notify(_Params):
     message: str = Field(min_length=1, max_length=5000)
 
 
+class Score(_Params):
+    """Score the element (default: with its type's active model); the score is stored and `element.scored` fires."""
+
+    model_id: uuid.UUID | None = None
+
+
 PARAMS: dict[str, type[_Params]] = {
     "set_fields": SetFields,
     "move_to_stage": MoveToStage,
@@ -102,6 +108,7 @@ PARAMS: dict[str, type[_Params]] = {
     "create_linked_element": CreateLinkedElement,
     "delay": Delay,
     "notify": Notify,
+    "score": Score,
 }
 
 

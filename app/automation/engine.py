@@ -35,6 +35,7 @@ from app.outbox.service import event_origin
 from app.pipelines.models import Stage
 from app.relations import service as relation_service
 from app.routing import service as routing_service
+from app.scoring import service as scoring_service
 from app.settings import Settings
 from app.tasks import service as task_service
 from app.tasks.schemas import TaskCreate
@@ -49,6 +50,7 @@ TRIGGERS_FOR_EVENT: dict[str, tuple[str, ...]] = {
     "element.deleted": ("element.deleted",),
     "element.linked": ("element.linked",),
     "webhook.received": ("webhook.received",),
+    "element.scored": ("element.scored",),
 }
 TIMER_BATCH = 100
 SCHEDULE_MAX_ELEMENTS = 500
@@ -660,6 +662,9 @@ async def _element_action(
         return await element_service.update_element(
             session, actor, element.id, ElementUpdate(assigned_to=params.user_id)
         )
+    if isinstance(params, action_params.Score):
+        await scoring_service.score_element(session, actor, element.id, model_id=params.model_id)
+        return await element_service.get_element(session, actor, element.id)
     if isinstance(params, action_params.MoveToPipeline):
         return await _tunnel(session, actor, params, element)
     raise Invalid(f"Unknown action {kind!r}")

@@ -57,3 +57,42 @@ async def test_a_rule_routes_new_leads_through_a_policy(
     assert (routed["tier"], routed["assigned_to"]) == ("hot", senior["id"])
     tasks = (await client.get("/tasks", params={"element_id": element["id"]})).json()["items"]
     assert [t["description"] for t in tasks] == ["Call Hot lead now"]
+
+
+async def test_a_score_action_fires_element_scored_rules(
+    client: httpx.AsyncClient, worker: subprocess.Popen[bytes]
+) -> None:
+    await _setup(client)  # an active factors model on `rating`
+    rules = [
+        {
+            "name": "Score on arrival",
+            "entity_type": "lead",
+            "trigger": {"type": "element.created"},
+            "actions": [{"type": "score", "params": {}}],
+        },
+        {
+            "name": "Hot leads",
+            "entity_type": "lead",
+            "trigger": {"type": "element.scored"},
+            "condition": {"field": "score", "op": "gte", "value": 80},
+            "actions": [{"type": "add_comment", "params": {"text": "hot: {{ score }}"}}],
+        },
+    ]
+    for rule in rules:
+        response = await client.post("/automation/rules", json=rule)
+        assert response.status_code == 201, response.text
+    hot = await create_element(client, "lead", title="hot", values={"rating": HOT})
+    cold = await create_element(client, "lead", title="cold", values={"rating": 10})
+
+    async def comments(element_id: str) -> list[str]:
+        history = (await client.get(f"/elements/{element_id}/history")).json()["items"]
+        return [e["data"]["text"] for e in history if e["kind"] == "comment"]
+
+    assert await wait_for(lambda: comments(hot["id"])) == ["hot: 100"]
+
+    async def scored_cold() -> bool:
+        history = (await client.get(f"/elements/{cold['id']}/history")).json()["items"]
+        return any(e["kind"] == "scored" for e in history)
+
+    await wait_for(scored_cold)
+    assert await comments(cold["id"]) == []
