@@ -304,7 +304,7 @@ async def _training_data(
             Element.deleted_at.is_(None),
             Stage.semantic.in_([StageSemantic.success, StageSemantic.failure]),
         )
-        .order_by(Element.created_at, Element.id)
+        .order_by(Element.created_at, Element.title, Element.id)  # a stable order: the split is reproducible
     )
     rows, labels = [], []
     for element, semantic in result.all():
