@@ -128,6 +128,7 @@ def dev(
                 fg=typer.colors.GREEN,
             )
         typer.echo(f"API on http://{host}:{port}/api/v1  (docs: http://{host}:{port}/docs)")
+        typer.echo(f"GraphQL on http://{host}:{port}/graphql  (GraphiQL: set the Authorization header there)")
         if worker:
             # The worker (outbox dispatcher + arq) in its own process, on the same (maybe embedded) services.
             worker_process = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])

@@ -349,27 +349,7 @@ async def load_element(
     if row is None:
         return None
     element, stage_code, type_code = row
-    return ElementRead(
-        id=element.id,
-        entity_type=type_code,
-        pipeline_id=element.pipeline_id,
-        stage_id=element.stage_id,
-        stage_code=stage_code,
-        title=element.title,
-        assigned_to=element.assigned_to,
-        amount=float(element.amount) if element.amount is not None else None,
-        currency=element.currency,
-        source=element.source,
-        begin_date=element.begin_date,
-        close_date=element.close_date,
-        score=element.score,
-        values=element.values,
-        version=element.version,
-        created_at=element.created_at,
-        updated_at=element.updated_at,
-        moved_at=element.moved_at,
-        deleted_at=element.deleted_at,
-    )
+    return element_service.element_read(element, type_code, stage_code)
 
 
 async def handle_event(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> Followups:

@@ -82,6 +82,8 @@ class ElementPage(BaseModel):
     items: list[ElementRead]
     next_cursor: str | None = None
     total: int | None = None
+    # The cursor after each item (Relay edges in GraphQL); not part of the REST body.
+    cursors: list[str] = Field(default_factory=list, exclude=True)
 
 
 class ElementSearch(BaseModel):

@@ -38,12 +38,17 @@ SYSTEM_UPDATABLE = ("title", "assigned_to", "amount", "currency", "source", "beg
 
 def to_read(element: Element | SimpleNamespace, meta: TypeMeta) -> ElementRead:
     stage = meta.stages.get(element.stage_id) if element.stage_id else None
+    return element_read(element, meta.code, stage.code if stage else None)
+
+
+def element_read(element: Element | SimpleNamespace, type_code: str, stage_code: str | None) -> ElementRead:
+    """The API's view of an element row, for callers that know its type and stage codes without full metadata."""
     return ElementRead(
         id=element.id,
-        entity_type=meta.code,
+        entity_type=type_code,
         pipeline_id=element.pipeline_id,
         stage_id=element.stage_id,
-        stage_code=stage.code if stage else None,
+        stage_code=stage_code,
         title=element.title,
         assigned_to=element.assigned_to,
         amount=float(element.amount) if element.amount is not None else None,
@@ -293,6 +298,7 @@ async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, sear
         items=[to_read(row[0], meta) for row in rows],
         next_cursor=query.next_cursor(rows[-1]) if has_more and rows else None,
         total=total,
+        cursors=[query.next_cursor(row) for row in rows],
     )
 
 

@@ -406,3 +406,34 @@ async def delete_field(session: AsyncSession, actor: Actor, type_ref: str, code:
     await session.delete(row)
     await session.flush()
     await _changed(session, actor, "field.deleted", {"entity_type": meta.code, "code": code})
+
+
+async def fields_by_type(
+    session: AsyncSession, actor: Actor, type_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[FieldRead]]:
+    """The fields of several entity types in three queries (GraphQL DataLoaders)."""
+    fields = list(
+        await session.scalars(
+            select(Field)
+            .where(Field.workspace_id == actor.workspace_id, Field.entity_type_id.in_(type_ids))
+            .order_by(Field.sort, Field.created_at)
+        )
+    )
+    options: dict[uuid.UUID, list[FieldOption]] = {}
+    codes: dict[uuid.UUID, str] = {}
+    if fields:
+        for option in await session.scalars(
+            select(FieldOption).where(FieldOption.field_id.in_([f.id for f in fields])).order_by(FieldOption.sort)
+        ):
+            options.setdefault(option.field_id, []).append(option)
+        target_ids = {f.target_type_id for f in fields if f.target_type_id}
+        if target_ids:
+            rows = await session.execute(select(EntityType.id, EntityType.code).where(EntityType.id.in_(target_ids)))
+            codes = {row.id: row.code for row in rows}
+    grouped: dict[uuid.UUID, list[FieldRead]] = {type_id: [] for type_id in type_ids}
+    for f in fields:
+        target = codes.get(f.target_type_id) if f.target_type_id else None
+        grouped[f.entity_type_id].append(
+            field_read(FieldMeta(row=f, options=options.get(f.id, []), target_type_code=target))
+        )
+    return grouped

@@ -195,6 +195,9 @@ class TestElements:
                 break
             assert page["edges"][-1]["cursor"] == after
         assert seen == ["L6", "L5", "L4", "L3", "L2"]
+        first_page = (await run(query, filter=None, after=None))["elements"]
+        after_first = (await run(query, filter=None, after=first_page["edges"][0]["cursor"]))["elements"]
+        assert [e["node"]["title"] for e in after_first["edges"]] == ["L5", "L4"]
 
     async def test_bad_filter_and_big_page_are_clear_errors(self, client: httpx.AsyncClient, run: Run) -> None:
         await lead_type(client)

@@ -60,3 +60,24 @@ async def test_a_page_costs_a_constant_number_of_queries(
     print(f"queries for a page of 5: {small_count}, of 50: {large_count}")
     assert large_count == small_count, (small_count, large_count)
     assert large_count <= 30, large.statements
+
+
+async def test_entity_types_with_fields_and_pipelines_cost_a_constant_number_of_queries(
+    client: httpx.AsyncClient, run: Run, count_queries: Callable[[], QueryCounter]
+) -> None:
+    query = "{ entityTypes { code fields { code options { value } } pipelines { title stages { code } } } }"
+    await create_type(client, "t0")
+    await client.post("/entity-types/t0/fields", json={"code": "size", "type": "enum", "options": [{"value": "s"}]})
+    await run(query)
+    one = count_queries()
+    await run(query)
+    one_type = one.count
+    for i in range(1, 8):
+        await create_type(client, f"t{i}")
+        await client.post(f"/entity-types/t{i}/fields", json={"code": "size", "type": "integer"})
+    await run(query)  # the metadata changed: this request builds the new schema
+    many = count_queries()
+    data = await run(query)
+    assert len(data["entityTypes"]) == 8
+    assert data["entityTypes"][0]["fields"] == [{"code": "size", "options": [{"value": "s"}]}]
+    assert many.count == one_type, (one_type, many.count)

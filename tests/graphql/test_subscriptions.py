@@ -22,7 +22,9 @@ pytestmark = pytest.mark.slow
 
 SUBSCRIBE = """
 subscription($type: String, $pipeline: UUID) {
-  elementEvents(type: $type, pipelineId: $pipeline) { eventType elementId entityType payload }
+  elementEvents(type: $type, pipelineId: $pipeline) {
+    eventType elementId entityType payload element { stageCode version values }
+  }
 }
 """
 
@@ -124,6 +126,7 @@ async def test_a_move_reaches_a_subscription_opened_before(server: str, ws_tenan
         assert {e["elementId"] for e in events} == {element_id}
         assert events[1]["payload"]["to_stage_code"] == "IN_PROGRESS"
         assert events[1]["entityType"] == "dishwasher"
+        assert events[1]["element"] == {"stageCode": "IN_PROGRESS", "version": 2, "values": {"model": "Alpha"}}
 
 
 async def test_a_websocket_without_a_key_is_refused(server: str) -> None:

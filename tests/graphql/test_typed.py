@@ -1,16 +1,20 @@
 """The typed schema of a workspace: generated from its entity types and fields, rebuilt when they change."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from graphql import OperationDefinitionNode, build_schema, parse, print_ast, validate
 
 from app.main import create_app
 from app.settings import Settings
-from tests.graphql.conftest import Run
+from tests.conftest import QueryCounter
+from tests.graphql.conftest import Run, http_client
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 DEFINE = """
@@ -19,7 +23,10 @@ mutation {
     __typename
   }
   model: createField(type: "dishwasher", input: {code: "model", type: "string", required: true}) { __typename }
-  capacity: createField(type: "dishwasher", input: {code: "capacity", type: "integer", min: 1}) { __typename }
+  capacity: createField(type: "dishwasher", input: {code: "capacity", type: "integer", min: 1, max: 100}) {
+    __typename
+  }
+  serial: createField(type: "dishwasher", input: {code: "serial", type: "integer"}) { __typename }
   price: createField(type: "dishwasher", input: {code: "price", type: "money"}) { __typename }
   launched: createField(type: "dishwasher", input: {code: "launched_on", type: "date"}) { __typename }
   tags: createField(type: "dishwasher", input: {code: "tags", type: "string", multiple: true}) { __typename }
@@ -55,6 +62,12 @@ async def _define(run: Run) -> str:
     return pipeline_id
 
 
+async def _id_of(run: Run, model: str) -> str:
+    data = await run("query($m: String!) { dishwashers(filter: {model: {eq: $m}}) { edges { node { id } } } }", m=model)
+    element_id: str = data["dishwashers"]["edges"][0]["node"]["id"]
+    return element_id
+
+
 async def _titles(run: Run, filter: dict[str, Any] | None, first: int = 50) -> list[str]:
     data = await run(LIST, filter=filter, first=first)
     return [e["node"]["title"] for e in data["dishwashers"]["edges"]]
@@ -79,6 +92,14 @@ class TestTypedSchema:
             dishwasher = created["createDishwasher"]
             assert dishwasher["__typename"] == "Dishwasher", dishwasher
         assert dishwasher["capacity"] == 16
+        big = await run(
+            'mutation { createDishwasher(input: {model: "Big", serial: 900000000000}) '
+            "{ ... on Dishwasher { serial } } }"
+        )
+        assert big["createDishwasher"] == {"serial": 900000000000}
+        found = await run("{ dishwashers(filter: {serial: {gt: 899999999999}}) { totalCount } }")
+        assert found["dishwashers"]["totalCount"] == 1
+        await run("mutation($id: UUID!) { deleteElement(id: $id) { __typename } }", id=await _id_of(run, "Big"))
         assert dishwasher["launchedOn"] == "2026-01-15"
         assert dishwasher["tags"] == ["eco", "quiet"]
         assert dishwasher["stageCode"] == "NEW"
@@ -185,6 +206,7 @@ class TestSchemaFollowsMetadata:
             "type Dishwasher {",
             "  model: String",
             "  capacity: Int",
+            "  serial: BigInt",
             "  launchedOn: Date",
             "input DishwasherFilter {",
             "input DishwasherInput {",
@@ -197,12 +219,17 @@ class TestSchemaFollowsMetadata:
     async def test_type_codes_that_clash_with_generic_names_get_a_suffix(
         self, client: httpx.AsyncClient, run: Run
     ) -> None:
-        for code in ("stage", "element"):
+        for code in ("stage", "element", "string_filter", "big_int"):
             assert (await client.post("/entity-types", json={"code": code, "title": code})).status_code == 201
         await run('mutation { createStageRecord(input: {title: "s"}) { __typename } }')
         data = await run("{ stageRecords { totalCount edges { node { title } } } elementRecords { totalCount } }")
         assert data["stageRecords"]["edges"] == [{"node": {"title": "s"}}]
         assert data["elementRecords"]["totalCount"] == 0
+        other = await run("{ stringFilterRecords { totalCount } bigIntRecords { totalCount } }")
+        assert other == {"stringFilterRecords": {"totalCount": 0}, "bigIntRecords": {"totalCount": 0}}
+        sdl = (await client.get("/graphql/schema.graphql")).text
+        assert "type StringFilterRecord {" in sdl
+        assert "type BigIntRecord {" in sdl
 
 
 class TestReadmeExamples:
@@ -235,3 +262,108 @@ async def test_graphiql_is_served_without_a_key_in_development(settings: Setting
         assert "graphiql" in page.text.lower()
         query = await http.get("/graphql", params={"query": "{ entityTypes { code } }"})
         assert query.status_code == 401
+
+
+async def test_typed_types_belong_to_their_workspace(app: FastAPI, run: Run, other_client: httpx.AsyncClient) -> None:
+    await _define(run)
+    await run(CREATE, input={"model": "Mine"})
+    key = other_client.headers["Authorization"].removeprefix("Bearer ")
+    async with http_client(app, key) as other:
+        with pytest.raises(TransportQueryError, match="dishwashers"):
+            await other.execute(GraphQLRequest("{ dishwashers { totalCount } }"))
+        sdl = (await other_client.get("/graphql/schema.graphql")).text
+    assert "Dishwasher" not in sdl
+    assert "type Element {" in sdl
+
+
+async def test_field_codes_that_clash_after_camel_case_get_distinct_names(client: httpx.AsyncClient, run: Run) -> None:
+    await client.post("/entity-types", json={"code": "gadget", "title": "Gadget"})
+    for code in ("ab_1", "ab1", "not", "stage"):
+        response = await client.post("/entity-types/gadget/fields", json={"code": code, "type": "integer"})
+        assert response.status_code == 201, response.text
+    created = await run(
+        "mutation { createGadget(input: {ab1: 1, ab1Field: 2, notField: 3, stageField: 4}) "
+        "{ ... on Gadget { ab1 ab1Field notField stageField stage { code } } } }"
+    )
+    assert created["createGadget"] == {
+        "ab1": 1,
+        "ab1Field": 2,
+        "notField": 3,
+        "stageField": 4,
+        "stage": {"code": "NEW"},
+    }
+    found = await run("{ gadgets(filter: {notField: {eq: 3}, not: {ab1Field: {eq: 5}}}) { totalCount } }")
+    assert found["gadgets"]["totalCount"] == 1
+
+
+async def test_reference_fields_resolve_to_the_typed_element_in_a_batch(
+    client: httpx.AsyncClient, run: Run, count_queries: Callable[[], QueryCounter]
+) -> None:
+    for code in ("company", "contact"):
+        assert (await client.post("/entity-types", json={"code": code, "title": code})).status_code == 201
+    await client.post("/entity-types/company/fields", json={"code": "city", "type": "string"})
+    await client.post(
+        "/entity-types/contact/fields", json={"code": "employer", "type": "reference", "target_type": "company"}
+    )
+    await client.post(
+        "/entity-types/company/fields",
+        json={"code": "staff", "type": "reference", "target_type": "contact", "multiple": True},
+    )
+    acme = (await run('mutation { createCompany(input: {title: "ACME", city: "Oslo"}) { ... on Company { id } } }'))[
+        "createCompany"
+    ]
+    for name in ("Ann", "Bob", "Cid"):
+        created = await run(
+            "mutation($c: UUID!, $t: String!) { createContact(input: {title: $t, employer: $c}) { __typename } }",
+            c=acme["id"],
+            t=name,
+        )
+        assert created["createContact"]["__typename"] == "Contact"
+    query = '{ contacts(sort: "title") { edges { node { title employer { title city staff { title } } } } } }'
+    await run(query)
+    counter = count_queries()
+    data = await run(query)
+    nodes = [e["node"] for e in data["contacts"]["edges"]]
+    assert nodes[0] == {"title": "Ann", "employer": {"title": "ACME", "city": "Oslo", "staff": None}}
+    assert [n["employer"]["title"] for n in nodes] == ["ACME", "ACME", "ACME"]
+    assert counter.count <= 20, counter.statements
+    filtered = await run("query($c: UUID!) { contacts(filter: {employer: {eq: $c}}) { totalCount } }", c=acme["id"])
+    assert filtered["contacts"]["totalCount"] == 3
+    sdl = (await client.get("/graphql/schema.graphql")).text
+    assert "employer: Company" in sdl
+    assert "staff: [Contact!]" in sdl
+
+
+async def test_awkward_codes_still_build_a_typed_schema(client: httpx.AsyncClient) -> None:
+    codes = ["query", "mutation", "subscription", "page_info", "json", "uuid", "date", "element_edge", "deleted"]
+    codes += ["dishwasher", "dishwasher_edge", "dishwasher_filter", "dishwashers", "error", "field_error"]
+    for code in codes:
+        assert (await client.post("/entity-types", json={"code": code, "title": code})).status_code == 201
+    for field_code in ("and", "or", "not", "a_b", "ab", "page_info", "edges", "node", "value", "history"):
+        response = await client.post("/entity-types/dishwasher/fields", json={"code": field_code, "type": "string"})
+        assert response.status_code == 201, response.text
+    sdl = (await client.get("/graphql/schema.graphql")).text
+    assert "type Dishwasher {" in sdl, "the typed schema fell back to the generic one"
+    assert sdl.count("Connection {") == len(codes) + 1
+
+
+async def test_enum_fields_become_graphql_enums(client: httpx.AsyncClient, run: Run) -> None:
+    await client.post("/entity-types", json={"code": "lead", "title": "Lead"})
+    options = [{"value": "it", "label": "IT"}, {"value": "retail"}, {"value": "bank"}]
+    await client.post("/entity-types/lead/fields", json={"code": "industry", "type": "enum", "options": options})
+    grades = [{"value": "A+"}, {"value": "B"}]
+    await client.post("/entity-types/lead/fields", json={"code": "grade", "type": "enum", "options": grades})
+    for industry in ("it", "bank", "retail"):
+        created = await run(
+            f'mutation {{ createLead(input: {{title: "{industry}", industry: {industry}, grade: "A+"}}) '
+            "{ ... on Lead { industry grade } } }"
+        )
+        assert created["createLead"] == {"industry": industry, "grade": "A+"}
+    found = await run('{ leads(filter: {industry: {in: [it, bank]}}, sort: "title") { edges { node { title } } } }')
+    assert [e["node"]["title"] for e in found["leads"]["edges"]] == ["bank", "it"]
+    with pytest.raises(TransportQueryError, match="farm"):
+        await run("mutation { createLead(input: {industry: farm}) { __typename } }")
+    sdl = (await client.get("/graphql/schema.graphql")).text
+    assert "enum LeadIndustry {" in sdl
+    assert "  industry: LeadIndustry" in sdl
+    assert "  grade: String" in sdl  # "A+" is no GraphQL name: the field stays a String

@@ -54,6 +54,9 @@ class Context(BaseContext):
     def workspace_id(self) -> uuid.UUID:
         return self.who.workspace_id
 
+    def reset_loaders(self) -> None:
+        self._loaders = None
+
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:

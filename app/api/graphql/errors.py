@@ -81,6 +81,7 @@ async def mutate(
         await session.rollback()
         return to_error(exc, rename=rename)
     await session.commit()
+    info.context.reset_loaders()  # what later fields of this request load must see the committed change
     return result
 
 

@@ -47,6 +47,7 @@ from app.elements.board import MAX_PER_STAGE
 from app.elements.schemas import ElementBatch, ElementCreate, ElementMove, ElementSearch, ElementUpdate
 from app.entity_types import service as entity_type_service
 from app.entity_types.schemas import EntityTypeCreate, EntityTypeUpdate, FieldCreate, FieldUpdate
+from app.errors import NotFound
 from app.pipelines import service as pipeline_service
 from app.pipelines.schemas import PipelineCreate, PipelineUpdate, StageCreate, StageOrder, StageUpdate
 from app.relations import service as relation_service
@@ -379,6 +380,19 @@ class ElementEvent:
     entity_type: str | None
     payload: JSON
     created_at: datetime
+
+    @strawberry.field(
+        description="The element as it is now, null once deleted for good (its own fields only: no nested relations)"
+    )
+    async def element(self, info: Info) -> Element | None:
+        if self.element_id is None:
+            return None
+        async with info.context.sessionmaker() as session:
+            try:
+                read = await element_service.get_element(session, info.context.who, self.element_id)
+            except NotFound:
+                return None
+        return Element.from_read(read)
 
 
 @strawberry.type

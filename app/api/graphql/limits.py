@@ -21,6 +21,7 @@ from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
 )
@@ -100,6 +101,7 @@ def limit_extensions(settings: Settings, typed_lists: tuple[str, ...] = ()) -> l
     """Extension factories: Strawberry builds fresh instances per operation."""
     lists = {**LIST_DEFAULTS, **dict.fromkeys(typed_lists, 50)}
     extensions: list[Any] = [
+        lambda: ParserCache(maxsize=512),  # clients repeat the same few documents: parse each once
         lambda: QueryDepthLimiter(max_depth=settings.GRAPHQL_MAX_DEPTH),
         lambda: MaxTokensLimiter(max_token_count=settings.GRAPHQL_MAX_TOKENS),
         lambda: MaxAliasesLimiter(max_alias_count=settings.GRAPHQL_MAX_ALIASES),

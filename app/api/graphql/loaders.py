@@ -10,7 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from app.auth.actor import Actor
+from app.elements import service as element_service
 from app.elements.schemas import ElementRead
+from app.entity_types import service as entity_type_service
+from app.entity_types.meta import get_type_meta
+from app.entity_types.schemas import FieldRead
 from app.pipelines import service as pipeline_service
 from app.pipelines.schemas import PipelineRead, StageRead
 from app.relations import service as relation_service
@@ -21,6 +25,7 @@ from app.timeline.models import TimelineEntry
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 LinkKey = tuple[uuid.UUID, LinkDirection, str | None, int]
+ElementKey = tuple[str, uuid.UUID]  # (entity type code, element id)
 HistoryKey = tuple[uuid.UUID, int]
 
 
@@ -48,12 +53,31 @@ class Loaders:
         self.pipeline: DataLoader[uuid.UUID, PipelineRead | None] = DataLoader(_by_key(self._pipelines))
         self.links: DataLoader[LinkKey, list[ElementRead] | None] = DataLoader(_by_key(self._links))
         self.history: DataLoader[HistoryKey, list[TimelineEntry] | None] = DataLoader(_by_key(self._history))
+        self.element: DataLoader[ElementKey, ElementRead | None] = DataLoader(_by_key(self._elements))
+        self.fields_of_type: DataLoader[uuid.UUID, list[FieldRead] | None] = DataLoader(_by_key(self._fields))
+        self.pipelines_of_type: DataLoader[uuid.UUID, list[PipelineRead] | None] = DataLoader(
+            _by_key(self._type_pipelines)
+        )
 
     async def _stages(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, StageRead]:
         return {s.id: s for s in await pipeline_service.get_stages(self.session, self.actor, ids)}
 
     async def _pipelines(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, PipelineRead]:
         return {p.id: p for p in await pipeline_service.get_pipelines(self.session, self.actor, ids)}
+
+    async def _elements(self, keys: list[ElementKey]) -> dict[ElementKey, ElementRead]:
+        out: dict[ElementKey, ElementRead] = {}
+        for (type_code,), ids in _grouped([(element_id, code) for code, element_id in keys]).items():
+            meta = await get_type_meta(self.session, self.actor.workspace_id, type_code)
+            found = await element_service.get_elements(self.session, self.actor, meta, ids)
+            out.update({(type_code, e.id): e for e in found})
+        return out
+
+    async def _fields(self, type_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[FieldRead]]:
+        return await entity_type_service.fields_by_type(self.session, self.actor, type_ids)
+
+    async def _type_pipelines(self, type_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[PipelineRead]]:
+        return await pipeline_service.pipelines_by_type(self.session, self.actor, type_ids)
 
     async def _links(self, keys: list[LinkKey]) -> dict[LinkKey, list[ElementRead]]:
         out: dict[LinkKey, list[ElementRead]] = {}

@@ -17,13 +17,14 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from app.api.graphql.context import Context
 from app.api.graphql.errors import DomainErrorExtension
 from app.api.graphql.generic import Mutation, Query, Subscription
 from app.api.graphql.limits import limit_extensions
-from app.api.graphql.typed import TypedBuilder, TypedPart
+from app.api.graphql.typed import BIG_INT, BigInt, TypedBuilder, TypedPart
 from app.entity_types import service as entity_type_service
 from app.entity_types.meta import load_type_meta
 from app.errors import DomainError
@@ -52,7 +53,13 @@ def _schema(settings: Settings, query: type, mutation: type, typed_lists: tuple[
     if not settings.is_development:
         # A bug's message may tell too much: outside development the caller only learns that it happened.
         extensions.append(lambda: MaskErrors(should_mask_error=_unexpected, error_message="Internal server error"))
-    return StageflowSchema(query=query, mutation=mutation, subscription=Subscription, extensions=extensions)
+    return StageflowSchema(
+        query=query,
+        mutation=mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map={BigInt: BIG_INT}),
+    )
 
 
 def generic_schema(settings: Settings) -> StageflowSchema:
@@ -79,9 +86,11 @@ def workspace_schema(settings: Settings, generic: StageflowSchema, metas: list[A
     mutation_fields: dict[str, Any] = {}
     lists: list[str] = []
     for meta in metas:
+        if not builder.prepare(meta):
+            logger.warning("entity type %s left out of the typed schema: its GraphQL names are taken", meta.code)
+    for meta in metas:
         part: TypedPart | None = builder.build(meta)
         if part is None:
-            logger.warning("entity type %s left out of the typed schema: its GraphQL names are taken", meta.code)
             continue
         query_fields.update(part.query)
         mutation_fields.update(part.mutation)
@@ -120,13 +129,23 @@ class SchemaCache:
                 rows = await entity_type_service.list_entity_types(session, context.who)
                 metas = [await load_type_meta(session, row) for row in rows]
                 # Building takes ~50 ms per entity type: off the event loop, so other requests go on meanwhile.
-                schema = await asyncio.to_thread(workspace_schema, self.settings, self.generic, metas)
+                schema = await asyncio.to_thread(self._build, workspace_id, metas)
                 for stale in [k for k in self._schemas if k[0] == workspace_id]:
                     del self._schemas[stale]
                 self._schemas[key] = schema
                 while len(self._schemas) > CACHE_SIZE:
                     self._schemas.popitem(last=False)
         return schema
+
+    def _build(self, workspace_id: uuid.UUID, metas: list[Any]) -> StageflowSchema:
+        try:
+            return workspace_schema(self.settings, self.generic, metas)
+        except Exception:
+            # A typed schema that cannot be built must not take the workspace's GraphQL down with it.
+            logger.exception(
+                "typed GraphQL schema of workspace %s failed to build; serving the generic one", workspace_id
+            )
+            return self.generic
 
 
 class WorkspaceSchemas(StageflowSchema):
@@ -139,6 +158,7 @@ class WorkspaceSchemas(StageflowSchema):
             mutation=Mutation,
             subscription=Subscription,
             extensions=list(generic.extensions),
+            config=generic.config,
         )
         self.cache = cache
 

@@ -9,7 +9,10 @@ Every resolver calls the same services as the generic schema.
 
 from __future__ import annotations
 
+import enum
+import re
 import types
+import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +26,7 @@ from strawberry.types.unset import UnsetType
 from strawberry.utils.str_converters import to_camel_case
 
 from app.api.graphql.context import Info
-from app.api.graphql.errors import ErrorTypes, mutate, parse, plain
+from app.api.graphql.errors import mutate, parse, plain
 from app.api.graphql.generic import list_page
 from app.api.graphql.types import Element as GenericElement
 from app.api.graphql.types import PageInfo, check_first, connection, result
@@ -49,6 +52,35 @@ SCALARS: dict[str, type] = {
     "user": uuid.UUID,
     "reference": uuid.UUID,
 }
+INT32 = 2**31 - 1
+GRAPHQL_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
+
+
+def _big_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"BigInt cannot represent {value!r}")
+    return value
+
+
+BigInt = typing.NewType("BigInt", int)
+# Registered through the schema's scalar_map (StrawberryConfig), as Strawberry recommends.
+BIG_INT = strawberry.scalar(
+    name="BigInt",
+    description="A whole number beyond GraphQL's 32-bit Int (up to ±10^15), as a JSON number",
+    serialize=_big_int,
+    parse_value=_big_int,
+)
+
+
+def scalar_of(fm: FieldMeta) -> Any:
+    """The GraphQL scalar of a custom field; integers are Int only when their min and max keep them in 32 bits."""
+    if fm.row.type == "integer":
+        low, high = fm.row.validation.get("min"), fm.row.validation.get("max")
+        bounded = low is not None and high is not None and low >= -INT32 and high <= INT32
+        return int if bounded else BigInt
+    return SCALARS[fm.row.type]
+
+
 ORDERED = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "nin", "between", "is_null")
 OPS: dict[type, tuple[str, ...]] = {
     str: ("eq", "ne", "lt", "lte", "gt", "gte", "in", "nin", "contains", "icontains", "starts_with", "is_null"),
@@ -56,6 +88,7 @@ OPS: dict[type, tuple[str, ...]] = {
     float: ORDERED,
     date: ORDERED,
     datetime: ORDERED,
+    BigInt: ORDERED,
     bool: ("eq", "ne", "is_null"),
     uuid.UUID: ("eq", "ne", "in", "nin", "is_null"),
 }
@@ -94,6 +127,7 @@ CREATE_SYSTEM: dict[str, Any] = {
 PATCH_SYSTEM = {k: v for k, v in CREATE_SYSTEM.items() if k not in ("pipeline_id", "stage_id", "stage_code")}
 SCALAR_NAMES = {str: "String", int: "Int", float: "Float", bool: "Boolean", date: "Date", datetime: "DateTime"}
 SCALAR_NAMES[uuid.UUID] = "UUID"
+SCALAR_NAMES[BigInt] = "BigInt"
 
 
 def _new_class(name: str, namespace: dict[str, Any], bases: tuple[type, ...] = ()) -> type:
@@ -126,6 +160,8 @@ SCALAR_FILTERS: dict[type, type] = {scalar: _scalar_filter(scalar) for scalar in
 def _json(value: Any) -> Any:
     if isinstance(value, list):
         return [_json(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
     if isinstance(value, date | datetime):
         return value.isoformat()
     if isinstance(value, uuid.UUID):
@@ -171,10 +207,16 @@ class TypedPart:
 
 class TypedBuilder:
     def __init__(self, taken_types: set[str], taken_queries: set[str], taken_mutations: set[str]) -> None:
-        self.taken_types = set(taken_types)
+        # The shared filter inputs and scalars are not in the generic schema but are in every typed one.
+        shared = {f"{name}Filter" for name in SCALAR_NAMES.values()} | set(SCALAR_NAMES.values())
+        self.taken_types = set(taken_types) | shared
         self.taken_queries = set(taken_queries)
         self.taken_mutations = set(taken_mutations)
         self.element_fields = {f.name for f in _definition(GenericElement).fields}
+        # Each type's names and its (not yet decorated) class, so reference fields can point at types built later.
+        self.prepared: dict[str, tuple[Names, type]] = {}
+        self.scalars: dict[str, Any] = {}  # the current type's field code -> GraphQL scalar or enum
+        self.enum_filters: dict[Any, type] = {}
 
     def names(self, code: str) -> Names | None:
         """Free names for a type, or None when even the fallback ones are taken (the type is then left out)."""
@@ -195,20 +237,41 @@ class TypedBuilder:
                 return Names(base, single, many)
         return None
 
-    def field_name(self, code: str) -> str:
-        name = to_camel_case(code)
-        return name + "Field" if name in self.element_fields else name
+    def field_names(self, codes: list[str]) -> dict[str, str]:
+        """GraphQL names for custom fields: camelCase, clear of the system fields, and/or/not and each other."""
+        taken = self.element_fields | {"and", "or", "not"}
+        names: dict[str, str] = {}
+        for code in codes:
+            name = to_camel_case(code)
+            if name in taken:
+                name += "Field"
+            base, n = name, 2
+            while name in taken:
+                name, n = f"{base}{n}", n + 1
+            taken.add(name)
+            names[code] = name
+        return names
 
-    def build(self, meta: TypeMeta) -> TypedPart | None:
+    def prepare(self, meta: TypeMeta) -> bool:
+        """Reserve the type's names and create its class; False when its names are taken (it is left out)."""
         names = self.names(meta.code)
         if names is None:
+            return False
+        self.prepared[meta.code] = (names, _new_class(names.type, {"__annotations__": {}}, (GenericElement,)))
+        return True
+
+    def build(self, meta: TypeMeta) -> TypedPart | None:
+        if meta.code not in self.prepared:
             return None
-        custom = {code: (self.field_name(code), fm) for code, fm in meta.fields.items()}
+        names, _ = self.prepared[meta.code]
+        graphql_names = self.field_names(list(meta.fields))
+        custom = {code: (graphql_names[code], fm) for code, fm in meta.fields.items()}
+        self.scalars = {code: self._scalar(names, code, fm) for code, fm in meta.fields.items()}
         node = self._node(names, meta, custom)
         edge = strawberry.type(
             _new_class(
                 f"{names.type}Edge",
-                {"__annotations__": {"node": node, "cursor": str | None}, "cursor": None},
+                {"__annotations__": {"node": node, "cursor": str}},
             ),
             name=f"{names.type}Edge",
         )
@@ -235,19 +298,58 @@ class TypedBuilder:
         part.mutation[f"t_{meta.code}_move"] = _move(meta.code, names, node, payload)
         return part
 
-    def _node(self, names: Names, meta: TypeMeta, custom: dict[str, tuple[str, FieldMeta]]) -> type:
-        namespace: dict[str, Any] = {"__annotations__": {}}
-        for code, (graphql_name, fm) in custom.items():
-            resolver = _value_resolver(code, fm)
-            python_name = f"f_{code}"
-            namespace[python_name] = strawberry.field(
-                resolver=resolver, name=graphql_name, description=fm.row.label or None
-            )
-            namespace["__annotations__"][python_name] = resolver.__annotations__["return"]
-        description = f"An element of entity type `{meta.code}` ({meta.entity_type.title}) with its fields typed"
-        return strawberry.type(
-            _new_class(names.type, namespace, (GenericElement,)), name=names.type, description=description
+    def _scalar(self, names: Names, code: str, fm: FieldMeta) -> Any:
+        """The field's scalar; an enum field whose options are all valid GraphQL names gets its own enum."""
+        values = [o.value for o in fm.options]
+        if fm.row.type != "enum" or not values or not all(_enum_value(v) for v in values):
+            return scalar_of(fm)
+        name = f"{names.type}{pascal(code)}"
+        if {name, f"{name}Filter"} & self.taken_types:
+            return scalar_of(fm)
+        self.taken_types |= {name, f"{name}Filter"}
+        enum_class = enum.Enum(name, {value: value for value in values})  # type: ignore[misc]
+        labels = ", ".join(f"{o.value} ({o.label})" for o in fm.options if o.label and o.label != o.value)
+        decorated: Any = strawberry.enum(
+            enum_class, name=name, description=f"Options of {fm.row.label or code}. {labels}"
         )
+        filter_fields: dict[str, tuple[Any, str | None]] = {
+            "eq_": (decorated | None, "eq"),
+            "ne_": (decorated | None, "ne"),
+            "in_": (list[decorated] | None, "in"),
+            "nin_": (list[decorated] | None, "nin"),
+            "is_null_": (bool | None, "isNull"),
+        }
+        self.enum_filters[decorated] = _input(f"{name}Filter", filter_fields, f"Conditions on {name} (all must hold)")
+        return decorated
+
+    def _reference_field(self, code: str, graphql_name: str, fm: FieldMeta) -> Any:
+        # The target's class exists already (prepare), decorated or not: by the time the schema is built, it is.
+        target = self.prepared[fm.target_type_code][1] if fm.target_type_code in self.prepared else GenericElement
+        graphql_type = list[target] | None if fm.row.multiple else target | None  # type: ignore[valid-type]
+        description = f"{fm.row.label or code} (the `{fm.target_type_code}` element it refers to)"
+        return strawberry.field(
+            resolver=_reference_resolver(code, fm, target),
+            name=graphql_name,
+            description=description,
+            graphql_type=graphql_type,
+        )
+
+    def _node(self, names: Names, meta: TypeMeta, custom: dict[str, tuple[str, FieldMeta]]) -> type:
+        cls = self.prepared[meta.code][1]
+        for code, (graphql_name, fm) in custom.items():
+            python_name = f"f_{code}"
+            if fm.row.type == "reference" and fm.target_type_code:
+                setattr(cls, python_name, self._reference_field(code, graphql_name, fm))
+                continue
+            resolver = _value_resolver(code, fm, self.scalars[code])
+            setattr(
+                cls,
+                python_name,
+                strawberry.field(resolver=resolver, name=graphql_name, description=fm.row.label or None),
+            )
+            cls.__annotations__[python_name] = resolver.__annotations__["return"]
+        description = f"An element of entity type `{meta.code}` ({meta.entity_type.title}) with its fields typed"
+        return strawberry.type(cls, name=names.type, description=description)
 
     def _filter(
         self, names: Names, custom: dict[str, tuple[str, FieldMeta]]
@@ -258,8 +360,10 @@ class TypedBuilder:
         for code, scalar in SYSTEM_FILTERS.items():
             fields[code] = (SCALAR_FILTERS[scalar] | None, None)
             codes[code] = code
-        for code, (graphql_name, fm) in custom.items():
-            fields[f"f_{code}"] = (SCALAR_FILTERS[SCALARS[fm.row.type]] | None, graphql_name)
+        for code, (graphql_name, _) in custom.items():
+            scalar = self.scalars[code]
+            filter_type = self.enum_filters.get(scalar) or SCALAR_FILTERS[scalar]
+            fields[f"f_{code}"] = (filter_type | None, graphql_name)
             codes[f"f_{code}"] = code
         cls = _new_class(filter_name, {"__annotations__": {}})
         # The and/or/not members refer to the filter itself: annotate with the class before decorating it.
@@ -276,7 +380,7 @@ class TypedBuilder:
     def _values_input(self, name: str, system: dict[str, Any], custom: dict[str, tuple[str, FieldMeta]]) -> type:
         fields: dict[str, tuple[Any, str | None]] = {k: (v, None) for k, v in system.items()}
         for code, (graphql_name, fm) in custom.items():
-            scalar: Any = SCALARS[fm.row.type]
+            scalar: Any = self.scalars[code]
             fields[f"f_{code}"] = (list[scalar] | None if fm.row.multiple else scalar | None, graphql_name)
         return _input(name, fields)
 
@@ -324,23 +428,30 @@ def _definition(cls: type) -> StrawberryObjectDefinition:
     return definition
 
 
-def _convert(fm: FieldMeta) -> Callable[[Any], Any]:
-    scalar = SCALARS[fm.row.type]
+def _enum_value(value: str) -> bool:
+    """GraphQL enum values are names, and never true, false or null."""
+    return bool(GRAPHQL_NAME.match(value)) and value not in ("true", "false", "null")
+
+
+def _convert(scalar: Any) -> Callable[[Any], Any]:
+    if isinstance(scalar, type) and issubclass(scalar, enum.Enum):
+        members = {m.value: m for m in scalar}
+        return lambda v: members.get(v)
     if scalar is date:
         return lambda v: date.fromisoformat(v) if isinstance(v, str) else v
     if scalar is datetime:
         return lambda v: datetime.fromisoformat(v) if isinstance(v, str) else v
     if scalar is uuid.UUID:
         return lambda v: uuid.UUID(str(v))
-    if scalar is int:
+    if scalar is int or scalar is BigInt:
         return lambda v: int(v)
     if scalar is float:
         return lambda v: float(v)
     return lambda v: v
 
 
-def _value_resolver(code: str, fm: FieldMeta) -> Callable[..., Any]:
-    convert = _convert(fm)
+def _value_resolver(code: str, fm: FieldMeta, scalar: Any) -> Callable[..., Any]:
+    convert = _convert(scalar)
     multiple = fm.row.multiple
 
     def resolve(root: Any) -> Any:
@@ -349,8 +460,23 @@ def _value_resolver(code: str, fm: FieldMeta) -> Callable[..., Any]:
             return None
         return [convert(v) for v in raw] if multiple else convert(raw)
 
-    scalar: Any = SCALARS[fm.row.type]
     resolve.__annotations__ = {"return": list[scalar] | None if multiple else scalar | None}
+    return resolve
+
+
+def _reference_resolver(code: str, fm: FieldMeta, target: Any) -> Callable[..., Any]:
+    target_code = fm.target_type_code or ""
+    multiple = fm.row.multiple
+
+    async def resolve(root: Any, info: Info) -> Any:
+        raw = root.values.get(code)
+        if raw is None:
+            return None
+        keys = [(target_code, uuid.UUID(str(item))) for item in (raw if multiple else [raw])]
+        found = [target.from_read(e) for e in await info.context.loaders.element.load_many(keys) if e is not None]
+        return found if multiple else (found[0] if found else None)
+
+    resolve.__annotations__ = {"info": Info}
     return resolve
 
 
@@ -488,4 +614,4 @@ def _move(type_code: str, names: Names, node: type, payload: Any) -> Any:
     return strawberry.mutation(resolver=resolve, name=f"move{names.type}")
 
 
-__all__ = ["ErrorTypes", "TypedBuilder", "TypedPart"]
+__all__ = ["BIG_INT", "BigInt", "TypedBuilder", "TypedPart"]

@@ -132,18 +132,11 @@ class EntityType:
 
     @strawberry.field
     async def fields(self, info: Info) -> list[Field]:
-        from app.entity_types import service
-
-        return [
-            Field.from_read(f) for f in await service.list_fields(info.context.session, info.context.who, self.code)
-        ]
+        return [Field.from_read(f) for f in await info.context.loaders.fields_of_type.load(self.id) or []]
 
     @strawberry.field
     async def pipelines(self, info: Info) -> list[Pipeline]:
-        from app.pipelines import service
-
-        items = await service.list_pipelines(info.context.session, info.context.who, self.code)
-        return [Pipeline.from_read(p) for p in items]
+        return [Pipeline.from_read(p) for p in await info.context.loaders.pipelines_of_type.load(self.id) or []]
 
 
 @strawberry.type
@@ -233,7 +226,7 @@ class PageInfo:
 @strawberry.type
 class ElementEdge:
     node: Element
-    cursor: str | None = strawberry.field(description="Set on the last edge of a page; page on with endCursor")
+    cursor: str = strawberry.field(description="Pass as `after` to list what follows this edge")
 
 
 @strawberry.type
@@ -244,15 +237,16 @@ class ElementConnection:
 
 
 def connection(page: ElementPage, after: str | None, *, node: Any = Element, edge: Any = None, cls: Any = None) -> Any:
-    """A Relay connection over one page of the element service (keyset: the last edge carries the cursor)."""
-    edges = [(edge or ElementEdge)(node=node.from_read(item), cursor=None) for item in page.items]
-    if edges:
-        edges[-1].cursor = page.next_cursor
+    """A Relay connection over one page of the element service (keyset cursors: each edge has its own)."""
+    edges = [
+        (edge or ElementEdge)(node=node.from_read(item), cursor=cursor)
+        for item, cursor in zip(page.items, page.cursors, strict=True)
+    ]
     info = PageInfo(
         has_next_page=page.next_cursor is not None,
         has_previous_page=after is not None,
-        start_cursor=after,
-        end_cursor=page.next_cursor,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
     )
     return (cls or ElementConnection)(edges=edges, page_info=info, total_count=page.total)
 
