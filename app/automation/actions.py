@@ -54,7 +54,7 @@ class Assign(_Params):
 
 
 class Score(_Params):
-    """Score the element through the scoring service (as `POST /elements/{id}/score`)."""
+    """Score the element through the scoring service (as `POST /elements/{id}/score`); `element.scored` fires."""
 
     model_id: uuid.UUID | None = Field(default=None, description="A trained model of the type; default: the active one")
     only_unscored: bool = Field(default=False, description="Keep a score the element has already")

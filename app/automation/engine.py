@@ -50,6 +50,7 @@ TRIGGERS_FOR_EVENT: dict[str, tuple[str, ...]] = {
     "element.deleted": ("element.deleted",),
     "element.linked": ("element.linked",),
     "webhook.received": ("webhook.received",),
+    "element.scored": ("element.scored",),
 }
 TIMER_BATCH = 100
 SCHEDULE_MAX_ELEMENTS = 500

@@ -16,6 +16,7 @@ TriggerType = Literal[
     "schedule",
     "time_in_stage",
     "date_reached",
+    "element.scored",
 ]
 ActionType = Literal[
     "set_fields",
@@ -29,6 +30,7 @@ ActionType = Literal[
     "create_linked_element",
     "delay",
     "notify",
+    "score",
 ]
 MAX_ACTIONS = 30
 

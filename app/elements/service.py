@@ -227,7 +227,7 @@ async def _insert_creates(
                     "moved_at": now,
                 }
             )
-    await autoscore(session, actor.workspace_id, meta.id, elements)
+    await autoscore(session, meta, elements)
     await bulk_insert(session, Element, [vars(e) for e in elements])
     await bulk_insert(session, ElementValue, value_rows)
     await bulk_insert(session, StageHistory, history)
@@ -359,7 +359,7 @@ async def update_element(
     await check_assignees(session, actor.workspace_id, [("assigned_to", data.assigned_to)], errors)
     errors.raise_if_any("The element is not valid")
     event, entry = await _apply_update(session, actor, meta, element, data, parsed)
-    await autoscore(session, actor.workspace_id, meta.id, [element])
+    await autoscore(session, meta, [element])
     await session.flush()
     await _record(session, [event], [entry])
     return to_read(element, meta)
@@ -574,7 +574,7 @@ async def _apply_updates(
         event, entry = await _apply_update(session, actor, meta, element, update, parsed)
         events.append(event)
         entries.append(entry)
-    await autoscore(session, actor.workspace_id, meta.id, [element for _, element, _, _ in planned])
+    await autoscore(session, meta, [element for _, element, _, _ in planned])
     await session.flush()
     await _record(session, events, entries)
     return {index: to_read(element, meta) for index, element, _, _ in planned}

@@ -35,6 +35,7 @@ from app.scoring.schemas import (
     TrainingOptions,
 )
 from app.timeline.service import add_entry
+from app.workspaces.service import bump_metadata_version
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +214,8 @@ async def activate_model(session: AsyncSession, actor: Actor, model_id: uuid.UUI
     except IntegrityError as exc:
         raise Conflict("Another model of this type was activated at the same time: try again") from exc
     add_entry(session, actor, "scoring_model.activated", element_id=None, data={"model_id": str(row.id)})
+    # Cached type metadata names the active model: make every process reload it.
+    await bump_metadata_version(session, actor.workspace_id)
     engine = session.bind
     assert isinstance(engine, AsyncEngine)  # noqa: S101
     background.after_commit(session, partial(rescore_type, engine, actor.workspace_id, row.id))
@@ -304,7 +307,7 @@ async def _training_data(
             Element.deleted_at.is_(None),
             Stage.semantic.in_([StageSemantic.success, StageSemantic.failure]),
         )
-        .order_by(Element.created_at, Element.id)
+        .order_by(Element.created_at, Element.title, Element.id)  # a stable order: the split is reproducible
     )
     rows, labels = [], []
     for element, semantic in result.all():
