@@ -40,7 +40,7 @@ mutation($id: UUID!, $model: UUID) {
   }
 }
 """
-FACTORS = [
+FACTORS: list[dict[str, Any]] = [
     {"field": "industry", "kind": "enum", "points": {"it": 30, "bank": 20}},
     {"field": "budget", "kind": "range", "ranges": [{"min": 0, "max": 1000, "points": 5}, {"min": 1000, "points": 20}]},
     {"field": "email", "kind": "presence", "points": 10},
