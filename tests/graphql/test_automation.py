@@ -1,5 +1,6 @@
 """Automation rules and runs, tasks and webhook subscriptions through GraphQL: REST's services, errors as data."""
 
+import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -215,10 +216,15 @@ class TestRuns:
         refused = (await run(retry, id=str(succeeded)))["retryAutomationRun"]
         assert (refused["__typename"], refused["code"]) == ("Conflict", "conflict")
 
-        with pytest.raises(TransportQueryError) as caught:
-            await run("{ automationRuns(first: 501) { nodes { id } } }")
-        assert caught.value.errors is not None
-        assert caught.value.errors[0]["extensions"]["code"] == "validation-error"
+        forged = base64.urlsafe_b64encode(b"[1, 2]").decode()
+        for bad in (
+            "{ automationRuns(first: 501) { nodes { id } } }",
+            f'{{ automationRuns(after: "{forged}") {{ nodes {{ id }} }} }}',
+        ):
+            with pytest.raises(TransportQueryError) as caught:
+                await run(bad)
+            assert caught.value.errors is not None
+            assert caught.value.errors[0]["extensions"]["code"] == "validation-error", caught.value.errors
 
 
 class TestTasks:
