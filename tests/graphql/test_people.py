@@ -2,6 +2,7 @@
 
 import math
 import random
+import uuid
 from typing import Any
 
 import httpx
@@ -122,6 +123,12 @@ class TestAssignee:
             'query($u: UUID) { leads(filter: {assignedTo: {eq: $u}}, sort: "title") { totalCount } }', u=ann["id"]
         )
         assert mine["leads"]["totalCount"] == 2
+        stranger = await run(
+            """mutation($user: UUID) { createLead(input: {title: "x", assignedTo: $user}) {
+              __typename ... on ValidationError { fields { field } } } }""",
+            user=str(uuid.uuid4()),
+        )
+        assert stranger["createLead"] == {"__typename": "ValidationError", "fields": [{"field": "assignedTo"}]}
 
 
 class TestScoring:
