@@ -238,7 +238,7 @@ def import_csv(
 def retrain_models(
     activate: Annotated[bool, typer.Option(help="Activate each new version unless its ROC AUC is worse")] = True,
 ) -> None:
-    """Retrain every active learned scoring model (run it from cron until the worker schedules it)."""
+    """Retrain every active learned scoring model now (the worker retrains those with `retrain_every_hours` itself)."""
     from app.db import make_engine
     from app.scoring.service import retrain_active_models
 

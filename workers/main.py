@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 import app.models  # noqa: F401  (every mapper registered before the first flush)
 from app.automation import runner
 from app.db import make_engine, make_sessionmaker
+from app.scoring import service as scoring_service
 from app.settings import Settings, get_settings
 
 EVENT_SWEEP_EVERY_SECONDS = 10
@@ -106,6 +107,11 @@ async def tick(ctx: JobContext) -> None:
     await runner.tick(ctx["sessionmaker"], ctx["settings"], ctx["waker"], events=events)
 
 
+async def retrain_models(ctx: JobContext) -> list[dict[str, Any]]:
+    """Scheduled retraining of learned scoring models whose `training.retrain_every_hours` has come round."""
+    return await scoring_service.retrain_due_models(ctx["engine"])
+
+
 def redis_settings(settings: Settings | None = None) -> RedisSettings:
     url = (settings or get_settings()).REDIS_URL
     if not url:
@@ -132,7 +138,16 @@ CRON_JOBS = [
         microsecond=0,
         unique=True,
         timeout=30,
-    )
+    ),
+    # Checked every 5 minutes; training runs off the event loop (a thread), so other jobs go on meanwhile.
+    cron(
+        retrain_models,  # type: ignore[arg-type]
+        name="scoring.retrain",
+        minute=set(range(0, 60, 5)),
+        second=17,
+        unique=True,
+        timeout=3600,
+    ),
 ]
 
 

@@ -41,14 +41,23 @@ class MoveToPipeline(_Params):
 
 
 class Assign(_Params):
+    """A user, or a routing policy (routed as `POST /elements/{id}/route` does: tier by score, free capacity)."""
+
     user_id: uuid.UUID | None = None
-    routing_policy_id: uuid.UUID | None = None
+    policy_id: uuid.UUID | None = None
 
     @model_validator(mode="after")
     def _one(self) -> "Assign":
-        if (self.user_id is None) == (self.routing_policy_id is None):
-            raise ValueError("give exactly one of user_id and routing_policy_id")
+        if (self.user_id is None) == (self.policy_id is None):
+            raise ValueError("give exactly one of user_id and policy_id")
         return self
+
+
+class Score(_Params):
+    """Score the element through the scoring service (as `POST /elements/{id}/score`); `element.scored` fires."""
+
+    model_id: uuid.UUID | None = Field(default=None, description="A trained model of the type; default: the active one")
+    only_unscored: bool = Field(default=False, description="Keep a score the element has already")
 
 
 class CreateTask(_Params):
@@ -96,6 +105,7 @@ PARAMS: dict[str, type[_Params]] = {
     "move_to_stage": MoveToStage,
     "move_to_pipeline": MoveToPipeline,
     "assign": Assign,
+    "score": Score,
     "create_task": CreateTask,
     "add_comment": AddComment,
     "webhook": CallWebhook,

@@ -34,6 +34,8 @@ from app.outbox.models import OutboxEvent
 from app.outbox.service import event_origin
 from app.pipelines.models import Stage
 from app.relations import service as relation_service
+from app.routing import service as routing_service
+from app.scoring import service as scoring_service
 from app.settings import Settings
 from app.tasks import service as task_service
 from app.tasks.schemas import TaskCreate
@@ -48,6 +50,7 @@ TRIGGERS_FOR_EVENT: dict[str, tuple[str, ...]] = {
     "element.deleted": ("element.deleted",),
     "element.linked": ("element.linked",),
     "webhook.received": ("webhook.received",),
+    "element.scored": ("element.scored",),
 }
 TIMER_BATCH = 100
 SCHEDULE_MAX_ELEMENTS = 500
@@ -346,27 +349,7 @@ async def load_element(
     if row is None:
         return None
     element, stage_code, type_code = row
-    return ElementRead(
-        id=element.id,
-        entity_type=type_code,
-        pipeline_id=element.pipeline_id,
-        stage_id=element.stage_id,
-        stage_code=stage_code,
-        title=element.title,
-        assigned_to=element.assigned_to,
-        amount=float(element.amount) if element.amount is not None else None,
-        currency=element.currency,
-        source=element.source,
-        begin_date=element.begin_date,
-        close_date=element.close_date,
-        score=element.score,
-        values=element.values,
-        version=element.version,
-        created_at=element.created_at,
-        updated_at=element.updated_at,
-        moved_at=element.moved_at,
-        deleted_at=element.deleted_at,
-    )
+    return element_service.element_read(element, type_code, stage_code)
 
 
 async def handle_event(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> Followups:
@@ -653,11 +636,18 @@ async def _element_action(
         move = ElementMove(stage_id=params.stage_id, stage_code=params.stage_code)
         return await element_service.move_element(session, actor, element.id, move)
     if isinstance(params, action_params.Assign):
-        if params.routing_policy_id is not None:
-            raise Invalid("Routing policies are not available yet: assign a user_id")
+        if params.policy_id is not None:
+            # The same routing as `POST /elements/{id}/route`: decision and reasons go on the timeline.
+            await routing_service.route_element(session, actor, element.id, policy_id=params.policy_id)
+            return await _reloaded(session, actor, element)
         return await element_service.update_element(
             session, actor, element.id, ElementUpdate(assigned_to=params.user_id)
         )
+    if isinstance(params, action_params.Score):
+        if params.only_unscored and element.score is not None:
+            return element
+        await scoring_service.score_element(session, actor, element.id, model_id=params.model_id)
+        return await _reloaded(session, actor, element)
     if isinstance(params, action_params.MoveToPipeline):
         return await _tunnel(session, actor, params, element)
     raise Invalid(f"Unknown action {kind!r}")
@@ -702,6 +692,13 @@ async def _tunnel(
     except DomainError:
         pass  # no relation declared between the type and itself: the timeline entries keep the link
     return element
+
+
+async def _reloaded(session: AsyncSession, actor: Actor, element: ElementRead) -> ElementRead:
+    found = await load_element(session, actor.workspace_id, element.id)
+    if found is None:
+        raise NotFound(f"Element {element.id} not found")
+    return found
 
 
 async def _element_row(session: AsyncSession, element_id: uuid.UUID) -> uuid.UUID:

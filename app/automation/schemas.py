@@ -16,18 +16,21 @@ TriggerType = Literal[
     "schedule",
     "time_in_stage",
     "date_reached",
+    "element.scored",
 ]
 ActionType = Literal[
     "set_fields",
     "move_to_stage",
     "move_to_pipeline",
     "assign",
+    "score",
     "create_task",
     "add_comment",
     "webhook",
     "create_linked_element",
     "delay",
     "notify",
+    "score",
 ]
 MAX_ACTIONS = 30
 

@@ -15,6 +15,7 @@ from app.automation.actions import check_params
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, RunStatus
 from app.automation.schedule import next_time, parse_cron
 from app.automation.schemas import Action, RuleCreate, RuleList, RuleOrder, RuleRead, RuleUpdate, RunPage, RunRead
+from app.automation.templates import is_template
 from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
 from app.entity_types.models import EntityType
 from app.errors import Conflict, ErrorCollector, FieldError, Invalid, NotFound
@@ -22,6 +23,9 @@ from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
 from app.outbox.service import record_event
+from app.routing.models import RoutingPolicy
+from app.scoring.models import ScoringModel
+from app.users import service as user_service
 
 HOOK_PATH = "/api/v1/hooks/"
 TIME_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
@@ -114,12 +118,54 @@ def _prepare_actions(actions: list[Action], errors: ErrorCollector) -> tuple[lis
     for index, action in enumerate(actions):
         params = dict(action.params)
         check_params(action.type, params, f"actions[{index}].params", errors)
-        if action.type == "assign" and params.get("routing_policy_id"):
-            errors.add(f"actions[{index}].params.routing_policy_id", "routing policies are not available yet")
         if action.type == "webhook" and not params.get("secret"):
             params["secret"] = generated[str(index)] = new_webhook_secret()
         stored.append({"type": action.type, "params": params})
     return stored, generated
+
+
+def _reference(params: dict[str, Any], key: str) -> uuid.UUID | None:
+    """A parameter's id when it is a literal one (a template or a malformed id is checked elsewhere or at run time)."""
+    value = params.get(key)
+    if not isinstance(value, str) or is_template(value):
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+async def _check_references(
+    session: AsyncSession, actor: Actor, meta: TypeMeta, actions: list[dict[str, Any]], errors: ErrorCollector
+) -> None:
+    """Users, routing policies and scoring models named by actions must exist in the workspace (and be for the
+    rule's type)."""
+    users = []
+    for index, action in enumerate(actions):
+        params = action["params"]
+        if action["type"] == "assign" and (user_id := _reference(params, "user_id")) is not None:
+            users.append((f"actions[{index}].params.user_id", user_id))
+        if action["type"] == "assign" and (policy_id := _reference(params, "policy_id")) is not None:
+            policy_type = await session.scalar(
+                select(RoutingPolicy.entity_type_id).where(
+                    RoutingPolicy.workspace_id == actor.workspace_id, RoutingPolicy.id == policy_id
+                )
+            )
+            if policy_type is None:
+                errors.add(f"actions[{index}].params.policy_id", f"unknown routing policy {policy_id}")
+            elif policy_type != meta.id:
+                errors.add(f"actions[{index}].params.policy_id", f"routing policy {policy_id} is not for {meta.code!r}")
+        if action["type"] == "score" and (model_id := _reference(params, "model_id")) is not None:
+            model_type = await session.scalar(
+                select(ScoringModel.entity_type_id).where(
+                    ScoringModel.workspace_id == actor.workspace_id, ScoringModel.id == model_id
+                )
+            )
+            if model_type is None:
+                errors.add(f"actions[{index}].params.model_id", f"unknown scoring model {model_id}")
+            elif model_type != meta.id:
+                errors.add(f"actions[{index}].params.model_id", f"scoring model {model_id} is not for {meta.code!r}")
+    await user_service.check_assignees(session, actor.workspace_id, users, errors)
 
 
 def _keep_secrets(old: list[dict[str, Any]], new: list[Action]) -> list[Action]:
@@ -174,6 +220,7 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
     if data.condition:
         parse_filter(data.condition, location="condition")
     actions, generated = _prepare_actions(data.actions, errors)
+    await _check_references(session, actor, meta, actions, errors)
     errors.raise_if_any("The rule is not valid")
     top = await session.scalar(
         select(func.coalesce(func.max(AutomationRule.sort), 0)).where(
@@ -219,9 +266,12 @@ async def update_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, d
     if "condition" in sent and data.condition:
         parse_filter(data.condition, location="condition")
     generated: dict[str, str] = {}
+    actions = rule.actions
     if data.actions is not None:
-        rule.actions, generated = _prepare_actions(_keep_secrets(rule.actions, data.actions), errors)
+        actions, generated = _prepare_actions(_keep_secrets(rule.actions, data.actions), errors)
+        await _check_references(session, actor, meta, actions, errors)
     errors.raise_if_any("The rule is not valid")
+    rule.actions = actions
     rule.pipeline_id, rule.stage_id = pipeline_id, stage_id
     rule.trigger, rule.trigger_type = trigger, trigger["type"]
     if trigger["type"] == "webhook.received" and not rule.hook_token:

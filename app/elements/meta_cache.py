@@ -1,8 +1,8 @@
 """A per-process cache of type metadata for the element hot paths.
 
-Loading a `TypeMeta` takes five queries and builds ~70 ORM objects; element reads and writes need it on every request.
+Loading a `TypeMeta` takes six queries and builds ~70 ORM objects; element reads and writes need it on every request.
 Every change to types, fields, pipelines or stages bumps `workspaces.metadata_version` in the same transaction, so a
-cached entry is valid exactly while that number is unchanged: one primary-key lookup replaces the five queries.
+cached entry is valid exactly while that number is unchanged: one primary-key lookup replaces the six queries.
 Cached objects are expunged from the loading session, so a later rollback there cannot expire them; callers only
 read them.
 """

@@ -38,12 +38,17 @@ SYSTEM_UPDATABLE = ("title", "assigned_to", "amount", "currency", "source", "beg
 
 def to_read(element: Element | SimpleNamespace, meta: TypeMeta) -> ElementRead:
     stage = meta.stages.get(element.stage_id) if element.stage_id else None
+    return element_read(element, meta.code, stage.code if stage else None)
+
+
+def element_read(element: Element | SimpleNamespace, type_code: str, stage_code: str | None) -> ElementRead:
+    """The API's view of an element row, for callers that know its type and stage codes without full metadata."""
     return ElementRead(
         id=element.id,
-        entity_type=meta.code,
+        entity_type=type_code,
         pipeline_id=element.pipeline_id,
         stage_id=element.stage_id,
-        stage_code=stage.code if stage else None,
+        stage_code=stage_code,
         title=element.title,
         assigned_to=element.assigned_to,
         amount=float(element.amount) if element.amount is not None else None,
@@ -222,7 +227,7 @@ async def _insert_creates(
                     "moved_at": now,
                 }
             )
-    await autoscore(session, actor.workspace_id, meta.id, elements)
+    await autoscore(session, meta, elements)
     await bulk_insert(session, Element, [vars(e) for e in elements])
     await bulk_insert(session, ElementValue, value_rows)
     await bulk_insert(session, StageHistory, history)
@@ -354,7 +359,7 @@ async def update_element(
     await check_assignees(session, actor.workspace_id, [("assigned_to", data.assigned_to)], errors)
     errors.raise_if_any("The element is not valid")
     event, entry = await _apply_update(session, actor, meta, element, data, parsed)
-    await autoscore(session, actor.workspace_id, meta.id, [element])
+    await autoscore(session, meta, [element])
     await session.flush()
     await _record(session, [event], [entry])
     return to_read(element, meta)
@@ -569,7 +574,7 @@ async def _apply_updates(
         event, entry = await _apply_update(session, actor, meta, element, update, parsed)
         events.append(event)
         entries.append(entry)
-    await autoscore(session, actor.workspace_id, meta.id, [element for _, element, _, _ in planned])
+    await autoscore(session, meta, [element for _, element, _, _ in planned])
     await session.flush()
     await _record(session, events, entries)
     return {index: to_read(element, meta) for index, element, _, _ in planned}

@@ -15,6 +15,7 @@ from app.entity_types.models import EntityType, Field, FieldOption
 from app.entity_types.schemas import EntityTypeSettings
 from app.errors import NotFound
 from app.pipelines.models import Pipeline, Stage
+from app.scoring.models import ScoringModel
 
 
 @dataclass
@@ -44,6 +45,8 @@ class TypeMeta:
     fields: dict[str, FieldMeta] = field(default_factory=dict)
     pipelines: dict[uuid.UUID, Pipeline] = field(default_factory=dict)
     stages: dict[uuid.UUID, Stage] = field(default_factory=dict)
+    # The type's active scoring model (activation bumps the metadata version, so cached metas stay right).
+    active_scoring_model_id: uuid.UUID | None = None
 
     @property
     def id(self) -> uuid.UUID:
@@ -121,6 +124,9 @@ async def load_type_meta(session: AsyncSession, entity_type: EntityType) -> Type
     if pipelines:
         stages = await session.scalars(select(Stage).where(Stage.pipeline_id.in_(list(meta.pipelines))))
         meta.stages = {s.id: s for s in stages}
+    meta.active_scoring_model_id = await session.scalar(
+        select(ScoringModel.id).where(ScoringModel.entity_type_id == entity_type.id, ScoringModel.is_active.is_(True))
+    )
     return meta
 
 

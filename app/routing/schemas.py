@@ -28,7 +28,7 @@ class TierSpec(BaseModel):
     script: str | None = Field(
         default=None,
         max_length=5000,
-        description="A text template for the assignee, e.g. 'Call {{ title }} ({{ score }})'; "
+        description="A text template, given to the assignee as a task, e.g. 'Call {{ title }} ({{ score }})'; "
         "placeholders: title, score, tier, assignee and custom field codes",
     )
 
@@ -91,5 +91,6 @@ class RouteDecision(BaseModel):
     capacity: int | None
     priority: Any = None
     stage_code: str | None
-    script: str | None = Field(description="The rendered script, also written on the element's timeline")
+    script: str | None = Field(description="The rendered script, given to the assignee as a task")
+    task_id: uuid.UUID | None = Field(default=None, description="The task that carries the script")
     reasons: list[str]

@@ -29,6 +29,8 @@ from app.routing.schemas import (
     TierSpec,
 )
 from app.scoring import service as scoring_service
+from app.tasks import service as task_service
+from app.tasks.schemas import TaskCreate
 from app.timeline.service import add_entry
 from app.users import service as user_service
 from app.users.models import User
@@ -170,6 +172,22 @@ async def delete_policy(session: AsyncSession, actor: Actor, policy_id: uuid.UUI
     actor.ensure_can_write()
     await session.delete(await _get(session, actor, policy_id))
     await session.flush()
+
+
+async def policy_problem(session: AsyncSession, actor: Actor, policy_id: Any, entity_type_id: uuid.UUID) -> str | None:
+    """Why a policy id cannot route elements of a type (for automation rules), or None."""
+    try:
+        policy_uuid = uuid.UUID(str(policy_id))
+    except ValueError:
+        return "must be a routing policy id"
+    policy = await session.scalar(
+        select(RoutingPolicy).where(RoutingPolicy.workspace_id == actor.workspace_id, RoutingPolicy.id == policy_uuid)
+    )
+    if policy is None:
+        return f"routing policy {policy_id} not found"
+    if policy.entity_type_id != entity_type_id:
+        return "the routing policy is for another entity type"
+    return None
 
 
 # --- routing ---------------------------------------------------------------------------------------------------
@@ -318,18 +336,27 @@ async def route_element(
         script=script,
         reasons=reasons,
     )
-    _record(session, actor, element, decision)
+    await _record(session, actor, element, decision)
     await session.flush()
     return decision
 
 
-def _record(session: AsyncSession, actor: Actor, element: Element, decision: RouteDecision) -> None:
+async def _record(session: AsyncSession, actor: Actor, element: Element, decision: RouteDecision) -> None:
+    if decision.script:
+        # The personalised script becomes a task for the assignee (it also shows on the timeline).
+        task = await task_service.create_task(
+            session,
+            actor,
+            TaskCreate(
+                title=f"Follow up: {element.title or decision.tier}"[:500],
+                description=decision.script,
+                element_id=element.id,
+                assignee_id=decision.assigned_to,
+            ),
+        )
+        decision.task_id = task.id
     data = decision.model_dump(mode="json", exclude={"element_id", "script"})
     add_entry(session, actor, "routed", element_id=element.id, data=data)
-    if decision.script:
-        # No tasks resource yet: the personalised script is a timeline comment for the assignee.
-        comment = {"text": decision.script, "source": "routing", "for_user": data["assigned_to"]}
-        add_entry(session, actor, "comment", element_id=element.id, data=comment)
     record_event(
         session,
         actor.workspace_id,

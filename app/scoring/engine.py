@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.entity_types.meta import TypeMeta
 from app.scoring import factors as factor_scoring
 from app.scoring import learned
 from app.scoring.models import ScoringModel
@@ -105,32 +105,20 @@ def score_rows(model: Compiled, rows: list[dict[str, Any]]) -> list[int]:
     return [score_row(model, row).score for row in rows]
 
 
-async def active_model(session: AsyncSession, workspace_id: uuid.UUID, entity_type_id: uuid.UUID) -> Compiled | None:
-    found = (
-        await session.execute(
-            select(ScoringModel.id).where(
-                ScoringModel.workspace_id == workspace_id,
-                ScoringModel.entity_type_id == entity_type_id,
-                ScoringModel.is_active.is_(True),
-            )
-        )
-    ).first()
-    if found is None:
-        return None
-    cached = _cache.get(found.id)
+async def load_model(session: AsyncSession, model_id: uuid.UUID) -> Compiled | None:
+    cached = _cache.get(model_id)
     if cached is not None:
         return cached
-    row = await session.get(ScoringModel, found.id)
+    row = await session.get(ScoringModel, model_id)
     return compile_model(row) if row is not None else None
 
 
-async def autoscore(
-    session: AsyncSession, workspace_id: uuid.UUID, entity_type_id: uuid.UUID, elements: Sequence[Scorable]
-) -> None:
-    """Score new or changed elements in place with the type's active model (no model: nothing to do)."""
-    if not elements:
+async def autoscore(session: AsyncSession, meta: TypeMeta, elements: Sequence[Scorable]) -> None:
+    """Score new or changed elements in place with the type's active model (no model: nothing to do). The type
+    metadata names the active model and the compiled model is cached: no query once warm."""
+    if not elements or meta.active_scoring_model_id is None:
         return
-    model = await active_model(session, workspace_id, entity_type_id)
+    model = await load_model(session, meta.active_scoring_model_id)
     if model is None:
         return
     for element, score in zip(elements, score_rows(model, [element_row(e) for e in elements]), strict=True):

@@ -74,6 +74,13 @@ class TrainingOptions(BaseModel):
     bins: int = Field(default=5, ge=0, le=20, description="Quantile bins per numeric feature (0: linear only)")
     min_category_count: int = Field(default=10, ge=1, description="Rarer categories are pooled as `other`")
     seed: int = 0
+    retrain_every_hours: float | None = Field(
+        default=None,
+        gt=0,
+        le=24 * 366,
+        description="Retrain on a schedule (the worker's cron): while this model is the active one, a new version is "
+        "trained once the newest is this many hours old, and takes over unless its hold-out ROC AUC is worse",
+    )
 
 
 class ScoringModelCreate(BaseModel):

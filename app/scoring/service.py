@@ -35,6 +35,7 @@ from app.scoring.schemas import (
     TrainingOptions,
 )
 from app.timeline.service import add_entry
+from app.workspaces.service import bump_metadata_version
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +214,8 @@ async def activate_model(session: AsyncSession, actor: Actor, model_id: uuid.UUI
     except IntegrityError as exc:
         raise Conflict("Another model of this type was activated at the same time: try again") from exc
     add_entry(session, actor, "scoring_model.activated", element_id=None, data={"model_id": str(row.id)})
+    # Cached type metadata names the active model: make every process reload it.
+    await bump_metadata_version(session, actor.workspace_id)
     engine = session.bind
     assert isinstance(engine, AsyncEngine)  # noqa: S101
     background.after_commit(session, partial(rescore_type, engine, actor.workspace_id, row.id))
@@ -304,7 +307,7 @@ async def _training_data(
             Element.deleted_at.is_(None),
             Stage.semantic.in_([StageSemantic.success, StageSemantic.failure]),
         )
-        .order_by(Element.created_at, Element.id)
+        .order_by(Element.created_at, Element.title, Element.id)  # a stable order: the split is reproducible
     )
     rows, labels = [], []
     for element, semantic in result.all():
@@ -410,16 +413,22 @@ AUC_TOLERANCE = 0.01
 
 
 async def retrain_active_models(
-    engine: AsyncEngine, *, workspace_id: uuid.UUID | None = None, activate: bool = True
+    engine: AsyncEngine,
+    *,
+    workspace_id: uuid.UUID | None = None,
+    model_ids: list[uuid.UUID] | None = None,
+    activate: bool = True,
 ) -> list[dict[str, Any]]:
-    """Retrain every active learned model (for a cron or a scheduled job): each gets a new version, which becomes
-    the active one when it trained and its hold-out ROC AUC is not clearly worse."""
+    """Retrain every active learned model (or those of `model_ids`): each gets a new version, which becomes the
+    active one when it trained and its hold-out ROC AUC is not clearly worse."""
     sessionmaker = make_sessionmaker(engine)
     started: list[tuple[ScoringModel, uuid.UUID]] = []
     async with unit_of_work(sessionmaker) as session:
         statement = select(ScoringModel).where(ScoringModel.is_active.is_(True), ScoringModel.kind == "learned")
         if workspace_id is not None:
             statement = statement.where(ScoringModel.workspace_id == workspace_id)
+        if model_ids is not None:
+            statement = statement.where(ScoringModel.id.in_(model_ids))
         for row in list(await session.scalars(statement)):
             queued = await request_training(session, system_actor(row.workspace_id), row.id)
             started.append((row, queued.id))
@@ -448,3 +457,53 @@ async def retrain_active_models(
             )
     await background.drain()
     return report
+
+
+async def models_due_for_retraining(session: AsyncSession, now: datetime | None = None) -> list[uuid.UUID]:
+    """Active learned models whose `training.retrain_every_hours` has passed since their newest version's training
+    started (a failed retrain counts, so a failing model is retried once per period, not on every tick) and that have no
+    training run going on."""
+    now = now or datetime.now(UTC)
+    active = list(
+        await session.scalars(
+            select(ScoringModel).where(
+                ScoringModel.is_active.is_(True),
+                ScoringModel.kind == "learned",
+                ScoringModel.config["training"]["retrain_every_hours"].is_not(None),
+            )
+        )
+    )
+    due = []
+    for row in active:
+        hours = (row.config.get("training") or {}).get("retrain_every_hours")
+        if not hours:
+            continue
+        # When the newest version's training started (a draft trained late counts from then, not its creation).
+        newest = await session.scalar(
+            select(func.max(func.coalesce(ScoringModel.training_started_at, ScoringModel.created_at))).where(
+                ScoringModel.workspace_id == row.workspace_id,
+                ScoringModel.entity_type_id == row.entity_type_id,
+                ScoringModel.name == row.name,
+            )
+        )
+        training = await session.scalar(
+            select(func.count()).where(
+                ScoringModel.workspace_id == row.workspace_id,
+                ScoringModel.entity_type_id == row.entity_type_id,
+                ScoringModel.name == row.name,
+                ScoringModel.status == "training",
+                ScoringModel.training_started_at > now - TRAINING_LEASE,
+            )
+        )
+        if not training and newest is not None and newest <= now - timedelta(hours=float(hours)):
+            due.append(row.id)
+    return due
+
+
+async def retrain_due_models(engine: AsyncEngine, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The worker's scheduled retraining: retrain (and activate when no worse) the models that ask for it."""
+    async with unit_of_work(make_sessionmaker(engine)) as session:
+        due = await models_due_for_retraining(session, now)
+    if not due:
+        return []
+    return await retrain_active_models(engine, model_ids=due)

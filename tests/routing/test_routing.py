@@ -80,12 +80,15 @@ class TestTiers:
             "high",
         )
         timeline = (await client.get(f"/elements/{hot['id']}/history")).json()["items"]
-        kinds = [e["kind"] for e in timeline]
-        assert kinds[-2:] == ["routed", "comment"]
-        routed = timeline[-2]["data"]
-        assert routed["tier"] == "hot"
+        assert [e["kind"] for e in timeline][-2:] == ["task_created", "routed"]
+        routed = timeline[-1]["data"]
+        assert (routed["tier"], routed["task_id"]) == ("hot", decision["task_id"])
         assert any("most free capacity" in r for r in routed["reasons"])
-        assert timeline[-1]["data"]["text"] == decision["script"]
+        # The personalised script is a task for the assignee.
+        tasks = (await client.get("/tasks", params={"element_id": hot["id"]})).json()["items"]
+        assert [(t["id"], t["description"], t["assignee_id"]) for t in tasks] == [
+            (decision["task_id"], decision["script"], senior["id"])
+        ]
 
         warm = await create_element(client, "lead", values={"rating": WARM})
         assert (await _route(client, warm["id"]))["assigned_to"] == regular["id"]
