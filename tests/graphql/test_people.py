@@ -244,7 +244,10 @@ ROUTE = """
 mutation($id: UUID!) {
   routeElement(id: $id) {
     __typename
-    ... on RouteDecision { tier score assignedToId assignedTo { name } overCapacity script reasons }
+    ... on RouteDecision {
+      tier score assignedToId assignedTo { name } overCapacity script reasons
+      task { title description assignee { name } }
+    }
     ... on Error { code message }
   }
 }
@@ -300,6 +303,11 @@ class TestRouting:
         assert (decision["tier"], decision["score"], decision["assignedTo"]) == ("hot", 100, {"name": "Ann"})
         assert decision["assignedToId"] == ann["id"]
         assert decision["script"] == "Call Acme now, Ann"
+        assert decision["task"] == {
+            "title": "Follow up: Acme",
+            "description": "Call Acme now, Ann",
+            "assignee": {"name": "Ann"},
+        }
         assert decision["overCapacity"] is False
         element = await run(
             'query($id: UUID!) { element(id: $id) { assignedTo { name load } value(code: "priority") } }',

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeAlias
 import strawberry
 from strawberry.scalars import JSON
 
+from app.api.graphql.automation import Task
 from app.api.graphql.context import Info
 from app.api.graphql.errors import ErrorTypes, mutate, parse, plain
 from app.api.graphql.types import Deleted, DeleteResult, User, UserTier, load_user
@@ -18,6 +19,7 @@ from app.routing.schemas import RouteDecision as RouteDecisionRead
 from app.routing.schemas import RoutingPolicyCreate, RoutingPolicyRead, RoutingPolicyUpdate, TierSpec
 from app.scoring import service as scoring_service
 from app.scoring.schemas import ModelMetrics, ScoreResult, ScoringModelCreate, ScoringModelRead
+from app.tasks import service as task_service
 from app.users import service as user_service
 from app.users.models import UserTier as UserTierEnum
 from app.users.schemas import UserCreate, UserUpdate
@@ -254,12 +256,19 @@ class RouteDecision:
     capacity: int | None
     priority: JSON | None
     stage_code: str | None
-    script: str | None
+    script: str | None = strawberry.field(description="The rendered script, given to the assignee as a task")
+    task_id: uuid.UUID | None
     reasons: list[str]
 
     @strawberry.field(description="The user the element went to")
     async def assigned_to(self, info: Info) -> User | None:
         return await load_user(info, self.assigned_to_id)
+
+    @strawberry.field(description="The task that carries the script")
+    async def task(self, info: Info) -> Task | None:
+        if self.task_id is None:
+            return None
+        return Task.from_read(await task_service.get_task(info.context.session, info.context.who, self.task_id))
 
     @classmethod
     def from_read(cls, read: RouteDecisionRead) -> RouteDecision:
