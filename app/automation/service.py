@@ -18,7 +18,7 @@ from app.automation.schemas import Action, RuleCreate, RuleList, RuleOrder, Rule
 from app.automation.templates import is_template
 from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
 from app.entity_types.models import EntityType
-from app.errors import Conflict, ErrorCollector, NotFound
+from app.errors import Conflict, ErrorCollector, FieldError, Invalid, NotFound
 from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
@@ -367,7 +367,12 @@ async def list_runs(
         statement = statement.where(AutomationRun.status == status)
     if cursor:
         created_raw, id_raw = decode_cursor(cursor, 2)
-        created, last_id = datetime.fromisoformat(created_raw), uuid.UUID(id_raw)
+        try:
+            created, last_id = datetime.fromisoformat(created_raw), uuid.UUID(id_raw)
+        except (TypeError, ValueError) as exc:  # well-formed base64 JSON, but not one of our cursors
+            raise Invalid(
+                "The cursor is not valid", errors=[FieldError("cursor", "not a cursor of this list")]
+            ) from exc
         statement = statement.where(
             (AutomationRun.created_at < created)
             | ((AutomationRun.created_at == created) & (AutomationRun.id < last_id))

@@ -104,6 +104,17 @@ async def get_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> U
     return _read(user, (await loads(session, actor.workspace_id, [user.id]))[user.id])
 
 
+async def get_users(session: AsyncSession, actor: Actor, user_ids: Sequence[uuid.UUID]) -> list[UserRead]:
+    """Users by id (unknown ids left out), with their loads: two queries for any number of ids."""
+    if not user_ids:
+        return []
+    users = list(
+        await session.scalars(select(User).where(User.workspace_id == actor.workspace_id, User.id.in_(set(user_ids))))
+    )
+    by_user = await loads(session, actor.workspace_id, [u.id for u in users])
+    return [_read(u, by_user[u.id]) for u in users]
+
+
 async def list_users(
     session: AsyncSession, actor: Actor, *, tier: UserTier | None = None, active: bool | None = None
 ) -> list[UserRead]:

@@ -1,12 +1,12 @@
-"""DataLoaders: a page of elements with stages, pipelines, values, children and parents costs a constant number of
-SQL queries, whatever the page size."""
+"""DataLoaders: a page of elements with stages, pipelines, values, assignees, children and parents costs a constant
+number of SQL queries, whatever the page size."""
 
 from collections.abc import Callable
 
 import httpx
 
 from tests.conftest import QueryCounter
-from tests.factories import create_element, create_type
+from tests.factories import create_element, create_type, create_user
 from tests.graphql.conftest import Run
 
 PAGE = """query($first: Int!) {
@@ -15,6 +15,7 @@ PAGE = """query($first: Int!) {
     edges { node {
       id title values budget: value(code: "budget")
       stage { code semantic }
+      assignedTo { name tier load }
       pipeline { title stages { code } }
       children(first: 10) { title stage { code } parents(first: 5) { title } }
       history(first: 5) { kind }
@@ -24,7 +25,15 @@ PAGE = """query($first: Int!) {
 
 
 async def _companies(client: httpx.AsyncClient, run: Run, count: int) -> None:
-    batch = [{"op": "create", "data": {"title": f"C{i}", "values": {"budget": i}}} for i in range(count)]
+    users = [(await create_user(client, f"User {i}"))["id"] for i in range(7)]
+    batch = [
+        # Every seventh company has no assignee; the others go round the users.
+        {
+            "op": "create",
+            "data": {"title": f"C{i}", "values": {"budget": i}, "assigned_to": users[i % 7] if i % 7 else None},
+        }
+        for i in range(count)
+    ]
     response = await client.post("/entity-types/company/elements/batch", json={"items": batch})
     assert response.status_code == 200, response.text
     contact = await create_element(client, "contact", title="Ann")
@@ -57,6 +66,9 @@ async def test_a_page_costs_a_constant_number_of_queries(
     assert all(len(e["node"]["children"][0]["parents"]) == 5 for e in edges)
     assert {e["node"]["budget"] for e in edges} == set(range(50))
     assert all(e["node"]["history"][0]["kind"] == "created" for e in edges)
+    assignees = [e["node"]["assignedTo"] for e in edges]
+    assert sum(a is None for a in assignees) == 8  # C0, C7, …, C49
+    assert {a["name"] for a in assignees if a} == {f"User {i}" for i in range(1, 7)}
     print(f"queries for a page of 5: {small_count}, of 50: {large_count}")
     assert large_count == small_count, (small_count, large_count)
     assert large_count <= 30, large.statements

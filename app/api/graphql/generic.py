@@ -11,9 +11,11 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.api.graphql import inputs
+from app.api.graphql.automation import AutomationMutation, AutomationQuery
 from app.api.graphql.context import Info
 from app.api.graphql.errors import mutate, parse, plain
 from app.api.graphql.events import element_events
+from app.api.graphql.people import PeopleMutation, PeopleQuery
 from app.api.graphql.types import (
     Board,
     Deleted,
@@ -91,7 +93,7 @@ def _bounds(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @strawberry.type
-class Query:
+class Query(AutomationQuery, PeopleQuery):  # the automation, users, scoring and routing fields are theirs
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
         rows = await entity_type_service.list_entity_types(info.context.session, info.context.who)
@@ -141,7 +143,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(AutomationMutation, PeopleMutation):
     # --- entity types and fields ---
 
     @strawberry.mutation

@@ -30,7 +30,15 @@ from app.settings import Settings
 
 PAGE_ARGUMENTS = ("first", "perStage")
 # List fields and their default page sizes: what is below them counts once per item.
-LIST_DEFAULTS = {"elements": 50, "board": 20, "children": 100, "parents": 100, "history": 100}
+LIST_DEFAULTS = {
+    "elements": 50,
+    "board": 20,
+    "children": 100,
+    "parents": 100,
+    "history": 100,
+    "automationRuns": 50,
+    "tasks": 100,
+}
 
 
 def _page_size(field: FieldNode, variables: dict[str, Any], lists: dict[str, int]) -> int:

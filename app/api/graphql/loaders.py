@@ -21,6 +21,8 @@ from app.relations import service as relation_service
 from app.relations.schemas import LinkDirection
 from app.timeline import service as timeline_service
 from app.timeline.models import TimelineEntry
+from app.users import service as user_service
+from app.users.schemas import UserRead
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -53,6 +55,7 @@ class Loaders:
         self.pipeline: DataLoader[uuid.UUID, PipelineRead | None] = DataLoader(_by_key(self._pipelines))
         self.links: DataLoader[LinkKey, list[ElementRead] | None] = DataLoader(_by_key(self._links))
         self.history: DataLoader[HistoryKey, list[TimelineEntry] | None] = DataLoader(_by_key(self._history))
+        self.user: DataLoader[uuid.UUID, UserRead | None] = DataLoader(_by_key(self._users))
         self.element: DataLoader[ElementKey, ElementRead | None] = DataLoader(_by_key(self._elements))
         self.fields_of_type: DataLoader[uuid.UUID, list[FieldRead] | None] = DataLoader(_by_key(self._fields))
         self.pipelines_of_type: DataLoader[uuid.UUID, list[PipelineRead] | None] = DataLoader(
@@ -64,6 +67,9 @@ class Loaders:
 
     async def _pipelines(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, PipelineRead]:
         return {p.id: p for p in await pipeline_service.get_pipelines(self.session, self.actor, ids)}
+
+    async def _users(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, UserRead]:
+        return {u.id: u for u in await user_service.get_users(self.session, self.actor, ids)}
 
     async def _elements(self, keys: list[ElementKey]) -> dict[ElementKey, ElementRead]:
         out: dict[ElementKey, ElementRead] = {}

@@ -212,7 +212,9 @@ class TypedBuilder:
         self.taken_types = set(taken_types) | shared
         self.taken_queries = set(taken_queries)
         self.taken_mutations = set(taken_mutations)
-        self.element_fields = {f.name for f in _definition(GenericElement).fields}
+        # Python and GraphQL names of the system fields (`assigned_to` is `assignedToId`, its user `assignedTo`).
+        element = _definition(GenericElement).fields
+        self.element_fields = {f.name for f in element} | {f.graphql_name or to_camel_case(f.name) for f in element}
         # Each type's names and its (not yet decorated) class, so reference fields can point at types built later.
         self.prepared: dict[str, tuple[Names, type]] = {}
         self.scalars: dict[str, Any] = {}  # the current type's field code -> GraphQL scalar or enum

@@ -22,8 +22,11 @@ from app.pipelines.models import StageSemantic as SemanticEnum
 from app.pipelines.schemas import PipelineRead, StageRead
 from app.relations.schemas import LinkRead, RelationRead
 from app.timeline.models import TimelineEntry as TimelineRow
+from app.users.models import UserTier as UserTierEnum
+from app.users.schemas import UserRead
 
 StageSemantic = strawberry.enum(SemanticEnum, name="StageSemantic")
+UserTier = strawberry.enum(UserTierEnum, name="UserTier")
 MAX_LINKED = 100
 
 
@@ -139,6 +142,32 @@ class EntityType:
         return [Pipeline.from_read(p) for p in await info.context.loaders.pipelines_of_type.load(self.id) or []]
 
 
+@strawberry.type(description="A user of the workspace: someone elements and tasks are assigned to")
+class User:
+    id: uuid.UUID
+    name: str
+    email: str
+    tier: UserTier  # type: ignore[valid-type]
+    capacity: int = strawberry.field(description="How many open elements the user can hold")
+    timezone: str
+    active: bool
+    load: int = strawberry.field(description="Open elements (stage semantic `process`) assigned to the user")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_read(cls, read: UserRead) -> User:
+        return cls(**read.model_dump())
+
+
+async def load_user(info: Info, user_id: uuid.UUID | None) -> User | None:
+    """A user through the request's users DataLoader (one query batch for a whole page)."""
+    if user_id is None:
+        return None
+    read = await info.context.loaders.user.load(user_id)
+    return User.from_read(read) if read else None
+
+
 @strawberry.type
 class TimelineEntry:
     id: int
@@ -162,13 +191,13 @@ class Element:
     stage_id: uuid.UUID | None
     stage_code: str | None
     title: str
-    assigned_to: uuid.UUID | None
+    assigned_to: uuid.UUID | None = strawberry.field(name="assignedToId", description="The assignee's user id")
     amount: float | None
     currency: str | None
     source: str | None
     begin_date: date | None
     close_date: date | None
-    score: int | None
+    score: int | None = strawberry.field(description="1–100 from the type's active scoring model (`scoreElement`)")
     values: JSON
     version: int
     created_at: datetime
@@ -179,6 +208,10 @@ class Element:
     @classmethod
     def from_read(cls, read: ElementRead) -> Self:
         return cls(**read.model_dump())
+
+    @strawberry.field(name="assignedTo", description="The user the element is assigned to")
+    async def assignee(self, info: Info) -> User | None:
+        return await load_user(info, self.assigned_to)
 
     @strawberry.field(description="One custom value by field code")
     def value(self, code: str) -> JSON | None:
