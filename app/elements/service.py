@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
 from app.elements.bulk import bulk_insert
+from app.elements.ids import new_id
 from app.elements.meta_cache import cached_type_meta
 from app.elements.models import Element, ElementValue, StageHistory
 from app.elements.query import base_filter, compile_filter, page_query
@@ -180,7 +181,7 @@ async def _insert_creates(
     history: list[dict[str, Any]] = []
     for data, stage, parsed in prepared:
         element = SimpleNamespace(
-            id=uuid.uuid4(),
+            id=new_id(),
             workspace_id=actor.workspace_id,
             entity_type_id=meta.id,
             pipeline_id=stage.pipeline_id if stage else None,

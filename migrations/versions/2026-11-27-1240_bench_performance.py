@@ -1,4 +1,4 @@
-"""performance: stage totals kept by triggers on elements, for boards
+"""performance: stage totals kept by triggers on elements (boards); statistics on (field, value) pairs (filters)
 
 Revision ID: 0004
 Revises: 0001
@@ -59,6 +59,18 @@ $$
 """
 
 
+# `field_id = F AND value_x = V` is estimated as if field and value were independent: for an enum value that only
+# one field holds, that is 20x too low with 20 fields, and the planner then hashes every match of the other
+# conditions instead of walking the sort key's index and stopping at the page limit (2.2 s vs 11 ms at 1M elements).
+# Multivariate MCV lists on the pairs give it the real frequencies.
+STATISTICS = {
+    "st_element_values_text": "value_text",
+    "st_element_values_number": "value_number",
+    "st_element_values_date": "value_date",
+    "st_element_values_bool": "value_bool",
+}
+
+
 def upgrade() -> None:
     op.execute("SET LOCAL lock_timeout = '5s'")
     op.create_table(
@@ -91,6 +103,9 @@ def upgrade() -> None:
             f"CREATE TRIGGER elements_stage_totals_{event.lower()} AFTER {event} ON elements "
             f"REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION stage_totals_apply()"
         )
+    for name, column in STATISTICS.items():
+        op.execute(f"CREATE STATISTICS {name} (mcv) ON field_id, {column} FROM element_values")
+        op.execute(f"ALTER STATISTICS {name} SET STATISTICS 1000")
     # Elements that exist already.
     op.execute(
         "INSERT INTO stage_totals (stage_id, slot, workspace_id, pipeline_id, count, amount_sum) "
@@ -100,6 +115,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for name in STATISTICS:
+        op.execute(f"DROP STATISTICS IF EXISTS {name}")
     for event in ("insert", "update", "delete"):
         op.execute(f"DROP TRIGGER IF EXISTS elements_stage_totals_{event} ON elements")
     op.execute("DROP FUNCTION IF EXISTS stage_totals_apply()")
