@@ -36,7 +36,9 @@ SYSTEM_UPDATABLE = ("title", "assigned_to", "amount", "currency", "source", "beg
 
 def to_read(element: Element | SimpleNamespace, meta: TypeMeta) -> ElementRead:
     stage = meta.stages.get(element.stage_id) if element.stage_id else None
-    return ElementRead(
+    # Built from stored, typed columns: validating them again cost ~20 µs per element (a board builds 120, a batch
+    # 1000) and could not fail.
+    return ElementRead.model_construct(
         id=element.id,
         entity_type=meta.code,
         pipeline_id=element.pipeline_id,
