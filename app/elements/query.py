@@ -266,33 +266,54 @@ def required_conditions(node: Node | None) -> dict[str, list[Condition]]:
     return found
 
 
-def _sort_join(field_meta: Any, value: Any, conditions: list[Condition] | None) -> tuple[ColumnElement[bool], bool]:
-    """The join condition for a custom sort key, and whether it may be an inner join.
+def _sort_join(
+    field_meta: Any, value: Any, conditions: list[Condition] | None
+) -> tuple[ColumnElement[bool], bool, list[Condition]]:
+    """The join condition for a custom sort key, whether it may be an inner join, and the filter conditions it took.
 
     When the filter already requires a value for the field, the outer join would never produce a NULL: an inner
-    join is the same rows, and (single-valued field) the filter's own predicates on the join let PostgreSQL walk
-    the field's value index in sort order and stop at the page limit instead of sorting every match.
+    join gives the same rows. For a single-valued field the filter's own predicates move onto the join (and out of
+    the EXISTS subqueries), so PostgreSQL walks the field's value index in sort order and stops at the page limit
+    instead of collecting and sorting every match.
     """
     on = [value.element_id == Element.id, value.field_id == field_meta.row.id, value.position == 0]
     if not conditions:
-        return and_(*on), False
+        return and_(*on), False, []
+    taken: list[Condition] = []
     if not field_meta.row.multiple:
         column = getattr(value, field_meta.kind.column)
         for cond in conditions:
+            if cond.op not in field_meta.kind.ops:
+                continue  # the filter compiler reports it
             try:
                 on.append(_positive(column, cond.op, _operands(field_meta.kind, cond, field_meta.spec)))
             except ValueRejected:
-                return and_(*on[:3]), False
-    return and_(*on), True
+                continue
+            taken.append(cond)
+    return and_(*on), True, taken
+
+
+def _without(node: Node | None, taken: list[Condition]) -> Node | None:
+    """The filter minus conditions of its top-level AND that a sort join already applies."""
+    if not taken or node is None:
+        return node
+    if isinstance(node, Condition):
+        return None if any(node is cond for cond in taken) else node
+    if isinstance(node, And):
+        items = tuple(item for item in (_without(i, taken) for i in node.items) if item is not None)
+        return And(items) if items else None
+    return node
 
 
 def parse_sort(
     meta: TypeMeta, sort: str | None, required: dict[str, list[Condition]] | None = None
-) -> tuple[list[SortKey], list[Any]]:
-    """Parse `-budget,created_at` into sort keys (plus the joins custom keys need: (target, on, inner))."""
+) -> tuple[list[SortKey], list[Any], list[Condition]]:
+    """Parse `-budget,created_at` into sort keys, the joins custom keys need ((target, on, inner)), and the
+    `required` conditions those joins apply."""
     errors = ErrorCollector()
     keys: list[SortKey] = []
     joins: list[Any] = []
+    taken: list[Condition] = []
     names = [part.strip() for part in (sort or "-created_at").split(",") if part.strip()]
     if len(names) > MAX_SORT_KEYS:
         raise Invalid("Too many sort keys", errors=[FieldError("sort", f"at most {MAX_SORT_KEYS} keys")])
@@ -305,8 +326,9 @@ def parse_sort(
             keys.append(SortKey(code, system.column, descending, system.codec, system.nullable))
         elif field_meta is not None and field_meta.kind.sortable:
             value = aliased(ElementValue, name=f"sort_{code}")
-            on, inner = _sort_join(field_meta, value, (required or {}).get(code) if not keys else None)
+            on, inner, applied = _sort_join(field_meta, value, (required or {}).get(code) if not keys else None)
             joins.append((value, on, inner))
+            taken.extend(applied)
             column = field_meta.kind.column
             keys.append(SortKey(code, getattr(value, column), descending, COLUMN_CODECS[column], not inner))
         elif field_meta is not None:
@@ -316,7 +338,7 @@ def parse_sort(
     errors.raise_if_any("The sort is not valid")
     if not any(k.name == "id" for k in keys):
         keys.append(SortKey("id", Element.id, keys[-1].descending if keys else True, "uuid", False))
-    return keys, joins
+    return keys, joins, taken
 
 
 def _after(keys: list[SortKey], values: list[Any]) -> ColumnElement[bool]:
@@ -348,10 +370,12 @@ def page_query(
     sort: str | None,
     limit: int,
     cursor: str | None,
-    node: Node | None = None,
+    filter_node: Node | None = None,
 ) -> PageQuery:
-    """One page; pass the filter's AST as `node` (besides its compiled `where`) to let a custom sort key use it."""
-    keys, joins = parse_sort(meta, sort, required_conditions(node))
+    """One page of the elements matching `where` and (compiled here, so a custom sort key can use it) `filter_node`."""
+    keys, joins, taken = parse_sort(meta, sort, required_conditions(filter_node))
+    if filter_node is not None:
+        where = and_(where, compile_filter(meta, _without(filter_node, taken)))
     statement = select(Element, *(k.expression.label(f"sort_{i}") for i, k in enumerate(keys))).select_from(Element)
     for target, on, inner in joins:
         statement = statement.join(target, on) if inner else statement.outerjoin(target, on)

@@ -275,11 +275,11 @@ async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, sear
     query = page_query(
         meta,
         actor.workspace_id,
-        where=scope & where,
+        where=scope,
         sort=search.sort,
         limit=search.limit,
         cursor=search.cursor,
-        node=node,
+        filter_node=node,
     )
     rows = (await session.execute(query.statement)).all()
     has_more = len(rows) > search.limit
