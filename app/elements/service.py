@@ -282,6 +282,8 @@ async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, sear
         filter_node=node,
     )
     rows = (await session.execute(query.statement)).all()
+    if query.fallback is not None and len(rows) <= search.limit:
+        rows = (await session.execute(query.fallback)).all()
     has_more = len(rows) > search.limit
     rows = rows[: search.limit]
     total = None
