@@ -14,7 +14,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, literal, not_, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, Select, and_, exists, false, literal, not_, or_, select, text, true, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import KeyedColumnElement
 
@@ -422,6 +423,30 @@ def page_query(
     if len(keys) == 2 and joins and joins[0][2] and keys[1].name == "id":
         return PageQuery(_walk(joins[0][1][1:], keys, order, after, scope, limit), keys, limit, fallback=plain)
     return PageQuery(plain, keys, limit)
+
+
+# The walk must be an ordered index scan that stops at the page: the planner, misjudging EAV ranges, would otherwise
+# bitmap-scan and sort the whole range (134 ms vs 13 ms at 100k elements). Scoped to the one statement.
+async def fetch_page(session: AsyncSession, page: PageQuery) -> list[Any]:
+    """The rows of one page (limit + 1 at most, to tell whether more follow)."""
+    if page.fallback is None:
+        return list((await session.execute(page.statement)).all())
+    # Read the settings and turn them off in one round trip (the target list is evaluated left to right).
+    previous = (await session.execute(_WALK_OFF)).one()
+    try:
+        rows = list((await session.execute(page.statement)).all())
+    finally:
+        await session.execute(_WALK_RESTORE, {"sort": previous[0], "bitmap": previous[1]})
+    if len(rows) <= page.limit:
+        rows = list((await session.execute(page.fallback)).all())
+    return rows
+
+
+_WALK_OFF = text(
+    "SELECT current_setting('enable_sort'), current_setting('enable_bitmapscan'), "
+    "set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)"
+)
+_WALK_RESTORE = text("SELECT set_config('enable_sort', :sort, true), set_config('enable_bitmapscan', :bitmap, true)")
 
 
 def _walk(

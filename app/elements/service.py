@@ -13,7 +13,7 @@ from app.elements.bulk import bulk_insert
 from app.elements.ids import new_id
 from app.elements.meta_cache import cached_type_meta
 from app.elements.models import Element, ElementValue, StageHistory
-from app.elements.query import base_filter, compile_filter, page_query
+from app.elements.query import base_filter, compile_filter, fetch_page, page_query
 from app.elements.schemas import (
     ElementBatch,
     ElementCreate,
@@ -281,9 +281,7 @@ async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, sear
         cursor=search.cursor,
         filter_node=node,
     )
-    rows = (await session.execute(query.statement)).all()
-    if query.fallback is not None and len(rows) <= search.limit:
-        rows = (await session.execute(query.fallback)).all()
+    rows = await fetch_page(session, query)
     has_more = len(rows) > search.limit
     rows = rows[: search.limit]
     total = None
