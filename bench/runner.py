@@ -24,6 +24,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 
 from bench.data import (
     DAY0,
@@ -239,7 +240,9 @@ async def load(
         t0 = time.perf_counter()
         response = await client.post(f"{API}/entity-types/lead/elements/batch", json=body, timeout=300)
         elapsed = (time.perf_counter() - t0) * 1000
-        items = (await _ok(response))["items"]
+        if response.status_code >= 400:
+            await _ok(response)
+        items = orjson.loads(response.content)["items"]  # ~1 MB per batch: the fast parser
         record(elapsed)
         for lead, item in zip(chunk, items, strict=True):
             if lead.index % every == 0:
