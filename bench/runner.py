@@ -238,7 +238,12 @@ async def load(
         chunk = list(leads(config.seed, first, min(first + config.batch_size, stop)))
         body = {"items": [{"op": "create", "data": lead.body(setup.pipeline_ids)} for lead in chunk]}
         t0 = time.perf_counter()
-        response = await client.post(f"{API}/entity-types/lead/elements/batch", json=body, timeout=300)
+        response = await client.post(
+            f"{API}/entity-types/lead/elements/batch",
+            content=orjson.dumps(body),
+            headers={"content-type": "application/json"},
+            timeout=300,
+        )
         elapsed = (time.perf_counter() - t0) * 1000
         if response.status_code >= 400:
             await _ok(response)
