@@ -41,7 +41,15 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"application_name": "stageflow", "jit": "off"}},
+        connect_args={
+            "server_settings": {
+                "application_name": "stageflow",
+                "jit": "off",
+                # Short OLTP queries at high concurrency: starting parallel workers cost 30-70 ms per query in the
+                # benchmark (1M elements, 2 cores) and saved nothing.
+                "max_parallel_workers_per_gather": "0",
+            }
+        },
     )
 
 

@@ -52,11 +52,17 @@ class RequestFailed(Exception):
 
 
 async def run(
-    name: str, count: int, concurrency: int, operation: Callable[[int, Callable[[float], None]], Awaitable[None]]
+    name: str,
+    count: int,
+    concurrency: int,
+    operation: Callable[[int, Callable[[float], None]], Awaitable[None]],
+    max_seconds: float | None = None,
 ) -> Result:
-    """Run `operation(i, record)` for i in 0..count-1 with at most `concurrency` in flight."""
+    """Run `operation(i, record)` for i in 0..count-1 with at most `concurrency` in flight (and no new one started
+    after `max_seconds`, so one slow scenario cannot stall a run)."""
     result = Result(name)
     next_index = 0
+    stop_at = time.perf_counter() + max_seconds if max_seconds else None
 
     def record(ms: float) -> None:
         result.latencies_ms.append(ms)
@@ -64,7 +70,7 @@ async def run(
 
     async def worker() -> None:
         nonlocal next_index
-        while next_index < count:
+        while next_index < count and (stop_at is None or time.perf_counter() < stop_at):
             index = next_index
             next_index += 1
             try:

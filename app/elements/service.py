@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
 from app.elements.bulk import bulk_insert
+from app.elements.ids import new_id
 from app.elements.meta_cache import cached_type_meta
 from app.elements.models import Element, ElementValue, StageHistory
-from app.elements.query import base_filter, compile_filter, page_query
+from app.elements.query import base_filter, compile_filter, fetch_page, page_query
 from app.elements.schemas import (
     ElementBatch,
     ElementCreate,
@@ -43,7 +44,9 @@ def to_read(element: Element | SimpleNamespace, meta: TypeMeta) -> ElementRead:
 
 def element_read(element: Element | SimpleNamespace, type_code: str, stage_code: str | None) -> ElementRead:
     """The API's view of an element row, for callers that know its type and stage codes without full metadata."""
-    return ElementRead(
+    # Built from stored, typed columns: validating them again cost ~20 µs per element (a board builds 120, a batch
+    # 1000) and could not fail.
+    return ElementRead.model_construct(
         id=element.id,
         entity_type=type_code,
         pipeline_id=element.pipeline_id,
@@ -189,7 +192,7 @@ async def _insert_creates(
     history: list[dict[str, Any]] = []
     for data, stage, parsed in prepared:
         element = SimpleNamespace(
-            id=uuid.uuid4(),
+            id=new_id(),
             workspace_id=actor.workspace_id,
             entity_type_id=meta.id,
             pipeline_id=stage.pipeline_id if stage else None,
@@ -282,13 +285,13 @@ async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, sear
     query = page_query(
         meta,
         actor.workspace_id,
-        where=scope & where,
+        where=scope,
         sort=search.sort,
         limit=search.limit,
         cursor=search.cursor,
-        node=node,
+        filter_node=node,
     )
-    rows = (await session.execute(query.statement)).all()
+    rows = await fetch_page(session, query)
     has_more = len(rows) > search.limit
     rows = rows[: search.limit]
     total = None

@@ -1,4 +1,4 @@
-"""performance: stage totals kept by triggers on elements, for boards
+"""performance: stage totals kept by triggers on elements (boards); statistics on (field, value) pairs (filters)
 
 Revision ID: 0004
 Revises: 0001
@@ -59,8 +59,44 @@ $$
 """
 
 
+# `field_id = F AND value_x = V` is estimated as if field and value were independent: for an enum value that only
+# one field holds, that is 20x too low with 20 fields, and the planner then hashes every match of the other
+# conditions instead of walking the sort key's index and stopping at the page limit (2.2 s vs 11 ms at 1M elements).
+# Multivariate MCV lists on the pairs give it the real frequencies.
+STATISTICS = {
+    "st_element_values_text": "value_text",
+    "st_element_values_number": "value_number",
+    "st_element_values_date": "value_date",
+    "st_element_values_bool": "value_bool",
+}
+
+
+# element_values loses its foreign keys (three RI checks per row, two thirds of a batch insert's cost); these
+# statement-level triggers keep the cascades, one set-based DELETE per statement.
+VALUE_CASCADES = {
+    "elements": "element_id",
+    "fields": "field_id",
+}
+VALUE_FOREIGN_KEYS = {
+    "fk_element_values_element_id_elements": ("element_id", "elements"),
+    "fk_element_values_field_id_fields": ("field_id", "fields"),
+    "fk_element_values_workspace_id_workspaces": ("workspace_id", "workspaces"),
+}
+
+
 def upgrade() -> None:
     op.execute("SET LOCAL lock_timeout = '5s'")
+    for name in VALUE_FOREIGN_KEYS:
+        op.drop_constraint(name, "element_values", type_="foreignkey")
+    for table, column in VALUE_CASCADES.items():
+        op.execute(
+            f"CREATE FUNCTION element_values_cascade_{table}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN DELETE FROM element_values v USING old_rows o WHERE v.{column} = o.id; RETURN NULL; END $$"
+        )
+        op.execute(
+            f"CREATE TRIGGER {table}_delete_values AFTER DELETE ON {table} REFERENCING OLD TABLE AS old_rows "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION element_values_cascade_{table}()"
+        )
     op.create_table(
         "stage_totals",
         sa.Column("stage_id", sa.UUID(), nullable=False),
@@ -91,6 +127,9 @@ def upgrade() -> None:
             f"CREATE TRIGGER elements_stage_totals_{event.lower()} AFTER {event} ON elements "
             f"REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION stage_totals_apply()"
         )
+    for name, column in STATISTICS.items():
+        op.execute(f"CREATE STATISTICS {name} (mcv) ON field_id, {column} FROM element_values")
+        op.execute(f"ALTER STATISTICS {name} SET STATISTICS 1000")
     # Elements that exist already.
     op.execute(
         "INSERT INTO stage_totals (stage_id, slot, workspace_id, pipeline_id, count, amount_sum) "
@@ -100,6 +139,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for table in VALUE_CASCADES:
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_delete_values ON {table}")
+        op.execute(f"DROP FUNCTION IF EXISTS element_values_cascade_{table}()")
+    for name, (column, target) in VALUE_FOREIGN_KEYS.items():
+        op.create_foreign_key(name, "element_values", target, [column], ["id"], ondelete="CASCADE")
+    for name in STATISTICS:
+        op.execute(f"DROP STATISTICS IF EXISTS {name}")
     for event in ("insert", "update", "delete"):
         op.execute(f"DROP TRIGGER IF EXISTS elements_stage_totals_{event} ON elements")
     op.execute("DROP FUNCTION IF EXISTS stage_totals_apply()")
