@@ -254,7 +254,10 @@ async def create_element(session: AsyncSession, actor: Actor, type_ref: str, dat
 # --- read ------------------------------------------------------------------------------------------------------
 
 
-async def _load(session: AsyncSession, actor: Actor, element_id: uuid.UUID, *, lock: bool = False) -> Element:
+async def load_element_row(
+    session: AsyncSession, actor: Actor, element_id: uuid.UUID, *, lock: bool = False
+) -> Element:
+    """The workspace's element row (locked FOR UPDATE when asked), or NotFound."""
     statement = select(Element).where(Element.workspace_id == actor.workspace_id, Element.id == element_id)
     element = await session.scalar(statement.with_for_update() if lock else statement)
     if element is None:
@@ -263,7 +266,7 @@ async def _load(session: AsyncSession, actor: Actor, element_id: uuid.UUID, *, l
 
 
 async def get_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> ElementRead:
-    element = await _load(session, actor, element_id)
+    element = await load_element_row(session, actor, element_id)
     return to_read(element, await cached_type_meta(session, actor.workspace_id, element.entity_type_id))
 
 
@@ -352,7 +355,7 @@ async def update_element(
     session: AsyncSession, actor: Actor, element_id: uuid.UUID, data: ElementUpdate, *, if_match: int | None = None
 ) -> ElementRead:
     actor.ensure_can_write()
-    element = await _load(session, actor, element_id, lock=True)
+    element = await load_element_row(session, actor, element_id, lock=True)
     meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     _check_version(element, if_match if if_match is not None else data.version)
     _ensure_live(element)
@@ -375,7 +378,7 @@ async def move_element(
     session: AsyncSession, actor: Actor, element_id: uuid.UUID, data: ElementMove, *, if_match: int | None = None
 ) -> ElementRead:
     actor.ensure_can_write()
-    element = await _load(session, actor, element_id, lock=True)
+    element = await load_element_row(session, actor, element_id, lock=True)
     meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     _check_version(element, if_match if if_match is not None else data.version)
     _ensure_live(element)
@@ -450,7 +453,7 @@ async def _apply_moves(
 
 async def delete_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> None:
     actor.ensure_can_write()
-    element = await _load(session, actor, element_id, lock=True)
+    element = await load_element_row(session, actor, element_id, lock=True)
     meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     if meta.settings.recycle_bin_enabled:
         _ensure_live(element)
@@ -470,7 +473,7 @@ async def delete_element(session: AsyncSession, actor: Actor, element_id: uuid.U
 
 async def restore_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> ElementRead:
     actor.ensure_can_write()
-    element = await _load(session, actor, element_id, lock=True)
+    element = await load_element_row(session, actor, element_id, lock=True)
     if element.deleted_at is None:
         raise Conflict("The element is not in the recycle bin")
     meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)

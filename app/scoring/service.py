@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.auth.actor import Actor, system_actor
 from app.db import make_sessionmaker, unit_of_work
+from app.elements import service as element_service
 from app.elements.models import Element
 from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
 from app.entity_types.models import EntityType
@@ -367,11 +368,7 @@ async def score_element(
 ) -> ScoreResult:
     """Score one element with the type's active model (or a given trained one), store the score, explain it."""
     actor.ensure_can_write()
-    element = await session.scalar(
-        select(Element).where(Element.workspace_id == actor.workspace_id, Element.id == element_id).with_for_update()
-    )
-    if element is None:
-        raise NotFound(f"Element {element_id} not found")
+    element = await element_service.load_element_row(session, actor, element_id, lock=True)
     if model_id is not None:
         row = await _get(session, actor, model_id)
         if row.entity_type_id != element.entity_type_id:
