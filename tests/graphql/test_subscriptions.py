@@ -2,7 +2,6 @@
 dispatcher: a move made over HTTP reaches a subscription opened beforehand through the outbox and Redis pub/sub."""
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +13,7 @@ from gql.transport.exceptions import TransportError
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
+from app.kit.net import free_port
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import Tenant, make_tenant
@@ -29,18 +29,11 @@ subscription($type: String, $pipeline: UUID) {
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 async def server(settings: Settings) -> AsyncIterator[str]:
     """A real API process (in this event loop) with the in-process outbox dispatcher on."""
     application = create_app(settings.model_copy(update={"OUTBOX_DISPATCHER_ENABLED": True}))
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     instance = uvicorn.Server(config)
     task = asyncio.create_task(instance.serve())
