@@ -224,19 +224,7 @@ async def _create_run(
     if run_id is None:
         return None
     if status == RunStatus.failed and element is not None:
-        add_entry(
-            session,
-            system_actor(rule.workspace_id),
-            "automation_run",
-            element_id=element.id,
-            data={
-                "rule_id": str(rule.id),
-                "rule": rule.name,
-                "run_id": str(run_id),
-                "status": "failed",
-                "error": error,
-            },
-        )
+        _record_run_outcome(session, rule, run_id, element.id, status, error)
     return (run_id, 1) if status == RunStatus.running else None
 
 
@@ -455,19 +443,31 @@ def _finish(session: AsyncSession, run: AutomationRun, rule: AutomationRule, sta
     run.resume_at = None
     run.duration_ms = int((now - (run.started_at or now)).total_seconds() * 1000)
     if run.element_id is not None:
-        add_entry(
-            session,
-            system_actor(run.workspace_id),
-            "automation_run",
-            element_id=run.element_id,
-            data={
-                "rule_id": str(rule.id),
-                "rule": rule.name,
-                "run_id": str(run.id),
-                "status": status.value,
-                "error": run.error,
-            },
-        )
+        _record_run_outcome(session, rule, run.id, run.element_id, status, run.error)
+
+
+def _record_run_outcome(
+    session: AsyncSession,
+    rule: AutomationRule,
+    run_id: uuid.UUID,
+    element_id: uuid.UUID,
+    status: RunStatus,
+    error: str | None,
+) -> None:
+    """The run's end on its element's timeline."""
+    add_entry(
+        session,
+        system_actor(rule.workspace_id),
+        "automation_run",
+        element_id=element_id,
+        data={
+            "rule_id": str(rule.id),
+            "rule": rule.name,
+            "run_id": str(run_id),
+            "status": status.value,
+            "error": error,
+        },
+    )
 
 
 async def perform_run(session: AsyncSession, settings: Settings, run_id: uuid.UUID, attempt: int) -> Followups:
