@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.entity_types.fields import FieldKind, FieldSpec, kind_of
@@ -23,6 +23,7 @@ class FieldMeta:
     row: Field
     options: list[FieldOption]
     target_type_code: str | None = None
+    index_state: str = "none"
 
     # Cached: a TypeMeta is a read-only snapshot, and these run once per value on the element hot paths.
     @cached_property
@@ -106,12 +107,14 @@ async def load_type_meta(session: AsyncSession, entity_type: EntityType) -> Type
         if target_ids:
             rows = await session.execute(select(EntityType.id, EntityType.code).where(EntityType.id.in_(target_ids)))
             target_codes = {row.id: row.code for row in rows}
+    index_states = await read_model_index_states(session, entity_type.id)
     meta = TypeMeta(entity_type=entity_type)
     for f in fields:
         meta.fields[f.code] = FieldMeta(
             row=f,
             options=options.get(f.id, []),
             target_type_code=target_codes.get(f.target_type_id),  # type: ignore[arg-type]
+            index_state=index_states.get(f.id, "none"),
         )
     pipelines = list(
         await session.scalars(
@@ -128,6 +131,13 @@ async def load_type_meta(session: AsyncSession, entity_type: EntityType) -> Type
         select(ScoringModel.id).where(ScoringModel.entity_type_id == entity_type.id, ScoringModel.is_active.is_(True))
     )
     return meta
+
+
+async def read_model_index_states(session: AsyncSession, entity_type_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    rows = await session.execute(
+        text("SELECT field_id, index_state FROM read_model_fields WHERE entity_type_id = :id"), {"id": entity_type_id}
+    )
+    return {row.field_id: row.index_state for row in rows}
 
 
 async def get_type_meta(session: AsyncSession, workspace_id: uuid.UUID, ref: str) -> TypeMeta:

@@ -44,6 +44,8 @@ class Field(Base):
     validation: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
     target_type_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("entity_types.id", ondelete="RESTRICT"))
     sort: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Text fields only: a trigram index on the read model for contains/icontains (other kinds are always indexed).
+    indexed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default="false")
     created_at: Mapped[datetime] = created_at_column()
 
 

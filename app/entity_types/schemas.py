@@ -25,6 +25,7 @@ FieldType = Literal[
     "reference",
 ]
 assert set(FieldType.__args__) == set(FIELD_TYPES)  # type: ignore[attr-defined]  # noqa: S101
+IndexState = Literal["none", "building", "ready", "failed"]
 
 
 class EntityTypeSettings(BaseModel):
@@ -114,6 +115,9 @@ class FieldCreate(BaseModel):
     pattern: str | None = Field(default=None, max_length=500)
     target_type: str | None = Field(default=None, description="Entity type (code or id) a reference points to")
     sort: SortPosition | None = None
+    indexed: bool = Field(
+        default=False, description="Text fields: index the values for contains/icontains (other types always are)"
+    )
 
 
 class FieldUpdate(BaseModel):
@@ -131,6 +135,7 @@ class FieldUpdate(BaseModel):
     pattern: str | None = Field(default=None, max_length=500)
     target_type: str | None = None
     sort: SortPosition | None = None
+    indexed: bool | None = None
 
 
 class FieldRead(BaseModel):
@@ -148,6 +153,10 @@ class FieldRead(BaseModel):
     pattern: str | None = None
     target_type: str | None = None
     sort: int
+    indexed: bool = False
+    index_state: IndexState = Field(
+        default="none", description="The field's read-model index: none, building (concurrently), ready or failed"
+    )
 
 
 class FieldList(BaseModel):

@@ -25,6 +25,7 @@ from app.errors import Conflict, ErrorCollector, NotFound
 from app.outbox.service import record_event
 from app.pipelines import service as pipeline_service
 from app.pipelines.models import Pipeline
+from app.readmodel import ddl as readmodel
 from app.workspaces.service import bump_metadata_version
 
 PRESETS: dict[str, EntityTypeSettings] = {
@@ -73,6 +74,7 @@ async def create_entity_type(session: AsyncSession, actor: Actor, data: EntityTy
     )
     session.add(entity_type)
     await session.flush()
+    await readmodel.create_table(session, entity_type.id)
     if settings.stages_enabled:
         await pipeline_service.add_pipeline(
             session, entity_type, title="Default", is_default=True, sort=pipeline_service.SORT_STEP, stages=None
@@ -160,6 +162,8 @@ def field_read(meta: FieldMeta) -> FieldRead:
         pattern=row.validation.get("pattern"),
         target_type=meta.target_type_code,
         sort=row.sort,
+        indexed=row.indexed,
+        index_state=meta.index_state,  # type: ignore[arg-type]
     )
 
 
@@ -285,14 +289,18 @@ async def create_field(session: AsyncSession, actor: Actor, type_ref: str, data:
         validation=_validation(values),
         target_type_id=target.id if target else None,
         sort=data.sort if data.sort is not None else (len(meta.fields) + 1) * 10,
+        indexed=data.indexed,
     )
     session.add(row)
     await session.flush()
+    index_state = await readmodel.add_column(session, _column_spec(row))
     options = _option_rows(actor, row.id, data.options or [])
     session.add_all(options)
     await session.flush()
     await _changed(session, actor, "field.created", {"entity_type": meta.code, "code": row.code})
-    return field_read(FieldMeta(row=row, options=options, target_type_code=target.code if target else None))
+    return field_read(
+        FieldMeta(row=row, options=options, target_type_code=target.code if target else None, index_state=index_state)
+    )
 
 
 def _option_rows(actor: Actor, field_id: uuid.UUID, options: list[FieldOptionIn]) -> list[FieldOption]:
@@ -308,8 +316,16 @@ def _option_rows(actor: Actor, field_id: uuid.UUID, options: list[FieldOptionIn]
     ]
 
 
-async def _field_has_values(session: AsyncSession, field_id: uuid.UUID) -> bool:
-    return bool(await session.scalar(select(exists().where(ElementValue.field_id == field_id))))
+def _column_spec(row: Field) -> readmodel.ColumnSpec:
+    return readmodel.ColumnSpec(
+        row.id, row.entity_type_id, row.workspace_id, row.code, row.type, row.multiple, row.indexed
+    )
+
+
+async def _field_has_values(session: AsyncSession, row: Field) -> bool:
+    table, column = readmodel.table_name(row.entity_type_id), readmodel.quote(row.code)
+    statement = text(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {column} IS NOT NULL)")  # noqa: S608
+    return bool(await session.scalar(statement))
 
 
 async def update_field(session: AsyncSession, actor: Actor, type_ref: str, code: str, data: FieldUpdate) -> FieldRead:
@@ -328,7 +344,7 @@ async def update_field(session: AsyncSession, actor: Actor, type_ref: str, code:
     )
     errors = ErrorCollector()
     _check_field_settings(errors, new_type, merged, options if new_type == "enum" else (data.options or None))
-    has_values = await _field_has_values(session, row.id)
+    has_values = await _field_has_values(session, row)
     if new_type != row.type and has_values:
         raise Conflict(f"Field {code!r} has values: its type cannot change from {row.type} to {new_type}")
     if "multiple" in changes and changes["multiple"] != row.multiple and has_values:
@@ -358,8 +374,12 @@ async def update_field(session: AsyncSession, actor: Actor, type_ref: str, code:
     errors.raise_if_any("The field is not valid")
     if new_type == "enum" and "options" in changes and has_values:
         await _refuse_removing_used_options(session, row, field_meta, {o.value for o in options or []})
+    reshaped = new_type != row.type or multiple != row.multiple
+    reindexed = data.indexed is not None and data.indexed != row.indexed
     row.type = new_type
     row.multiple = multiple
+    if data.indexed is not None:
+        row.indexed = data.indexed
     row.default = default
     row.validation = _validation(merged)
     row.target_type_id = target_id if new_type == "reference" else None
@@ -371,6 +391,10 @@ async def update_field(session: AsyncSession, actor: Actor, type_ref: str, code:
         field_meta.options = _option_rows(actor, row.id, (options or []) if new_type == "enum" else [])
         session.add_all(field_meta.options)
     await session.flush()
+    if reshaped:
+        await readmodel.replace_column(session, _column_spec(row))
+    elif reindexed:
+        await readmodel.set_indexed(session, _column_spec(row))
     await _changed(session, actor, "field.updated", {"entity_type": meta.code, "code": row.code})
     refreshed = await get_type_meta(session, actor.workspace_id, str(meta.id))
     return field_read(refreshed.fields[code])
@@ -382,13 +406,12 @@ async def _refuse_removing_used_options(
     removed = {o.value for o in field_meta.options} - kept
     if not removed:
         return
-    used = list(
-        await session.scalars(
-            select(ElementValue.value_text)
-            .where(ElementValue.field_id == row.id, ElementValue.value_text.in_(removed))
-            .distinct()
-        )
+    table, column = readmodel.table_name(row.entity_type_id), readmodel.quote(row.code)
+    values = f"unnest({column})" if row.multiple else f"(SELECT {column})"
+    statement = text(
+        f"SELECT DISTINCT v FROM {table}, {values} AS v WHERE v = ANY(CAST(:removed AS text[]))"  # noqa: S608
     )
+    used = list(await session.scalars(statement, {"removed": sorted(removed)}))
     if used:
         raise Conflict(f"Options still used by elements cannot be removed: {', '.join(sorted(v or '' for v in used))}")
 
@@ -397,6 +420,7 @@ async def delete_field(session: AsyncSession, actor: Actor, type_ref: str, code:
     actor.ensure_can_write()
     meta = await get_type_meta(session, actor.workspace_id, type_ref)
     row = _field_of(meta, code).row
+    await readmodel.drop_column(session, meta.id, row.id, code)
     await session.execute(delete(ElementValue).where(ElementValue.field_id == row.id))
     await session.execute(
         update(Element)
