@@ -3,6 +3,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy import DateTime, ForeignKey, MetaData, func
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -41,16 +42,39 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_pre_ping=False,
-        connect_args={
-            "server_settings": {
-                "application_name": "stageflow",
-                "jit": "off",
-                # Short OLTP queries at high concurrency: starting parallel workers cost 30-70 ms per query in the
-                # benchmark (1M elements, 2 cores) and saved nothing.
-                "max_parallel_workers_per_gather": "0",
-            }
-        },
+        connect_args={"server_settings": SERVER_SETTINGS},
     )
+
+
+SERVER_SETTINGS = {
+    "application_name": "stageflow",
+    "jit": "off",
+    # Short OLTP queries at high concurrency: starting parallel workers cost 30-70 ms per query in the
+    # benchmark (1M elements, 2 cores) and saved nothing.
+    "max_parallel_workers_per_gather": "0",
+}
+
+
+def plain_dsn(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The lean reads set no session state (no SET, LISTEN or locks): skip the reset round trip on release."""
+
+
+async def open_read_pool(settings: Settings) -> asyncpg.Pool:
+    """Plain asyncpg connections for the lean read path: no ORM, no transaction, prepared statements cached."""
+    pool = await asyncpg.create_pool(
+        plain_dsn(settings.database_url),
+        min_size=1,
+        max_size=settings.DB_READ_POOL_SIZE,
+        reset=_keep_session,
+        statement_cache_size=1024,
+        server_settings=SERVER_SETTINGS,
+    )
+    assert pool is not None  # noqa: S101 (create_pool returns None only when not awaited)
+    return pool
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -23,7 +23,8 @@ from app.api.rest import (
     webhooks,
 )
 from app.api.rest.problems import install_problem_handlers
-from app.db import make_engine, make_sessionmaker
+from app.db import make_engine, make_sessionmaker, open_read_pool, plain_dsn
+from app.kit.invalidation import listener
 from app.observability import Metrics, ObservabilityMiddleware
 from app.outbox.dispatcher import run_dispatcher
 from app.settings import Settings, get_settings
@@ -48,6 +49,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if owns_engine:
         app.state.engine = make_engine(settings)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    app.state.read_pool = await open_read_pool(settings)
+    await listener.start(plain_dsn(settings.database_url))
     app.state.redis = ArqRedis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
     # The outbox dispatcher in the API process: a lone process still delivers events (SKIP LOCKED keeps many safe).
     stop = asyncio.Event()
@@ -64,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await dispatcher
         if app.state.redis is not None:
             await app.state.redis.aclose()
+        await app.state.read_pool.close()
         if owns_engine:
             await app.state.engine.dispose()
 

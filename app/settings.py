@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     LOG_LEVEL: str = "INFO"
     DB_POOL_SIZE: int = 20
     DB_MAX_OVERFLOW: int = 10
+    # Plain asyncpg connections of the lean read path (lists, gets, boards), per process.
+    DB_READ_POOL_SIZE: int = 10
     # Where `stageflow dev` keeps the embedded PostgreSQL and Redis data.
     DATA_DIR: str = ".stageflow"
     API_KEY_TOUCH_SECONDS: int = 60

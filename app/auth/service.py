@@ -1,8 +1,12 @@
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,6 +15,7 @@ from app.auth.actor import Actor
 from app.auth.models import ApiKey, Role
 from app.auth.schemas import ApiKeyCreate
 from app.errors import NotFound, Unauthorized
+from app.kit.invalidation import TimedCache, listener
 
 KEY_PREFIX = "sf"
 
@@ -60,21 +65,92 @@ async def revoke_api_key(session: AsyncSession, actor: Actor, key_id: uuid.UUID)
         raise NotFound("API key not found")
     api_key.revoked_at = datetime.now(UTC)
     await session.flush()
+    listener.forget("key", api_key.prefix)
 
 
-async def authenticate(session: AsyncSession, authorization: str | None, *, touch_seconds: int = 60) -> Actor:
-    """Resolve a `Bearer sf_<prefix>_<secret>` header to an actor, or raise Unauthorized."""
+@dataclass(frozen=True)
+class KeyEntry:
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    role: Role
+    secret_hash: str
+    last_used_at: datetime | None
+
+
+# Active keys by prefix, so a request costs no query for its key; revocation drops the entry (NOTIFY).
+_keys: TimedCache[str, KeyEntry] = TimedCache("key", 10_000, str)
+_touched: dict[uuid.UUID, datetime] = {}
+KEY_COLUMNS = "id, workspace_id, role, secret_hash, last_used_at"
+
+
+def _key_prefix(authorization: str | None) -> tuple[str, str]:
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthorized("Send the API key as `Authorization: Bearer <key>`")
     key = authorization[7:].strip()
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         raise Unauthorized("The API key is not valid")
-    api_key = await session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1], ApiKey.revoked_at.is_(None)))
-    if api_key is None or not hmac.compare_digest(api_key.secret_hash, _hash(key)):
+    return parts[1], key
+
+
+def _touch_due(entry: KeyEntry, now: datetime, touch_seconds: int) -> bool:
+    """Record use at most once a minute per key: a write on every request would serialise hot keys."""
+    last = _touched.get(entry.id) or entry.last_used_at
+    if last is not None and now - last <= timedelta(seconds=touch_seconds):
+        return False
+    _touched[entry.id] = now
+    if len(_touched) > 10_000:
+        _touched.clear()
+    return True
+
+
+async def _authenticate(
+    authorization: str | None,
+    load: Callable[[str], Awaitable[KeyEntry | None]],
+    touch: Callable[[uuid.UUID, datetime], Awaitable[None]],
+    touch_seconds: int,
+) -> Actor:
+    prefix, key = _key_prefix(authorization)
+    entry = _keys.get(prefix)
+    if entry is None:
+        loaded_at = time.monotonic()
+        entry = await load(prefix)
+        if entry is not None:
+            _keys.put(prefix, entry, loaded_at=loaded_at)
+    if entry is None or not hmac.compare_digest(entry.secret_hash, _hash(key)):
         raise Unauthorized("The API key is not valid")
     now = datetime.now(UTC)
-    # Record use at most once a minute per key: a write on every request would serialise hot keys.
-    if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(seconds=touch_seconds):
-        await session.execute(update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now))
-    return Actor(workspace_id=api_key.workspace_id, role=api_key.role, api_key_id=api_key.id)
+    if _touch_due(entry, now, touch_seconds):
+        await touch(entry.id, now)
+    return Actor(workspace_id=entry.workspace_id, role=entry.role, api_key_id=entry.id)
+
+
+async def authenticate(session: AsyncSession, authorization: str | None, *, touch_seconds: int = 60) -> Actor:
+    """Resolve a `Bearer sf_<prefix>_<secret>` header to an actor, or raise Unauthorized."""
+
+    async def load(prefix: str) -> KeyEntry | None:
+        api_key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None)))
+        if api_key is None:
+            return None
+        return KeyEntry(api_key.id, api_key.workspace_id, api_key.role, api_key.secret_hash, api_key.last_used_at)
+
+    async def touch(key_id: uuid.UUID, now: datetime) -> None:
+        await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+
+    return await _authenticate(authorization, load, touch, touch_seconds)
+
+
+async def authenticate_raw(connection: Any, authorization: str | None, *, touch_seconds: int = 60) -> Actor:
+    """`authenticate` on a plain asyncpg connection (the lean read path, outside any transaction)."""
+
+    async def load(prefix: str) -> KeyEntry | None:
+        row = await connection.fetchrow(
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL",  # noqa: S608
+            prefix,
+        )
+        return None if row is None else KeyEntry(row[0], row[1], Role(row[2]), row[3], row[4])
+
+    async def touch(key_id: uuid.UUID, now: datetime) -> None:
+        await connection.execute("UPDATE api_keys SET last_used_at = $1 WHERE id = $2", now, key_id)
+
+    return await _authenticate(authorization, load, touch, touch_seconds)

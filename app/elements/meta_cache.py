@@ -7,13 +7,16 @@ Cached objects are expunged from the loading session, so a later rollback there 
 read them.
 """
 
+import time
 import uuid
 from collections import OrderedDict
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.entity_types.meta import TypeMeta, get_type_meta
+from app.kit.invalidation import TimedCache
 from app.workspaces.models import Workspace
 
 MAX_ENTRIES = 512
@@ -31,8 +34,39 @@ def _detach(session: AsyncSession, meta: TypeMeta) -> None:
             session.expunge(obj)
 
 
+# The lean read path does not even ask for the version: it is cached too, dropped by a NOTIFY when it changes.
+_versions: TimedCache[uuid.UUID, int] = TimedCache("meta", 10_000, uuid.UUID)
+VERSION_SQL = "SELECT metadata_version FROM workspaces WHERE id = $1"
+
+
+async def lean_type_meta(
+    connection: Any,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    workspace_id: uuid.UUID,
+    ref: str | uuid.UUID,
+    *,
+    fresh: bool = False,
+) -> TypeMeta:
+    """The type's metadata for a read outside any transaction: no query at all while nothing changed
+    (`fresh` asks the database for the version all the same)."""
+    version = None if fresh else _versions.get(workspace_id)
+    if version is None:
+        loaded_at = time.monotonic()
+        version = await connection.fetchval(VERSION_SQL, workspace_id)
+        if version is not None:
+            _versions.put(workspace_id, version, loaded_at=loaded_at)
+    hit = _cache.get((workspace_id, str(ref)))
+    if hit is not None and version is not None and hit[0] == version:
+        return hit[1]
+    async with sessionmaker() as session:
+        return await cached_type_meta(session, workspace_id, ref)
+
+
 async def cached_type_meta(session: AsyncSession, workspace_id: uuid.UUID, ref: str | uuid.UUID) -> TypeMeta:
-    """`get_type_meta`, served from the cache while the workspace's metadata version is unchanged."""
+    """`get_type_meta`, served from the cache while the workspace's metadata version is unchanged.
+
+    Writes ask for the version in their own transaction, so they never validate against metadata older than it.
+    """
     ref = str(ref)
     version = await session.scalar(select(Workspace.metadata_version).where(Workspace.id == workspace_id))
     key = (workspace_id, ref)

@@ -5,15 +5,15 @@ from types import SimpleNamespace
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
+from app.elements import reads
 from app.elements.bulk import bulk_insert
 from app.elements.ids import new_id
 from app.elements.meta_cache import cached_type_meta
 from app.elements.models import Element, ElementValue, StageHistory
-from app.elements.query import base_filter, compile_filter, fetch_page, page_query
 from app.elements.schemas import (
     ElementBatch,
     ElementCreate,
@@ -26,7 +26,6 @@ from app.elements.schemas import (
 from app.elements.values import ParsedValues, check_references, parse_values, references_of
 from app.entity_types.meta import TypeMeta
 from app.errors import Conflict, ErrorCollector, NotFound, VersionMismatch
-from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
 from app.outbox.service import origin_payload
 from app.pipelines.models import Pipeline, Stage
@@ -266,8 +265,7 @@ async def load_element_row(
 
 
 async def get_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> ElementRead:
-    element = await load_element_row(session, actor, element_id)
-    return to_read(element, await cached_type_meta(session, actor.workspace_id, element.entity_type_id))
+    return await reads.get_element(session, actor, element_id)
 
 
 async def get_elements(
@@ -281,31 +279,7 @@ async def get_elements(
 
 
 async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, search: ElementSearch) -> ElementPage:
-    meta = await cached_type_meta(session, actor.workspace_id, type_ref)
-    node = parse_filter(search.filter)
-    where = compile_filter(meta, node)
-    scope = base_filter(meta, actor.workspace_id, deleted=search.deleted)
-    query = page_query(
-        meta,
-        actor.workspace_id,
-        where=scope,
-        sort=search.sort,
-        limit=search.limit,
-        cursor=search.cursor,
-        filter_node=node,
-    )
-    rows = await fetch_page(session, query)
-    has_more = len(rows) > search.limit
-    rows = rows[: search.limit]
-    total = None
-    if search.with_total:
-        total = await session.scalar(select(func.count()).select_from(Element).where(scope, where))
-    return ElementPage(
-        items=[to_read(row[0], meta) for row in rows],
-        next_cursor=query.next_cursor(rows[-1]) if has_more and rows else None,
-        total=total,
-        cursors=[query.next_cursor(row) for row in rows],
-    )
+    return await reads.list_elements(session, actor, type_ref, search)
 
 
 # --- update ----------------------------------------------------------------------------------------------------

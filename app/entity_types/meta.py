@@ -4,8 +4,10 @@ Element services, the query compiler and the adapters read this instead of query
 """
 
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,6 +50,8 @@ class TypeMeta:
     stages: dict[uuid.UUID, Stage] = field(default_factory=dict)
     # The type's active scoring model (activation bumps the metadata version, so cached metas stay right).
     active_scoring_model_id: uuid.UUID | None = None
+    # Statements compiled for this snapshot of the type (app.readmodel.compiler): they die with it.
+    compiled: OrderedDict[Any, Any] = field(default_factory=OrderedDict, repr=False, compare=False)
 
     @property
     def id(self) -> uuid.UUID:

@@ -1,5 +1,6 @@
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import delete, exists, func, select, text, update
@@ -163,7 +164,7 @@ def field_read(meta: FieldMeta) -> FieldRead:
         target_type=meta.target_type_code,
         sort=row.sort,
         indexed=row.indexed,
-        index_state=meta.index_state,  # type: ignore[arg-type]
+        index_state=meta.index_state,
     )
 
 
@@ -316,6 +317,17 @@ def _option_rows(actor: Actor, field_id: uuid.UUID, options: list[FieldOptionIn]
     ]
 
 
+def _read_model_change(
+    row: Field, new_type: str, multiple: bool, indexed: bool | None
+) -> Callable[[AsyncSession, readmodel.ColumnSpec], Awaitable[object]] | None:
+    """What a field update does to its read-model column: a new column for a new shape, an index on request."""
+    if new_type != row.type or multiple != row.multiple:
+        return readmodel.replace_column
+    if indexed is not None and indexed != row.indexed:
+        return readmodel.set_indexed
+    return None
+
+
 def _column_spec(row: Field) -> readmodel.ColumnSpec:
     return readmodel.ColumnSpec(
         row.id, row.entity_type_id, row.workspace_id, row.code, row.type, row.multiple, row.indexed
@@ -374,8 +386,7 @@ async def update_field(session: AsyncSession, actor: Actor, type_ref: str, code:
     errors.raise_if_any("The field is not valid")
     if new_type == "enum" and "options" in changes and has_values:
         await _refuse_removing_used_options(session, row, field_meta, {o.value for o in options or []})
-    reshaped = new_type != row.type or multiple != row.multiple
-    reindexed = data.indexed is not None and data.indexed != row.indexed
+    reshape = _read_model_change(row, new_type, multiple, data.indexed)
     row.type = new_type
     row.multiple = multiple
     if data.indexed is not None:
@@ -391,10 +402,8 @@ async def update_field(session: AsyncSession, actor: Actor, type_ref: str, code:
         field_meta.options = _option_rows(actor, row.id, (options or []) if new_type == "enum" else [])
         session.add_all(field_meta.options)
     await session.flush()
-    if reshaped:
-        await readmodel.replace_column(session, _column_spec(row))
-    elif reindexed:
-        await readmodel.set_indexed(session, _column_spec(row))
+    if reshape is not None:
+        await reshape(session, _column_spec(row))
     await _changed(session, actor, "field.updated", {"entity_type": meta.code, "code": row.code})
     refreshed = await get_type_meta(session, actor.workspace_id, str(meta.id))
     return field_read(refreshed.fields[code])

@@ -102,7 +102,7 @@ async def create_table(session: AsyncSession, entity_type_id: uuid.UUID) -> None
 
 
 async def _table_has_rows(session: AsyncSession, entity_type_id: uuid.UUID) -> bool:
-    return bool(await session.scalar(text(f"SELECT EXISTS (SELECT 1 FROM {table_name(entity_type_id)})")))  # noqa: S608
+    return bool(await session.scalar(text(f"SELECT EXISTS (SELECT 1 FROM {table_name(entity_type_id)})")))
 
 
 def _later(session: AsyncSession, spec: ColumnSpec) -> None:

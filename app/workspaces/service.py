@@ -1,10 +1,12 @@
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.auth import service as auth_service
 from app.auth.models import Role
+from app.kit.invalidation import listener
 from app.workspaces.models import Workspace
 
 
@@ -25,6 +27,16 @@ async def bump_metadata_version(session: AsyncSession, workspace_id: uuid.UUID) 
     await session.execute(
         update(Workspace).where(Workspace.id == workspace_id).values(metadata_version=Workspace.metadata_version + 1)
     )
+    # Other processes hear of it by NOTIFY; this one forgets at once, so its next request sees the change.
+    if not session.info.get("forget_metadata_listening"):
+        session.info["forget_metadata_listening"] = True
+        event.listen(session.sync_session, "after_commit", _forget_after_commit)
+    session.info.setdefault("forget_metadata", set()).add(workspace_id)
+
+
+def _forget_after_commit(sync_session: Session) -> None:
+    for workspace_id in sync_session.info.pop("forget_metadata", set()):
+        listener.forget("meta", str(workspace_id))
 
 
 async def get_metadata_version(session: AsyncSession, workspace_id: uuid.UUID) -> int:

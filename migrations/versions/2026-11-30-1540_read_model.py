@@ -82,6 +82,16 @@ BEGIN
 END $$
 """
 
+# Timestamps in the API's JSON as pydantic writes them (UTC, "Z", microseconds only when there are any), so a body
+# PostgreSQL builds is the body the ORM path built.
+JSON_TS_FUNCTION = """
+CREATE FUNCTION sf_json_ts(ts timestamptz) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+SELECT to_char(ts AT TIME ZONE 'UTC',
+    CASE WHEN date_part('microseconds', ts)::bigint % 1000000 = 0 THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
+    ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END)
+$$
+"""
+
 OLD_VALUE_INDEXES = ("text", "number", "bool", "date", "datetime", "ref")
 OLD_STATISTICS = ("text", "number", "date", "bool")
 
@@ -158,7 +168,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("index_state = 'building'"),
     )
     _backfill()
-    for function in (INSERT_FUNCTION, UPDATE_FUNCTION, DELETE_FUNCTION, DROP_TABLES_FUNCTION, NOTIFY_FUNCTION):
+    for function in (JSON_TS_FUNCTION, INSERT_FUNCTION, UPDATE_FUNCTION, DELETE_FUNCTION, DROP_TABLES_FUNCTION, NOTIFY_FUNCTION):
         op.execute(function)
     op.execute(
         "CREATE TRIGGER elements_read_model_insert AFTER INSERT ON elements REFERENCING NEW TABLE AS new_rows "

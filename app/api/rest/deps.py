@@ -1,8 +1,9 @@
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request, Security
+from fastapi import Depends, Header, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import service as auth_service
 from app.auth.actor import Actor
@@ -37,6 +38,34 @@ async def get_actor(
     return await resolve_actor(request)
 
 
+async def get_read_connection(request: Request) -> AsyncIterator[Any]:
+    """A plain asyncpg connection from the read pool, outside any transaction (the lean read path)."""
+    async with request.app.state.read_pool.acquire() as connection:
+        yield connection
+
+
+ReadConnectionDep = Annotated[Any, Depends(get_read_connection)]
+
+
+async def get_lean_actor(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    connection: ReadConnectionDep,
+) -> Actor:
+    """The actor of a lean read: the key from the in-process cache, or one query on the read connection."""
+    settings: Settings = request.app.state.settings
+    actor = await auth_service.authenticate_raw(
+        connection, request.headers.get("authorization"), touch_seconds=settings.API_KEY_TOUCH_SECONDS
+    )
+    request.state.actor = actor
+    return actor
+
+
+def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessionmaker
+
+
 def get_if_match(
     if_match: Annotated[str | None, Header(description="The element version you last read")] = None,
 ) -> int | None:
@@ -51,3 +80,10 @@ def get_if_match(
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ActorDep = Annotated[Actor, Depends(get_actor)]
 IfMatchDep = Annotated[int | None, Depends(get_if_match)]
+LeanActorDep = Annotated[Actor, Depends(get_lean_actor)]
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+
+
+def json_body(body: bytes | str) -> Response:
+    """A body PostgreSQL built, sent on as it is."""
+    return Response(body, media_type="application/json")

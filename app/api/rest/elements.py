@@ -5,9 +5,17 @@ from typing import Annotated
 from fastapi import Query, Response
 
 from app.api.rest.common import READ_ERRORS, SEARCH_ERRORS, WRITE_ERRORS, make_router
-from app.api.rest.deps import ActorDep, IfMatchDep, SessionDep
+from app.api.rest.deps import (
+    ActorDep,
+    IfMatchDep,
+    LeanActorDep,
+    ReadConnectionDep,
+    SessionDep,
+    SessionmakerDep,
+    json_body,
+)
 from app.api.rest.problems import problem_responses
-from app.elements import service
+from app.elements import reads, service
 from app.elements.schemas import (
     MAX_PAGE,
     ElementBatch,
@@ -34,27 +42,30 @@ async def create_element(type: str, data: ElementCreate, session: SessionDep, ac
     return await service.create_element(session, actor, type, data)
 
 
-@router.get("/entity-types/{type}/elements", responses=READ_ERRORS)
+@router.get("/entity-types/{type}/elements", response_model=ElementPage, responses=READ_ERRORS)
 async def list_elements(
     type: str,
-    session: SessionDep,
-    actor: ActorDep,
+    connection: ReadConnectionDep,
+    sessionmaker: SessionmakerDep,
+    actor: LeanActorDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: str | None = None,
     sort: Annotated[str | None, Query(description="e.g. -budget,created_at", max_length=300)] = None,
     filter: Annotated[str | None, Query(description="A JSON filter (see the filter language)")] = None,
     with_total: bool = False,
     deleted: Annotated[bool, Query(description="List the recycle bin instead")] = False,
-) -> ElementPage:
+) -> Response:
     search = ElementSearch.model_construct(
         filter=decode_filter_json(filter), sort=sort, limit=limit, cursor=cursor, with_total=with_total, deleted=deleted
     )
-    return await service.list_elements(session, actor, type, search)
+    return json_body((await reads.list_page(connection, sessionmaker, actor, type, search)).body())
 
 
-@router.post("/entity-types/{type}/elements/search", responses=SEARCH_ERRORS)
-async def search_elements(type: str, search: ElementSearch, session: SessionDep, actor: ActorDep) -> ElementPage:
-    return await service.list_elements(session, actor, type, search)
+@router.post("/entity-types/{type}/elements/search", response_model=ElementPage, responses=SEARCH_ERRORS)
+async def search_elements(
+    type: str, search: ElementSearch, connection: ReadConnectionDep, sessionmaker: SessionmakerDep, actor: LeanActorDep
+) -> Response:
+    return json_body((await reads.list_page(connection, sessionmaker, actor, type, search)).body())
 
 
 @router.post("/entity-types/{type}/elements/batch", responses=WRITE_ERRORS)
@@ -62,9 +73,9 @@ async def batch_elements(type: str, data: ElementBatch, session: SessionDep, act
     return ElementBatchResult(items=await service.batch(session, actor, type, data))
 
 
-@router.get("/elements/{element_id}", responses=READ_ERRORS)
-async def get_element(element_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ElementRead:
-    return await service.get_element(session, actor, element_id)
+@router.get("/elements/{element_id}", response_model=ElementRead, responses=READ_ERRORS)
+async def get_element(element_id: uuid.UUID, connection: ReadConnectionDep, actor: LeanActorDep) -> Response:
+    return json_body(await reads.get_json(connection, actor, element_id))
 
 
 @router.patch("/elements/{element_id}", responses=VERSIONED_WRITE_ERRORS)

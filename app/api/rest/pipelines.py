@@ -4,8 +4,8 @@ from http import HTTPStatus
 from fastapi import Query, Response
 
 from app.api.rest.common import READ_ERRORS, WRITE_ERRORS, make_router
-from app.api.rest.deps import ActorDep, SessionDep
-from app.elements import board as board_service
+from app.api.rest.deps import ActorDep, LeanActorDep, ReadConnectionDep, SessionDep, SessionmakerDep, json_body
+from app.elements import reads
 from app.elements.board import MAX_PER_STAGE, Board
 from app.pipelines import service
 from app.pipelines.schemas import (
@@ -89,12 +89,13 @@ async def delete_stage(
     return Response(status_code=HTTPStatus.NO_CONTENT)
 
 
-@router.get("/pipelines/{pipeline_id}/board", responses=READ_ERRORS)
+@router.get("/pipelines/{pipeline_id}/board", response_model=Board, responses=READ_ERRORS)
 async def get_board(
     pipeline_id: uuid.UUID,
-    session: SessionDep,
-    actor: ActorDep,
+    connection: ReadConnectionDep,
+    sessionmaker: SessionmakerDep,
+    actor: LeanActorDep,
     per_stage: int = Query(default=20, ge=0, le=MAX_PER_STAGE),
     filter: str | None = Query(default=None, description="A JSON filter (see the filter language)"),
-) -> Board:
-    return await board_service.get_board(session, actor, pipeline_id, per_stage=per_stage, filter_raw=filter)
+) -> Response:
+    return json_body(await reads.board_json(connection, sessionmaker, actor, pipeline_id, per_stage, filter))

@@ -1,0 +1,151 @@
+"""Element reads: a list page, one element and a board, each one statement whose JSON PostgreSQL builds.
+
+Two ways in, one implementation (app.readmodel.reader):
+- the lean path (REST reads) passes a plain asyncpg connection from the read pool: no transaction, no ORM, the key
+  and the type metadata from the in-process caches, the body sent on as bytes;
+- the service path (GraphQL, automation, other services) passes its session, and gets pydantic models.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.auth.actor import Actor
+from app.elements.meta_cache import cached_type_meta, lean_type_meta
+from app.elements.schemas import ElementPage, ElementRead, ElementSearch
+from app.entity_types.meta import TypeMeta
+from app.errors import Invalid, NotFound
+from app.kit.filters import parse_filter
+from app.readmodel import reader
+from app.readmodel.reader import RawPage
+
+T = TypeVar("T")
+Sessionmaker = async_sessionmaker[AsyncSession]
+
+# pipeline id -> (workspace id, entity type id): a pipeline never changes type; a deleted one is missing from the
+# type's metadata, which is checked on every read.
+_pipeline_types: OrderedDict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = OrderedDict()
+PIPELINE_TYPES_SIZE = 10_000
+
+
+async def session_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under a session (its transaction, if one has begun)."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
+async def _with_fresh_retry(
+    connection: Any,
+    sessionmaker: Sessionmaker,
+    actor: Actor,
+    type_ref: str | uuid.UUID,
+    read: Callable[[TypeMeta], Awaitable[T]],
+) -> T:
+    """Run a read with the cached metadata; a query it rejects is tried once more against fresh metadata, so a
+    field added a moment ago in another process is never refused for a stale cache."""
+    meta = await lean_type_meta(connection, sessionmaker, actor.workspace_id, type_ref)
+    try:
+        return await read(meta)
+    except (Invalid, NotFound):
+        fresh = await lean_type_meta(connection, sessionmaker, actor.workspace_id, type_ref, fresh=True)
+        if fresh is meta:
+            raise
+        return await read(fresh)
+
+
+async def _page(connection: Any, meta: TypeMeta, actor: Actor, search: ElementSearch) -> RawPage:
+    return await reader.list_page(
+        connection,
+        meta,
+        actor.workspace_id,
+        parse_filter(search.filter),
+        sort=search.sort,
+        limit=search.limit,
+        cursor=search.cursor,
+        with_total=search.with_total,
+        deleted=search.deleted,
+    )
+
+
+async def list_page(
+    connection: Any, sessionmaker: Sessionmaker, actor: Actor, type_ref: str, search: ElementSearch
+) -> RawPage:
+    return await _with_fresh_retry(
+        connection, sessionmaker, actor, type_ref, lambda meta: _page(connection, meta, actor, search)
+    )
+
+
+async def get_json(connection: Any, actor: Actor, element_id: uuid.UUID) -> str:
+    return await reader.get_json(connection, actor.workspace_id, element_id)
+
+
+async def _pipeline_type(connection: Any, actor: Actor, pipeline_id: uuid.UUID) -> uuid.UUID:
+    known = _pipeline_types.get(pipeline_id)
+    if known is None:
+        row = await connection.fetchrow(
+            "SELECT workspace_id, entity_type_id FROM pipelines WHERE id = $1 AND workspace_id = $2",
+            pipeline_id,
+            actor.workspace_id,
+        )
+        if row is None:
+            raise NotFound("Pipeline not found")
+        known = _pipeline_types[pipeline_id] = (row[0], row[1])
+        while len(_pipeline_types) > PIPELINE_TYPES_SIZE:
+            _pipeline_types.popitem(last=False)
+    if known[0] != actor.workspace_id:
+        raise NotFound("Pipeline not found")
+    return known[1]
+
+
+async def _board(
+    connection: Any, meta: TypeMeta, actor: Actor, pipeline_id: uuid.UUID, per_stage: int, filter_raw: Any
+) -> str:
+    if pipeline_id not in meta.pipelines:
+        raise NotFound("Pipeline not found")
+    return await reader.board_json(
+        connection, meta, actor.workspace_id, pipeline_id, parse_filter(filter_raw), per_stage=per_stage
+    )
+
+
+async def board_json(
+    connection: Any, sessionmaker: Sessionmaker, actor: Actor, pipeline_id: uuid.UUID, per_stage: int, filter_raw: Any
+) -> str:
+    type_id = await _pipeline_type(connection, actor, pipeline_id)
+    return await _with_fresh_retry(
+        connection,
+        sessionmaker,
+        actor,
+        type_id,
+        lambda meta: _board(connection, meta, actor, pipeline_id, per_stage, filter_raw),
+    )
+
+
+# --- the service path ----------------------------------------------------------------------------------------------
+
+
+async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, search: ElementSearch) -> ElementPage:
+    meta = await cached_type_meta(session, actor.workspace_id, type_ref)
+    page = await _page(await session_connection(session), meta, actor, search)
+    return ElementPage(
+        items=[ElementRead.model_validate_json(row[0]) for row in page.rows],
+        next_cursor=page.next_cursor,
+        total=page.total,
+        cursors=page.cursors,
+    )
+
+
+async def get_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> ElementRead:
+    return ElementRead.model_validate_json(await get_json(await session_connection(session), actor, element_id))
+
+
+async def board(session: AsyncSession, actor: Actor, pipeline_id: uuid.UUID, *, per_stage: int, filter_raw: Any) -> str:
+    connection = await session_connection(session)
+    type_id = await _pipeline_type(connection, actor, pipeline_id)
+    meta = await cached_type_meta(session, actor.workspace_id, type_id)
+    return await _board(connection, meta, actor, pipeline_id, per_stage, filter_raw)

@@ -1,0 +1,141 @@
+"""Element reads as one statement each, whose rows PostgreSQL has already built as the API's JSON.
+
+The functions take an asyncpg connection: the lean REST path gets one from the read pool (no transaction, no ORM),
+the service layer the connection of its session (so a read inside a write transaction sees its own writes).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from app.entity_types.meta import TypeMeta
+from app.errors import NotFound
+from app.kit.filters import Node
+from app.readmodel.compiler import FilterCompiler, Params, from_clause, page_statement, row_json, stage_code_case
+
+GET_SQL = (
+    "SELECT "
+    + row_json("t.code", "s.code")
+    + " FROM elements e JOIN entity_types t ON t.id = e.entity_type_id LEFT JOIN stages s ON s.id = e.stage_id "
+    "WHERE e.id = $1 AND e.workspace_id = $2"
+)
+
+
+@dataclass
+class RawPage:
+    """Rows of `(json, sort values…)`, at most `limit`, and what the page needs besides."""
+
+    rows: list[Any]
+    next_cursor: str | None
+    total: int | None
+    cursors: list[str]
+
+    def items_json(self) -> bytes:
+        return b"[" + ",".join(row[0] for row in self.rows).encode() + b"]"
+
+    def body(self) -> bytes:
+        """The REST `ElementPage` body."""
+        return (
+            b'{"items":'
+            + self.items_json()
+            + b',"next_cursor":'
+            + orjson.dumps(self.next_cursor)
+            + b',"total":'
+            + orjson.dumps(self.total)
+            + b"}"
+        )
+
+    def items(self) -> list[dict[str, Any]]:
+        return [orjson.loads(row[0]) for row in self.rows]
+
+
+async def list_page(
+    connection: Any,
+    meta: TypeMeta,
+    workspace_id: uuid.UUID,
+    node: Node | None,
+    *,
+    sort: str | None,
+    limit: int,
+    cursor: str | None,
+    with_total: bool = False,
+    deleted: bool = False,
+) -> RawPage:
+    statement = page_statement(meta, workspace_id, node, sort=sort, limit=limit, cursor=cursor, deleted=deleted)
+    rows = await connection.fetch(statement.sql, *statement.params)
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    total = None
+    if with_total:
+        total = await connection.fetchval(statement.count_sql, *statement.count_params)
+    return RawPage(
+        rows=rows,
+        next_cursor=statement.cursor(rows[-1]) if has_more and rows else None,
+        total=total,
+        cursors=[statement.cursor(row) for row in rows],
+    )
+
+
+async def get_json(connection: Any, workspace_id: uuid.UUID, element_id: uuid.UUID) -> str:
+    """One element as the API's JSON, or NotFound (another workspace's element is not found either)."""
+    body: str | None = await connection.fetchval(GET_SQL, element_id, workspace_id)
+    if body is None:
+        raise NotFound(f"Element {element_id} not found")
+    return body
+
+
+async def board_json(
+    connection: Any,
+    meta: TypeMeta,
+    workspace_id: uuid.UUID,
+    pipeline_id: uuid.UUID,
+    node: Node | None,
+    *,
+    per_stage: int,
+) -> str:
+    """The kanban of one pipeline as the API's `Board` JSON, in one statement.
+
+    Unfiltered, the counts and sums come from the totals the triggers keep; filtered, from the matching elements.
+    Each stage's first elements are the newest, a walk of the (stage, created_at, id) index that stops at the page.
+    """
+    params = Params([workspace_id, pipeline_id, per_stage])
+    compiler = FilterCompiler(meta, params)
+    where = compiler.compile(node)
+    source = from_clause(meta, compiler.uses_read_model)
+    live = f"e.workspace_id = $1 AND e.deleted_at IS NULL AND {where}"
+    if node is None:
+        totals = (
+            "SELECT stage_id, sum(count)::bigint AS count, sum(amount_sum) AS amount_sum FROM stage_totals "
+            "WHERE workspace_id = $1 AND pipeline_id = $2 GROUP BY stage_id"
+        )
+    else:
+        totals = (
+            f"SELECT e.stage_id, count(*) AS count, coalesce(sum(e.amount), 0) AS amount_sum {source} "
+            f"WHERE e.pipeline_id = $2 AND {live} GROUP BY e.stage_id"
+        )
+    element = row_json(_type_literal(meta), stage_code_case(meta), as_text=False)
+    firsts = (
+        f"SELECT {element} AS body, e.created_at, e.id {source} "
+        f"WHERE e.stage_id = s.id AND {live} ORDER BY e.created_at DESC, e.id DESC LIMIT $3"
+    )
+    sql = (
+        "SELECT json_build_object('pipeline_id', $2::uuid, 'entity_type', "
+        + _type_literal(meta)
+        + ", 'stages', coalesce(json_agg(json_build_object("
+        "'stage', json_build_object('id', s.id, 'pipeline_id', s.pipeline_id, 'code', s.code, 'title', s.title, "
+        "'semantic', s.semantic, 'color', s.color, 'sort', s.sort), "
+        "'count', coalesce(t.count, 0), 'amount_sum', coalesce(t.amount_sum, 0)::float8, "
+        "'elements', coalesce((SELECT json_agg(f.body ORDER BY f.created_at DESC, f.id DESC) "
+        f"FROM ({firsts}) f), '[]'::json)) ORDER BY s.sort, s.code), '[]'::json))::text "
+        f"FROM stages s LEFT JOIN ({totals}) t ON t.stage_id = s.id WHERE s.pipeline_id = $2 AND s.workspace_id = $1"
+    )
+    body: str = await connection.fetchval(sql, *params.values)
+    return body
+
+
+def _type_literal(meta: TypeMeta) -> str:
+    return "'" + meta.code.replace("'", "''") + "'"
