@@ -8,6 +8,7 @@ from app.idempotency.models import IdempotencyKey
 from app.imports.models import ImportJob
 from app.outbox.models import OutboxEvent
 from app.pipelines.models import Pipeline, Stage
+from app.readmodel.models import ReadModelField
 from app.relations.models import ElementLink, Relation
 from app.routing.models import RoutingPolicy
 from app.scoring.models import ScoringModel
@@ -34,6 +35,7 @@ __all__ = [
     "Notification",
     "OutboxEvent",
     "Pipeline",
+    "ReadModelField",
     "Relation",
     "RoutingPolicy",
     "ScoringModel",

@@ -76,49 +76,7 @@ class ElementValue(Base):
     __tablename__ = "element_values"
     __table_args__ = (
         PrimaryKeyConstraint("element_id", "field_id", "position"),
-        # One partial index per value column: filters and sorts on a custom field are index scans.
-        Index(
-            "ix_element_values_text",
-            "field_id",
-            "value_text",
-            "element_id",
-            postgresql_where=text("value_text IS NOT NULL"),
-        ),
-        Index(
-            "ix_element_values_number",
-            "field_id",
-            "value_number",
-            "element_id",
-            postgresql_where=text("value_number IS NOT NULL"),
-        ),
-        Index(
-            "ix_element_values_bool",
-            "field_id",
-            "value_bool",
-            "element_id",
-            postgresql_where=text("value_bool IS NOT NULL"),
-        ),
-        Index(
-            "ix_element_values_date",
-            "field_id",
-            "value_date",
-            "element_id",
-            postgresql_where=text("value_date IS NOT NULL"),
-        ),
-        Index(
-            "ix_element_values_datetime",
-            "field_id",
-            "value_datetime",
-            "element_id",
-            postgresql_where=text("value_datetime IS NOT NULL"),
-        ),
-        Index(
-            "ix_element_values_ref",
-            "field_id",
-            "value_ref",
-            "element_id",
-            postgresql_where=text("value_ref IS NOT NULL"),
-        ),
+        # No other index: filters and sorts read the type's read model (app/readmodel); these rows are the record.
     )
 
     # No foreign keys on purpose (migration 0004): the three per-row RI checks were two thirds of the cost of

@@ -33,11 +33,31 @@ _pipeline_types: OrderedDict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = OrderedDi
 PIPELINE_TYPES_SIZE = 10_000
 
 
-async def session_connection(session: AsyncSession) -> Any:
-    """The asyncpg connection under a session (its transaction, if one has begun)."""
+class SessionConnection:
+    """The asyncpg connection under a session (in its transaction, if one has begun), used under SQLAlchemy's own
+    lock for it: GraphQL resolves fields concurrently on one session."""
+
+    def __init__(self, adapted: Any) -> None:
+        self._adapted = adapted
+        self._connection = adapted.driver_connection
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        async with self._adapted._execute_mutex:
+            return await self._connection.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        async with self._adapted._execute_mutex:
+            return await self._connection.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self._adapted._execute_mutex:
+            return await self._connection.fetchval(sql, *args)
+
+
+async def session_connection(session: AsyncSession) -> SessionConnection:
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    return raw.driver_connection
+    return SessionConnection(raw.dbapi_connection)
 
 
 async def _with_fresh_retry(

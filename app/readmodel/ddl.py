@@ -43,6 +43,15 @@ SQL_TYPES: dict[str, str] = {
 TEXT_TYPES = frozenset({"string", "text", "email", "phone", "url"})
 
 
+RUNTIME_PREFIXES = ("rm_", "rmix_")
+RUNTIME_INDEXES = frozenset({"ix_elements_title_trgm"})  # exists only where pg_trgm does
+
+
+def is_runtime_object(name: str | None) -> bool:
+    """Tables and indexes this module (or an optional extension) makes: not in the models, by design."""
+    return bool(name) and (str(name).startswith(RUNTIME_PREFIXES) or name in RUNTIME_INDEXES)
+
+
 def table_name(entity_type_id: uuid.UUID) -> str:
     return f"rm_{entity_type_id.hex}"
 

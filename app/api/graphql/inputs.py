@@ -63,6 +63,7 @@ class FieldCreateInput:
     pattern: str | None = UNSET
     target_type: str | None = UNSET
     sort: int | None = UNSET
+    indexed: bool | None = UNSET
 
 
 @strawberry.input
@@ -79,6 +80,7 @@ class FieldUpdateInput:
     pattern: str | None = UNSET
     target_type: str | None = UNSET
     sort: int | None = UNSET
+    indexed: bool | None = UNSET
 
 
 @strawberry.input

@@ -71,6 +71,8 @@ class Field:
     pattern: str | None
     target_type: str | None
     sort: int
+    indexed: bool
+    index_state: str = strawberry.field(description="The read-model index: none, building, ready or failed")
 
     @classmethod
     def from_read(cls, read: FieldRead) -> Field:
