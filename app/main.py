@@ -24,9 +24,11 @@ from app.api.rest import (
 )
 from app.api.rest.problems import install_problem_handlers
 from app.db import make_engine, make_sessionmaker, open_read_pool, plain_dsn
+from app.kit import background
 from app.kit.invalidation import listener
 from app.observability import Metrics, ObservabilityMiddleware
 from app.outbox.dispatcher import run_dispatcher
+from app.readmodel.ddl import resume_index_builds
 from app.settings import Settings, get_settings
 from workers.queue import event_sinks
 
@@ -51,6 +53,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
     app.state.read_pool = await open_read_pool(settings)
     await listener.start(plain_dsn(settings.database_url))
+    # Read-model indexes a stopped process left half-built are built again, in the background.
+    background.start(lambda: resume_index_builds(app.state.sessionmaker))
     app.state.redis = ArqRedis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
     # The outbox dispatcher in the API process: a lone process still delivers events (SKIP LOCKED keeps many safe).
     stop = asyncio.Event()

@@ -18,12 +18,17 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "A dependency is unreachable"}})
 async def readyz(request: Request) -> JSONResponse:
-    """PostgreSQL and Redis are reachable."""
+    """PostgreSQL and Redis are reachable (`details` says what optional PostgreSQL features are in use)."""
     checks: dict[str, str] = {}
+    details: dict[str, str] = {}
     try:
         async with request.app.state.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+            trigram = await connection.scalar(text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'"))
         checks["database"] = "ok"
+        # Search still works without it, by scanning: say so where operators look.
+        details["search"] = (
+            "trigram index (pg_trgm)" if trigram else "no pg_trgm on this server: substring search scans"
+        )
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
     redis = request.app.state.redis
@@ -36,7 +41,7 @@ async def readyz(request: Request) -> JSONResponse:
         checks["redis"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
+        {"status": "ready" if ready else "unavailable", "checks": checks, "details": details},
         status_code=HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE,
     )
 

@@ -27,6 +27,7 @@ from app.outbox.service import record_event
 from app.pipelines import service as pipeline_service
 from app.pipelines.models import Pipeline
 from app.readmodel import ddl as readmodel
+from app.readmodel.models import ReadModelField
 from app.workspaces.service import bump_metadata_version
 
 PRESETS: dict[str, EntityTypeSettings] = {
@@ -463,10 +464,22 @@ async def fields_by_type(
         if target_ids:
             rows = await session.execute(select(EntityType.id, EntityType.code).where(EntityType.id.in_(target_ids)))
             codes = {row.id: row.code for row in rows}
+    states: dict[uuid.UUID, str] = {}
+    if fields:
+        rows = await session.execute(
+            select(ReadModelField.field_id, ReadModelField.index_state).where(
+                ReadModelField.entity_type_id.in_(type_ids)
+            )
+        )
+        states = {row.field_id: row.index_state for row in rows}
     grouped: dict[uuid.UUID, list[FieldRead]] = {type_id: [] for type_id in type_ids}
     for f in fields:
         target = codes.get(f.target_type_id) if f.target_type_id else None
         grouped[f.entity_type_id].append(
-            field_read(FieldMeta(row=f, options=options.get(f.id, []), target_type_code=target))
+            field_read(
+                FieldMeta(
+                    row=f, options=options.get(f.id, []), target_type_code=target, index_state=states.get(f.id, "none")
+                )
+            )
         )
     return grouped

@@ -15,6 +15,7 @@ from app.api.rest.deps import (
     json_body,
 )
 from app.api.rest.problems import problem_responses
+from app.api.rest.routing import lean_read
 from app.elements import reads, service
 from app.elements.schemas import (
     MAX_PAGE,
@@ -43,6 +44,7 @@ async def create_element(type: str, data: ElementCreate, session: SessionDep, ac
 
 
 @router.get("/entity-types/{type}/elements", response_model=ElementPage, responses=READ_ERRORS)
+@lean_read
 async def list_elements(
     type: str,
     connection: ReadConnectionDep,
@@ -62,6 +64,7 @@ async def list_elements(
 
 
 @router.post("/entity-types/{type}/elements/search", response_model=ElementPage, responses=SEARCH_ERRORS)
+@lean_read
 async def search_elements(
     type: str, search: ElementSearch, connection: ReadConnectionDep, sessionmaker: SessionmakerDep, actor: LeanActorDep
 ) -> Response:
@@ -74,6 +77,7 @@ async def batch_elements(type: str, data: ElementBatch, session: SessionDep, act
 
 
 @router.get("/elements/{element_id}", response_model=ElementRead, responses=READ_ERRORS)
+@lean_read
 async def get_element(element_id: uuid.UUID, connection: ReadConnectionDep, actor: LeanActorDep) -> Response:
     return json_body(await reads.get_json(connection, actor, element_id))
 

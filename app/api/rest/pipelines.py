@@ -5,6 +5,7 @@ from fastapi import Query, Response
 
 from app.api.rest.common import READ_ERRORS, WRITE_ERRORS, make_router
 from app.api.rest.deps import ActorDep, LeanActorDep, ReadConnectionDep, SessionDep, SessionmakerDep, json_body
+from app.api.rest.routing import lean_read
 from app.elements import reads
 from app.elements.board import MAX_PER_STAGE, Board
 from app.pipelines import service
@@ -90,6 +91,7 @@ async def delete_stage(
 
 
 @router.get("/pipelines/{pipeline_id}/board", response_model=Board, responses=READ_ERRORS)
+@lean_read
 async def get_board(
     pipeline_id: uuid.UUID,
     connection: ReadConnectionDep,

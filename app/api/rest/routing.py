@@ -1,7 +1,7 @@
 """The route class every REST route uses: one session per request, committed before the response leaves."""
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
@@ -12,11 +12,21 @@ from app.idempotency import service as idempotency
 from app.settings import Settings
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def lean_read(endpoint: F) -> F:
+    """Mark a read that runs on the read pool (app.elements.reads): the route opens no session for it."""
+    endpoint.lean_read = True  # type: ignore[attr-defined]
+    return endpoint
 
 
 class TransactionalRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
+        if getattr(self.endpoint, "lean_read", False):
+            # Reads on the lean path hold a read-pool connection, not a session: nothing to open or commit.
+            return handler
 
         async def run(request: Request) -> Response:
             sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
