@@ -1,6 +1,7 @@
 """Automation rules (CRUD, enable/disable, order), runs (list, retry) and the incoming-hook trigger."""
 
 import base64
+import hashlib
 import secrets
 import uuid
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
+from app.auth.models import Role
 from app.automation.actions import check_params
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, RunStatus
 from app.automation.schedule import next_time, parse_cron
@@ -18,7 +20,7 @@ from app.automation.schemas import Action, RuleCreate, RuleList, RuleOrder, Rule
 from app.automation.templates import is_template
 from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
 from app.entity_types.models import EntityType
-from app.errors import Conflict, ErrorCollector, FieldError, Invalid, NotFound
+from app.errors import Conflict, ErrorCollector, FieldError, Forbidden, Invalid, NotFound
 from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
@@ -36,6 +38,16 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
+def new_hook_token() -> tuple[str, str]:
+    """(token, its SHA-256): the token goes in the URL, shown once; only the digest is stored."""
+    token = secrets.token_urlsafe(24)
+    return token, hook_token_hash(token)
+
+
+def hook_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def duration_seconds(params: dict[str, Any]) -> float:
     return sum(float(params.get(unit) or 0) * factor for unit, factor in TIME_UNITS.items())
 
@@ -46,7 +58,14 @@ def _public_actions(actions: list[dict[str, Any]]) -> list[Action]:
     ]
 
 
-def to_read(rule: AutomationRule, type_code: str, *, webhook_secrets: dict[str, str] | None = None) -> RuleRead:
+def to_read(
+    rule: AutomationRule,
+    type_code: str,
+    *,
+    webhook_secrets: dict[str, str] | None = None,
+    hook_token: str | None = None,
+) -> RuleRead:
+    """The rule as clients see it; secrets only when the caller has just made them (`hook_token`, `webhook_secrets`)."""
     return RuleRead(
         id=rule.id,
         name=rule.name,
@@ -58,7 +77,7 @@ def to_read(rule: AutomationRule, type_code: str, *, webhook_secrets: dict[str, 
         actions=_public_actions(rule.actions),
         enabled=rule.enabled,
         sort=rule.sort,
-        hook_url=HOOK_PATH + rule.hook_token if rule.hook_token else None,
+        hook_url=HOOK_PATH + hook_token if hook_token else None,
         webhook_secrets=webhook_secrets or None,
         created_at=rule.created_at,
         updated_at=rule.updated_at,
@@ -168,6 +187,29 @@ async def _check_references(
     await user_service.check_assignees(session, actor.workspace_id, users, errors)
 
 
+def _check_webhook_actions(actor: Actor, old: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
+    """A `webhook` action sends element data to any URL: like a webhook subscription, only an admin may add one or
+    change where and what it sends or how it signs. Other roles may keep the ones an admin made (resent as read)."""
+    if actor.role == Role.admin:
+        return
+
+    def shape(params: dict[str, Any]) -> tuple[Any, Any, Any]:
+        return params.get("url"), params.get("body"), params.get("secret")
+
+    existing = [shape(a["params"]) for a in old if a["type"] == "webhook"]
+    for index, action in enumerate(new):
+        if action["type"] != "webhook":
+            continue
+        sent = shape(action["params"])
+        if sent in existing:
+            existing.remove(sent)
+            continue
+        raise Forbidden(
+            "Only an admin key can add or change a webhook action",
+            errors=[FieldError(f"actions[{index}]", "a webhook action needs an admin key")],
+        )
+
+
 def _keep_secrets(old: list[dict[str, Any]], new: list[Action]) -> list[Action]:
     """An update that resends a webhook action without its (hidden) secret keeps the old one for the same URL."""
     by_url = {a["params"].get("url"): a["params"].get("secret") for a in old if a["type"] == "webhook"}
@@ -220,6 +262,7 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
     if data.condition:
         parse_filter(data.condition, location="condition")
     actions, generated = _prepare_actions(data.actions, errors)
+    _check_webhook_actions(actor, [], actions)
     await _check_references(session, actor, meta, actions, errors)
     errors.raise_if_any("The rule is not valid")
     top = await session.scalar(
@@ -228,6 +271,7 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
         )
     )
     now = datetime.now(UTC)
+    token, token_hash = new_hook_token() if trigger["type"] == "webhook.received" else (None, None)
     rule = AutomationRule(
         id=uuid.uuid4(),
         workspace_id=actor.workspace_id,
@@ -241,7 +285,7 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
         actions=actions,
         enabled=data.enabled,
         sort=(top or 0) + 10,
-        hook_token=secrets.token_urlsafe(24) if trigger["type"] == "webhook.received" else None,
+        hook_token_hash=token_hash,
         created_at=now,
         updated_at=now,
     )
@@ -249,7 +293,7 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
     await session.flush()
     await _schedule_next(session, rule, after=now)
     record_event(session, actor.workspace_id, "automation_rule.created", payload={"id": str(rule.id)})
-    return to_read(rule, meta.code, webhook_secrets=generated)
+    return to_read(rule, meta.code, webhook_secrets=generated, hook_token=token)
 
 
 async def update_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, data: RuleUpdate) -> RuleRead:
@@ -269,13 +313,17 @@ async def update_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, d
     actions = rule.actions
     if data.actions is not None:
         actions, generated = _prepare_actions(_keep_secrets(rule.actions, data.actions), errors)
+        _check_webhook_actions(actor, rule.actions, actions)
         await _check_references(session, actor, meta, actions, errors)
     errors.raise_if_any("The rule is not valid")
     rule.actions = actions
     rule.pipeline_id, rule.stage_id = pipeline_id, stage_id
     rule.trigger, rule.trigger_type = trigger, trigger["type"]
-    if trigger["type"] == "webhook.received" and not rule.hook_token:
-        rule.hook_token = secrets.token_urlsafe(24)
+    token = None
+    if trigger["type"] != "webhook.received":
+        rule.hook_token_hash = None  # a rule that stops listening drops its URL; listening again gives a new one
+    elif not rule.hook_token_hash:
+        token, rule.hook_token_hash = new_hook_token()
     if "condition" in sent:
         rule.condition = data.condition or None
     if data.name is not None:
@@ -286,7 +334,21 @@ async def update_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, d
     await session.flush()
     await _schedule_next(session, rule, after=rule.updated_at)
     record_event(session, actor.workspace_id, "automation_rule.updated", payload={"id": str(rule.id)})
-    return to_read(rule, meta.code, webhook_secrets=generated)
+    return to_read(rule, meta.code, webhook_secrets=generated, hook_token=token)
+
+
+async def rotate_hook(session: AsyncSession, actor: Actor, rule_id: uuid.UUID) -> RuleRead:
+    """Give an incoming rule a new URL (returned in this answer only); the old one stops working at once."""
+    actor.ensure_can_write()
+    rule = await _get(session, actor, rule_id, lock=True)
+    if rule.trigger_type != "webhook.received":
+        raise Conflict(f"Rule {rule_id} has no incoming URL: its trigger is {rule.trigger_type}")
+    token, rule.hook_token_hash = new_hook_token()
+    rule.updated_at = datetime.now(UTC)
+    await session.flush()
+    record_event(session, actor.workspace_id, "automation_rule.updated", payload={"id": str(rule.id)})
+    meta = await get_type_meta_by_id(session, actor.workspace_id, rule.entity_type_id)
+    return to_read(rule, meta.code, hook_token=token)
 
 
 async def set_enabled(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, *, enabled: bool) -> RuleRead:
@@ -424,10 +486,13 @@ async def retry_run(session: AsyncSession, actor: Actor, run_id: uuid.UUID) -> R
 
 async def receive_hook(session: AsyncSession, token: str, body: dict[str, Any]) -> uuid.UUID:
     """Record a `webhook.received` event for the rule whose token this is; the engine runs it."""
+    digest = hook_token_hash(token)
     rule = await session.scalar(
-        select(AutomationRule).where(AutomationRule.hook_token == token, AutomationRule.hook_token.is_not(None))
+        select(AutomationRule).where(
+            AutomationRule.hook_token_hash == digest, AutomationRule.trigger_type == "webhook.received"
+        )
     )
-    if rule is None or not secrets.compare_digest(rule.hook_token or "", token):
+    if rule is None:
         raise NotFound("No incoming hook at this address")
     event_id = uuid.uuid4()
     session.add(
