@@ -112,6 +112,10 @@ def _check_trigger(meta: TypeMeta, trigger: dict[str, Any], stage_id: uuid.UUID 
         fields = trigger["fields"]
         if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
             errors.add("trigger.fields", "a list of field codes")
+    if kind == "element.entered_stage" and trigger.get("from_stage_id") is not None:
+        from_stage = _reference(trigger, "from_stage_id")
+        if from_stage is None or from_stage not in meta.stages:
+            errors.add("trigger.from_stage_id", f"a stage of {meta.code!r}")
     if kind == "time_in_stage" and duration_seconds(trigger) <= 0:
         errors.add("trigger", "give how long the element stays: seconds, minutes, hours or days")
     if kind == "date_reached":
@@ -157,34 +161,74 @@ def _reference(params: dict[str, Any], key: str) -> uuid.UUID | None:
 async def _check_references(
     session: AsyncSession, actor: Actor, meta: TypeMeta, actions: list[dict[str, Any]], errors: ErrorCollector
 ) -> None:
-    """Users, routing policies and scoring models named by actions must exist in the workspace (and be for the
-    rule's type)."""
+    """Every id an action names (users, stages, pipelines, routing policies, scoring models, entity types) must be
+    of the workspace (and, where it matters, of the rule's type): ids from another workspace are refused here."""
     users = []
     for index, action in enumerate(actions):
         params = action["params"]
-        if action["type"] == "assign" and (user_id := _reference(params, "user_id")) is not None:
-            users.append((f"actions[{index}].params.user_id", user_id))
+        at = f"actions[{index}].params"
+        for user_key in USER_PARAMS.get(action["type"], ()):
+            if (user_id := _reference(params, user_key)) is not None:
+                users.append((f"{at}.{user_key}", user_id))
+        if action["type"] in ("move_to_stage", "move_to_pipeline"):
+            _check_stage_params(meta, params, at, errors)
+        if action["type"] == "create_linked_element":
+            target = params.get("entity_type")
+            if isinstance(target, str) and not is_template(target):
+                try:
+                    await get_type_meta(session, actor.workspace_id, target)
+                except NotFound:
+                    errors.add(f"{at}.entity_type", f"entity type {target!r} not found")
         if action["type"] == "assign" and (policy_id := _reference(params, "policy_id")) is not None:
             policy_type = await session.scalar(
                 select(RoutingPolicy.entity_type_id).where(
                     RoutingPolicy.workspace_id == actor.workspace_id, RoutingPolicy.id == policy_id
                 )
             )
-            if policy_type is None:
-                errors.add(f"actions[{index}].params.policy_id", f"unknown routing policy {policy_id}")
-            elif policy_type != meta.id:
-                errors.add(f"actions[{index}].params.policy_id", f"routing policy {policy_id} is not for {meta.code!r}")
+            _check_owned(meta, f"{at}.policy_id", "routing policy", policy_id, policy_type, errors)
         if action["type"] == "score" and (model_id := _reference(params, "model_id")) is not None:
             model_type = await session.scalar(
                 select(ScoringModel.entity_type_id).where(
                     ScoringModel.workspace_id == actor.workspace_id, ScoringModel.id == model_id
                 )
             )
-            if model_type is None:
-                errors.add(f"actions[{index}].params.model_id", f"unknown scoring model {model_id}")
-            elif model_type != meta.id:
-                errors.add(f"actions[{index}].params.model_id", f"scoring model {model_id} is not for {meta.code!r}")
+            _check_owned(meta, f"{at}.model_id", "scoring model", model_id, model_type, errors)
     await user_service.check_assignees(session, actor.workspace_id, users, errors)
+
+
+def _check_owned(
+    meta: TypeMeta, path: str, what: str, ref: uuid.UUID, type_id: uuid.UUID | None, errors: ErrorCollector
+) -> None:
+    """`type_id` is the entity type of the workspace's object `ref`, None when the workspace has no such object."""
+    if type_id is None:
+        errors.add(path, f"unknown {what} {ref}")
+    elif type_id != meta.id:
+        errors.add(path, f"{what} {ref} is not for {meta.code!r}")
+
+
+# The action parameters that name a user of the workspace.
+USER_PARAMS: dict[str, tuple[str, ...]] = {
+    "assign": ("user_id",),
+    "set_fields": ("assigned_to",),
+    "create_task": ("assignee_id",),
+    "notify": ("user_id",),
+}
+
+
+def _check_stage_params(meta: TypeMeta, params: dict[str, Any], at: str, errors: ErrorCollector) -> None:
+    """A literal `pipeline_id` must be a pipeline of the rule's type, a literal `stage_id` one of its stages (of that
+    pipeline when both are given)."""
+    pipeline_id = _reference(params, "pipeline_id")
+    if pipeline_id is not None and pipeline_id not in meta.pipelines:
+        errors.add(f"{at}.pipeline_id", f"pipeline {pipeline_id} is not a pipeline of {meta.code!r}")
+    stage_id = _reference(params, "stage_id")
+    if stage_id is None:
+        return
+    stage = meta.stages.get(stage_id)
+    if stage is None:
+        errors.add(f"{at}.stage_id", f"stage {stage_id} is not a stage of {meta.code!r}")
+    elif pipeline_id is not None and pipeline_id in meta.pipelines and stage.pipeline_id != pipeline_id:
+        errors.add(f"{at}.stage_id", f"stage {stage_id} is not in pipeline {pipeline_id}")
 
 
 def _check_webhook_actions(actor: Actor, old: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
