@@ -52,6 +52,9 @@ class TestHookToken:
                 assert data["automationRules"] == [{"hookUrl": None}]
         async with anonymous(client) as outside:
             assert (await outside.post(rule["hook_url"], json={"a": 1})).status_code == 202
+            # A sender's own Idempotency-Key is no API key's record: the hook takes it as any other header.
+            keyed = await outside.post(rule["hook_url"], json={"a": 1}, headers={"Idempotency-Key": "evt_1"})
+            assert keyed.status_code == 202, keyed.text
 
     async def test_only_its_digest_is_stored(self, app: FastAPI, client: httpx.AsyncClient) -> None:
         await lead_type(client)

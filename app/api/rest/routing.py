@@ -7,7 +7,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.api.rest.deps import resolve_actor
+from app.api.rest.deps import get_actor, resolve_actor
 from app.idempotency import service as idempotency
 from app.kit.shown_once import shown_once_fields, withhold
 from app.settings import Settings
@@ -19,12 +19,15 @@ class TransactionalRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         secret_fields = shown_once_fields(self.response_model)
+        # Idempotency records belong to an API key: a route without one (an incoming hook) ignores the header
+        # rather than answer 401 to a sender that happens to send it.
+        keyed = any(dependency.call is get_actor for dependency in self.dependant.dependencies)
 
         async def run(request: Request) -> Response:
             sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
             async with sessionmaker() as session:
                 request.state.session = session
-                key = request.headers.get("idempotency-key") if request.method == "POST" else None
+                key = request.headers.get("idempotency-key") if request.method == "POST" and keyed else None
                 if key:
                     return await _run_idempotent(request, handler, session, sessionmaker, key, secret_fields)
                 try:
