@@ -69,7 +69,16 @@ def _serve(host: str, port: int, workers: int = 1) -> None:
     from app.observability import configure_logging
 
     configure_logging(get_settings().LOG_LEVEL)
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
+    # access_log off: ours (app.observability) logs each request with secret path parts (hook tokens) redacted.
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @cli.command()

@@ -42,6 +42,8 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_pre_ping=False,
+        # Exception strings (logs, stored errors) never carry a statement's parameters: they can hold any value.
+        hide_parameters=True,
         connect_args={"server_settings": SERVER_SETTINGS},
     )
 

@@ -13,6 +13,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_logger = logging.getLogger("stageflow.access")
+# Path parameters that are secrets (an incoming hook's token runs its rule's actions): never logged.
+SECRET_PATH_PARAMS = frozenset({"token"})
+# Paths whose rest is a secret even when no route matched (a mistyped or extra segment still carries the token).
+SECRET_PATH_PREFIXES = ("/api/v1/hooks/",)
+REDACTED = "[redacted]"
 
 
 class JsonFormatter(logging.Formatter):
@@ -68,6 +73,19 @@ def route_template(scope: Scope) -> str:
     return "/".join(by_value.get(segment, segment) for segment in scope["path"].split("/"))
 
 
+def loggable_path(scope: Scope) -> str:
+    """The request path with its secret parts (hook tokens) replaced, for the access log."""
+    path: str = scope["path"]
+    for prefix in SECRET_PATH_PREFIXES:
+        if path.startswith(prefix) and len(path) > len(prefix):
+            return prefix + REDACTED
+    params = scope.get("path_params") or {}
+    secrets = {str(value) for name, value in params.items() if name in SECRET_PATH_PARAMS and str(value)}
+    if not secrets:
+        return path
+    return "/".join(REDACTED if segment in secrets else segment for segment in path.split("/"))
+
+
 class ObservabilityMiddleware:
     """Plain ASGI (no BaseHTTPMiddleware): request id, access log, counters and latency per route template."""
 
@@ -104,7 +122,7 @@ class ObservabilityMiddleware:
                 extra={
                     "fields": {
                         "method": scope["method"],
-                        "path": scope["path"],
+                        "path": loggable_path(scope),
                         "route": template,
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 2),

@@ -4,6 +4,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.models import Role
+from app.kit.shown_once import SHOWN_ONCE
 
 
 class ApiKeyCreate(BaseModel):
@@ -23,7 +24,7 @@ class ApiKeyRead(BaseModel):
 
 
 class ApiKeyCreated(ApiKeyRead):
-    api_key: str = Field(description="The secret. It is shown in this answer only.")
+    api_key: str = Field(description="The secret. It is shown in this answer only.", json_schema_extra=SHOWN_ONCE)
 
 
 class ApiKeyList(BaseModel):

@@ -37,9 +37,13 @@ class AutomationRule(Base):
     __tablename__ = "automation_rules"
     __table_args__ = (
         Index("ix_automation_rules_match", "workspace_id", "entity_type_id", "trigger_type"),
-        UniqueConstraint("workspace_id", "hook_token"),
+        UniqueConstraint("workspace_id", "hook_token_hash"),
         # Incoming hooks are looked up by their token alone (the URL carries no workspace).
-        Index("ix_automation_rules_hook_token", "hook_token", postgresql_where=text("hook_token IS NOT NULL")),
+        Index(
+            "ix_automation_rules_hook_token_hash",
+            "hook_token_hash",
+            postgresql_where=text("hook_token_hash IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -54,8 +58,9 @@ class AutomationRule(Base):
     actions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     sort: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    # The secret path segment of the incoming URL of a `webhook.received` rule.
-    hook_token: Mapped[str | None] = mapped_column(String(64))
+    # SHA-256 (hex) of the secret path segment of a `webhook.received` rule's incoming URL. The token itself is
+    # shown once (at creation or rotation) and never stored, as for API keys.
+    hook_token_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
 

@@ -10,6 +10,7 @@ from app.automation import engine
 from app.automation.engine import Followups, Waker
 from app.db import unit_of_work
 from app.errors import DomainError
+from app.kit.failures import describe_failure
 from app.settings import Settings
 from app.webhooks import service as webhook_service
 
@@ -42,9 +43,7 @@ async def execute_run(sessionmaker: Sessionmaker, settings: Settings, run_id: uu
         permanent = isinstance(exc, DomainError)
         if not permanent:
             logger.warning("run %s attempt %s failed", run_id, attempt, exc_info=True)
-        message = f"{type(exc).__name__}: {exc}" if not permanent else str(exc)
-        if isinstance(exc, DomainError) and exc.errors:
-            message += " (" + "; ".join(f"{e.field}: {e.message}" for e in exc.errors) + ")"
+        message = describe_failure(exc)  # never the SQL or its parameters
         async with unit_of_work(sessionmaker) as session:
             return await engine.fail_run(session, settings, run_id, attempt, message, permanent=permanent)
 

@@ -5,6 +5,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.automation.models import RunStatus
+from app.kit.shown_once import SHOWN_ONCE
 
 TriggerType = Literal[
     "element.created",
@@ -86,10 +87,17 @@ class RuleRead(BaseModel):
     actions: list[Action]
     enabled: bool
     sort: int
-    hook_url: str | None = Field(default=None, description="The incoming URL of a `webhook.received` rule")
+    hook_url: str | None = Field(
+        default=None,
+        description="The incoming URL of a `webhook.received` rule, with its secret token. Returned once: when the "
+        "rule gets it (created, or its trigger changed to `webhook.received`) and when it is rotated "
+        "(`POST /automation/rules/{rule_id}/rotate-hook`); null in every other answer",
+        json_schema_extra=SHOWN_ONCE,
+    )
     webhook_secrets: dict[str, str] | None = Field(
         default=None,
         description="Signing secrets of new `webhook` actions by action index; returned once, when created",
+        json_schema_extra=SHOWN_ONCE,
     )
     created_at: datetime
     updated_at: datetime

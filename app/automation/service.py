@@ -1,6 +1,7 @@
 """Automation rules (CRUD, enable/disable, order), runs (list, retry) and the incoming-hook trigger."""
 
 import base64
+import hashlib
 import secrets
 import uuid
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
+from app.auth.models import Role
 from app.automation.actions import check_params
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, RunStatus
 from app.automation.schedule import next_time, parse_cron
@@ -18,7 +20,7 @@ from app.automation.schemas import Action, RuleCreate, RuleList, RuleOrder, Rule
 from app.automation.templates import is_template
 from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
 from app.entity_types.models import EntityType
-from app.errors import Conflict, ErrorCollector, FieldError, Invalid, NotFound
+from app.errors import Conflict, ErrorCollector, FieldError, Forbidden, Invalid, NotFound
 from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
@@ -36,6 +38,16 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
+def new_hook_token() -> tuple[str, str]:
+    """(token, its SHA-256): the token goes in the URL, shown once; only the digest is stored."""
+    token = secrets.token_urlsafe(24)
+    return token, hook_token_hash(token)
+
+
+def hook_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def duration_seconds(params: dict[str, Any]) -> float:
     return sum(float(params.get(unit) or 0) * factor for unit, factor in TIME_UNITS.items())
 
@@ -46,7 +58,14 @@ def _public_actions(actions: list[dict[str, Any]]) -> list[Action]:
     ]
 
 
-def to_read(rule: AutomationRule, type_code: str, *, webhook_secrets: dict[str, str] | None = None) -> RuleRead:
+def to_read(
+    rule: AutomationRule,
+    type_code: str,
+    *,
+    webhook_secrets: dict[str, str] | None = None,
+    hook_token: str | None = None,
+) -> RuleRead:
+    """The rule as clients see it; secrets only when the caller has just made them (`hook_token`, `webhook_secrets`)."""
     return RuleRead(
         id=rule.id,
         name=rule.name,
@@ -58,7 +77,7 @@ def to_read(rule: AutomationRule, type_code: str, *, webhook_secrets: dict[str, 
         actions=_public_actions(rule.actions),
         enabled=rule.enabled,
         sort=rule.sort,
-        hook_url=HOOK_PATH + rule.hook_token if rule.hook_token else None,
+        hook_url=HOOK_PATH + hook_token if hook_token else None,
         webhook_secrets=webhook_secrets or None,
         created_at=rule.created_at,
         updated_at=rule.updated_at,
@@ -93,6 +112,10 @@ def _check_trigger(meta: TypeMeta, trigger: dict[str, Any], stage_id: uuid.UUID 
         fields = trigger["fields"]
         if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
             errors.add("trigger.fields", "a list of field codes")
+    if kind == "element.entered_stage" and trigger.get("from_stage_id") is not None:
+        from_stage = _reference(trigger, "from_stage_id")
+        if from_stage is None or from_stage not in meta.stages:
+            errors.add("trigger.from_stage_id", f"a stage of {meta.code!r}")
     if kind == "time_in_stage" and duration_seconds(trigger) <= 0:
         errors.add("trigger", "give how long the element stays: seconds, minutes, hours or days")
     if kind == "date_reached":
@@ -138,34 +161,97 @@ def _reference(params: dict[str, Any], key: str) -> uuid.UUID | None:
 async def _check_references(
     session: AsyncSession, actor: Actor, meta: TypeMeta, actions: list[dict[str, Any]], errors: ErrorCollector
 ) -> None:
-    """Users, routing policies and scoring models named by actions must exist in the workspace (and be for the
-    rule's type)."""
+    """Every id an action names (users, stages, pipelines, routing policies, scoring models, entity types) must be
+    of the workspace (and, where it matters, of the rule's type): ids from another workspace are refused here."""
     users = []
     for index, action in enumerate(actions):
         params = action["params"]
-        if action["type"] == "assign" and (user_id := _reference(params, "user_id")) is not None:
-            users.append((f"actions[{index}].params.user_id", user_id))
+        at = f"actions[{index}].params"
+        for user_key in USER_PARAMS.get(action["type"], ()):
+            if (user_id := _reference(params, user_key)) is not None:
+                users.append((f"{at}.{user_key}", user_id))
+        if action["type"] in ("move_to_stage", "move_to_pipeline"):
+            _check_stage_params(meta, params, at, errors)
+        if action["type"] == "create_linked_element":
+            target = params.get("entity_type")
+            if isinstance(target, str) and not is_template(target):
+                try:
+                    await get_type_meta(session, actor.workspace_id, target)
+                except NotFound:
+                    errors.add(f"{at}.entity_type", f"entity type {target!r} not found")
         if action["type"] == "assign" and (policy_id := _reference(params, "policy_id")) is not None:
             policy_type = await session.scalar(
                 select(RoutingPolicy.entity_type_id).where(
                     RoutingPolicy.workspace_id == actor.workspace_id, RoutingPolicy.id == policy_id
                 )
             )
-            if policy_type is None:
-                errors.add(f"actions[{index}].params.policy_id", f"unknown routing policy {policy_id}")
-            elif policy_type != meta.id:
-                errors.add(f"actions[{index}].params.policy_id", f"routing policy {policy_id} is not for {meta.code!r}")
+            _check_owned(meta, f"{at}.policy_id", "routing policy", policy_id, policy_type, errors)
         if action["type"] == "score" and (model_id := _reference(params, "model_id")) is not None:
             model_type = await session.scalar(
                 select(ScoringModel.entity_type_id).where(
                     ScoringModel.workspace_id == actor.workspace_id, ScoringModel.id == model_id
                 )
             )
-            if model_type is None:
-                errors.add(f"actions[{index}].params.model_id", f"unknown scoring model {model_id}")
-            elif model_type != meta.id:
-                errors.add(f"actions[{index}].params.model_id", f"scoring model {model_id} is not for {meta.code!r}")
+            _check_owned(meta, f"{at}.model_id", "scoring model", model_id, model_type, errors)
     await user_service.check_assignees(session, actor.workspace_id, users, errors)
+
+
+def _check_owned(
+    meta: TypeMeta, path: str, what: str, ref: uuid.UUID, type_id: uuid.UUID | None, errors: ErrorCollector
+) -> None:
+    """`type_id` is the entity type of the workspace's object `ref`, None when the workspace has no such object."""
+    if type_id is None:
+        errors.add(path, f"unknown {what} {ref}")
+    elif type_id != meta.id:
+        errors.add(path, f"{what} {ref} is not for {meta.code!r}")
+
+
+# The action parameters that name a user of the workspace.
+USER_PARAMS: dict[str, tuple[str, ...]] = {
+    "assign": ("user_id",),
+    "set_fields": ("assigned_to",),
+    "create_task": ("assignee_id",),
+    "notify": ("user_id",),
+}
+
+
+def _check_stage_params(meta: TypeMeta, params: dict[str, Any], at: str, errors: ErrorCollector) -> None:
+    """A literal `pipeline_id` must be a pipeline of the rule's type, a literal `stage_id` one of its stages (of that
+    pipeline when both are given)."""
+    pipeline_id = _reference(params, "pipeline_id")
+    if pipeline_id is not None and pipeline_id not in meta.pipelines:
+        errors.add(f"{at}.pipeline_id", f"pipeline {pipeline_id} is not a pipeline of {meta.code!r}")
+    stage_id = _reference(params, "stage_id")
+    if stage_id is None:
+        return
+    stage = meta.stages.get(stage_id)
+    if stage is None:
+        errors.add(f"{at}.stage_id", f"stage {stage_id} is not a stage of {meta.code!r}")
+    elif pipeline_id is not None and pipeline_id in meta.pipelines and stage.pipeline_id != pipeline_id:
+        errors.add(f"{at}.stage_id", f"stage {stage_id} is not in pipeline {pipeline_id}")
+
+
+def _check_webhook_actions(actor: Actor, old: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
+    """A `webhook` action sends element data to any URL: like a webhook subscription, only an admin may add one or
+    change where and what it sends or how it signs. Other roles may keep the ones an admin made (resent as read)."""
+    if actor.role == Role.admin:
+        return
+
+    def shape(params: dict[str, Any]) -> tuple[Any, Any, Any]:
+        return params.get("url"), params.get("body"), params.get("secret")
+
+    existing = [shape(a["params"]) for a in old if a["type"] == "webhook"]
+    for index, action in enumerate(new):
+        if action["type"] != "webhook":
+            continue
+        sent = shape(action["params"])
+        if sent in existing:
+            existing.remove(sent)
+            continue
+        raise Forbidden(
+            "Only an admin key can add or change a webhook action",
+            errors=[FieldError(f"actions[{index}]", "a webhook action needs an admin key")],
+        )
 
 
 def _keep_secrets(old: list[dict[str, Any]], new: list[Action]) -> list[Action]:
@@ -220,6 +306,7 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
     if data.condition:
         parse_filter(data.condition, location="condition")
     actions, generated = _prepare_actions(data.actions, errors)
+    _check_webhook_actions(actor, [], actions)
     await _check_references(session, actor, meta, actions, errors)
     errors.raise_if_any("The rule is not valid")
     top = await session.scalar(
@@ -228,6 +315,7 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
         )
     )
     now = datetime.now(UTC)
+    token, token_hash = new_hook_token() if trigger["type"] == "webhook.received" else (None, None)
     rule = AutomationRule(
         id=uuid.uuid4(),
         workspace_id=actor.workspace_id,
@@ -241,7 +329,7 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
         actions=actions,
         enabled=data.enabled,
         sort=(top or 0) + 10,
-        hook_token=secrets.token_urlsafe(24) if trigger["type"] == "webhook.received" else None,
+        hook_token_hash=token_hash,
         created_at=now,
         updated_at=now,
     )
@@ -249,7 +337,7 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
     await session.flush()
     await _schedule_next(session, rule, after=now)
     record_event(session, actor.workspace_id, "automation_rule.created", payload={"id": str(rule.id)})
-    return to_read(rule, meta.code, webhook_secrets=generated)
+    return to_read(rule, meta.code, webhook_secrets=generated, hook_token=token)
 
 
 async def update_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, data: RuleUpdate) -> RuleRead:
@@ -269,13 +357,17 @@ async def update_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, d
     actions = rule.actions
     if data.actions is not None:
         actions, generated = _prepare_actions(_keep_secrets(rule.actions, data.actions), errors)
+        _check_webhook_actions(actor, rule.actions, actions)
         await _check_references(session, actor, meta, actions, errors)
     errors.raise_if_any("The rule is not valid")
     rule.actions = actions
     rule.pipeline_id, rule.stage_id = pipeline_id, stage_id
     rule.trigger, rule.trigger_type = trigger, trigger["type"]
-    if trigger["type"] == "webhook.received" and not rule.hook_token:
-        rule.hook_token = secrets.token_urlsafe(24)
+    token = None
+    if trigger["type"] != "webhook.received":
+        rule.hook_token_hash = None  # a rule that stops listening drops its URL; listening again gives a new one
+    elif not rule.hook_token_hash:
+        token, rule.hook_token_hash = new_hook_token()
     if "condition" in sent:
         rule.condition = data.condition or None
     if data.name is not None:
@@ -286,7 +378,21 @@ async def update_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, d
     await session.flush()
     await _schedule_next(session, rule, after=rule.updated_at)
     record_event(session, actor.workspace_id, "automation_rule.updated", payload={"id": str(rule.id)})
-    return to_read(rule, meta.code, webhook_secrets=generated)
+    return to_read(rule, meta.code, webhook_secrets=generated, hook_token=token)
+
+
+async def rotate_hook(session: AsyncSession, actor: Actor, rule_id: uuid.UUID) -> RuleRead:
+    """Give an incoming rule a new URL (returned in this answer only); the old one stops working at once."""
+    actor.ensure_can_write()
+    rule = await _get(session, actor, rule_id, lock=True)
+    if rule.trigger_type != "webhook.received":
+        raise Conflict(f"Rule {rule_id} has no incoming URL: its trigger is {rule.trigger_type}")
+    token, rule.hook_token_hash = new_hook_token()
+    rule.updated_at = datetime.now(UTC)
+    await session.flush()
+    record_event(session, actor.workspace_id, "automation_rule.updated", payload={"id": str(rule.id)})
+    meta = await get_type_meta_by_id(session, actor.workspace_id, rule.entity_type_id)
+    return to_read(rule, meta.code, hook_token=token)
 
 
 async def set_enabled(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, *, enabled: bool) -> RuleRead:
@@ -424,10 +530,13 @@ async def retry_run(session: AsyncSession, actor: Actor, run_id: uuid.UUID) -> R
 
 async def receive_hook(session: AsyncSession, token: str, body: dict[str, Any]) -> uuid.UUID:
     """Record a `webhook.received` event for the rule whose token this is; the engine runs it."""
+    digest = hook_token_hash(token)
     rule = await session.scalar(
-        select(AutomationRule).where(AutomationRule.hook_token == token, AutomationRule.hook_token.is_not(None))
+        select(AutomationRule).where(
+            AutomationRule.hook_token_hash == digest, AutomationRule.trigger_type == "webhook.received"
+        )
     )
-    if rule is None or not secrets.compare_digest(rule.hook_token or "", token):
+    if rule is None:
         raise NotFound("No incoming hook at this address")
     event_id = uuid.uuid4()
     session.add(

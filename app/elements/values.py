@@ -12,6 +12,7 @@ from app.elements.models import Element
 from app.entity_types.fields import ValueRejected, parse_value
 from app.entity_types.meta import FieldMeta, TypeMeta
 from app.errors import ErrorCollector
+from app.users.service import check_assignees
 
 
 @dataclass
@@ -93,10 +94,13 @@ def _parse_items(field_meta: FieldMeta, value: Any, path: str, errors: ErrorColl
 
 @dataclass(frozen=True)
 class ReferenceCheck:
+    """An id in a value: an element of `target_type_id` (a `reference` field) or, with `user=True`, a user."""
+
     path: str
     element_id: uuid.UUID
     target_type_id: uuid.UUID | None
     target_code: str
+    user: bool = False
 
 
 def references_of(meta: TypeMeta, parsed: ParsedValues, prefix: str) -> list[ReferenceCheck]:
@@ -110,14 +114,20 @@ def references_of(meta: TypeMeta, parsed: ParsedValues, prefix: str) -> list[Ref
                         f"{prefix}values.{code}", item, field_meta.row.target_type_id, field_meta.target_type_code or ""
                     )
                 )
+        elif field_meta.row.type == "user":
+            checks.extend(ReferenceCheck(f"{prefix}values.{code}", item, None, "", user=True) for item in items)
     return checks
 
 
 async def check_references(
     session: AsyncSession, workspace_id: uuid.UUID, checks: Iterable[ReferenceCheck], errors: ErrorCollector
 ) -> None:
-    """Every referenced element must exist, live, in this workspace and be of the field's target type: one query."""
+    """Every referenced element must exist, live, in this workspace and be of the field's target type, and every
+    user of a `user` field must be a user of this workspace: one query each."""
     checks = list(checks)
+    users = [(c.path, c.element_id) for c in checks if c.user]
+    checks = [c for c in checks if not c.user]
+    await check_assignees(session, workspace_id, users, errors)
     if not checks:
         return
     ids = {c.element_id for c in checks}

@@ -31,6 +31,7 @@ from app.errors import Conflict, ErrorCollector, FieldError, Invalid, NotFound
 from app.imports.models import ImportJob
 from app.imports.schemas import ImportRead, RejectedRow
 from app.kit import background
+from app.kit.failures import describe_failure
 
 SYSTEM_TARGETS = frozenset(
     {"title", "source", "amount", "currency", "stage_code", "assigned_to", "begin_date", "close_date"}
@@ -432,7 +433,7 @@ async def run_job(
         detail = "; ".join(f"{e.field}: {e.message}" for e in exc.errors) or exc.detail
         await _finish(sessionmaker, job_id, status="failed", error=detail)
     except Exception as exc:
-        await _finish(sessionmaker, job_id, status="failed", error=f"internal error: {type(exc).__name__}: {exc}")
+        await _finish(sessionmaker, job_id, status="failed", error=f"internal error: {describe_failure(exc)}")
         raise
 
 

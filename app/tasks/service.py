@@ -8,11 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
 from app.elements.models import Element
-from app.errors import FieldError, Invalid, NotFound
+from app.errors import ErrorCollector, FieldError, Invalid, NotFound
 from app.outbox.service import record_event
 from app.tasks.models import Notification, Task, TaskStatus
 from app.tasks.schemas import NotificationList, NotificationRead, TaskCreate, TaskList, TaskRead, TaskUpdate
 from app.timeline.service import add_entry
+from app.users.service import check_assignees
 
 MAX_LIST = 500
 
@@ -27,11 +28,19 @@ async def _check_element(session: AsyncSession, actor: Actor, element_id: uuid.U
         raise Invalid("The task is not valid", errors=[FieldError("element_id", f"element {element_id} not found")])
 
 
+async def _check_user(session: AsyncSession, actor: Actor, path: str, user_id: uuid.UUID | None, detail: str) -> None:
+    """A user named in a body must be a user of the caller's workspace."""
+    errors = ErrorCollector()
+    await check_assignees(session, actor.workspace_id, [(path, user_id)], errors)
+    errors.raise_if_any(detail)
+
+
 async def create_task(
     session: AsyncSession, actor: Actor, data: TaskCreate, *, run_id: uuid.UUID | None = None
 ) -> TaskRead:
     actor.ensure_can_write()
     await _check_element(session, actor, data.element_id)
+    await _check_user(session, actor, "assignee_id", data.assignee_id, "The task is not valid")
     now = datetime.now(UTC)
     task = Task(
         id=uuid.uuid4(),
@@ -94,6 +103,7 @@ async def update_task(session: AsyncSession, actor: Actor, task_id: uuid.UUID, d
         raise Invalid("The task is not valid", errors=[FieldError("status", "cannot be null")])
     if "title" in changes and changes["title"] is None:
         raise Invalid("The task is not valid", errors=[FieldError("title", "cannot be null")])
+    await _check_user(session, actor, "assignee_id", changes.get("assignee_id"), "The task is not valid")
     for name, value in changes.items():
         setattr(task, name, value)
     now = datetime.now(UTC)
@@ -121,6 +131,7 @@ async def notify(
     element_id: uuid.UUID | None = None,
     run_id: uuid.UUID | None = None,
 ) -> NotificationRead:
+    await _check_user(session, actor, "user_id", user_id, "The notification is not valid")
     notification = Notification(
         id=uuid.uuid4(),
         workspace_id=actor.workspace_id,

@@ -4,6 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.kit.shown_once import SHOWN_ONCE
 from app.webhooks.models import DeliveryStatus
 
 
@@ -42,7 +43,7 @@ class SubscriptionRead(BaseModel):
 
 
 class SubscriptionCreated(SubscriptionRead):
-    secret: str = Field(description="The signing secret (`whsec_…`); shown only now")
+    secret: str = Field(description="The signing secret (`whsec_…`); shown only now", json_schema_extra=SHOWN_ONCE)
 
 
 class SubscriptionList(BaseModel):

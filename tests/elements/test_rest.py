@@ -236,7 +236,7 @@ class TestListElements:
                 break
         # Ties on company_size are broken by id in the sort's direction.
         got = [(e["values"]["company_size"], e["id"]) for e in seen]
-        assert got == sorted(got, key=lambda t: (-t[0], t[1]), reverse=False) or got == sorted(got, reverse=True)
+        assert got == sorted(got, reverse=True)
         assert [e["id"] for e in seen] == [
             e["id"] for e in sorted(expected, key=lambda e: (e["values"]["company_size"], e["id"]), reverse=True)
         ]

@@ -52,5 +52,25 @@ async def test_events_are_published_once_and_marked(app: FastAPI, client: httpx.
                 OutboxEvent.workspace_id == tenant.workspace_id, OutboxEvent.dispatched_at.is_(None)
             )
         )
+        rows = (
+            await session.execute(
+                select(OutboxEvent.event_id, OutboxEvent.dispatched_at)
+                .where(OutboxEvent.element_id == uuid.UUID(element["id"]))
+                .order_by(OutboxEvent.id)
+            )
+        ).all()
     assert pending is None
-    assert uuid.UUID(mine[0]["event_id"])
+    # What was published is the outbox rows themselves (their event ids, in order), each marked dispatched.
+    assert [m["event_id"] for m in mine] == [str(row.event_id) for row in rows]
+    assert [row.dispatched_at is not None for row in rows] == [True, True]
+    # Marked means never published again.
+    again: list[EventMessage] = []
+
+    async def collect_again(messages: Sequence[EventMessage]) -> None:
+        again.extend(messages)
+
+    async with app.state.sessionmaker() as session:
+        while await dispatch_pending(session, [collect_again]):
+            pass
+        await session.commit()
+    assert {m["event_id"] for m in again}.isdisjoint(m["event_id"] for m in mine)

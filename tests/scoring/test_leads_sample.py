@@ -11,9 +11,9 @@ from bench.leads_eval import LEAKY, features_of, find_datasets, import_csv, read
 DATASETS = find_datasets(Path(__file__))
 
 
-@pytest.mark.skipif(DATASETS is None, reason="shared/datasets/leads_x_education.csv is not beside the repository")
 async def test_learned_model_on_a_sample_of_real_leads(client: httpx.AsyncClient) -> None:
-    assert DATASETS is not None
+    if DATASETS is None:
+        pytest.skip("shared/datasets/leads_x_education.csv is not beside the repository")
     rows = read_rows(DATASETS / "leads_x_education.csv")[::4]  # 2310 rows, every fourth of the file
     job = await import_csv(client, to_csv(rows, with_outcome=True), name="sample.csv")
     assert (job["imported"], job["rejected"]) == (len(rows), 0)

@@ -46,7 +46,10 @@ class AutomationRule:
     actions: JSON = strawberry.field(description='[{"type": "create_task", "params": {…}}, …]')
     enabled: bool
     sort: int
-    hook_url: str | None = strawberry.field(description="The incoming URL of a `webhook.received` rule")
+    hook_url: str | None = strawberry.field(
+        description="The incoming URL of a `webhook.received` rule, with its secret token: returned once, when the "
+        "rule gets it and by `rotateAutomationRuleHook`; null otherwise"
+    )
     webhook_secrets: JSON | None = strawberry.field(
         description="Signing secrets of new `webhook` actions by action index; returned once, when created"
     )
@@ -338,6 +341,16 @@ class AutomationMutation:
         async def run() -> Deleted:
             await automation_service.delete_rule(info.context.session, info.context.who, id)
             return Deleted(ref=str(id))
+
+        return await mutate(info, run)
+
+    @strawberry.mutation(
+        description="A new incoming URL for a `webhook.received` rule (in `hookUrl`, this once); the old one stops"
+    )
+    async def rotate_automation_rule_hook(self, info: Info, id: uuid.UUID) -> AutomationRuleResult:
+        async def run() -> AutomationRule:
+            read = await automation_service.rotate_hook(info.context.session, info.context.who, id)
+            return AutomationRule.from_read(read)
 
         return await mutate(info, run)
 

@@ -54,6 +54,12 @@ async def disable_rule(rule_id: uuid.UUID, session: SessionDep, actor: ActorDep)
     return await service.set_enabled(session, actor, rule_id, enabled=False)
 
 
+@router.post("/automation/rules/{rule_id}/rotate-hook", responses=WRITE_ERRORS)
+async def rotate_rule_hook(rule_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> RuleRead:
+    """A new incoming URL for a `webhook.received` rule, in this answer only; the old URL stops working."""
+    return await service.rotate_hook(session, actor, rule_id)
+
+
 @router.delete("/automation/rules/{rule_id}", status_code=HTTPStatus.NO_CONTENT, responses=WRITE_ERRORS)
 async def delete_rule(rule_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Response:
     await service.delete_rule(session, actor, rule_id)
