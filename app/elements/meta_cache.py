@@ -10,10 +10,11 @@ read them.
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.entity_types.meta import TypeMeta, get_type_meta
 from app.kit.invalidation import TimedCache
@@ -39,27 +40,32 @@ _versions: TimedCache[uuid.UUID, int] = TimedCache("meta", 10_000, uuid.UUID)
 VERSION_SQL = "SELECT metadata_version FROM workspaces WHERE id = $1"
 
 
-async def lean_type_meta(
-    connection: Any,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    workspace_id: uuid.UUID,
-    ref: str | uuid.UUID,
-    *,
-    fresh: bool = False,
-) -> TypeMeta:
-    """The type's metadata for a read outside any transaction: no query at all while nothing changed
-    (`fresh` asks the database for the version all the same)."""
+async def cached_version(connection: Any, workspace_id: uuid.UUID, *, fresh: bool = False) -> int | None:
+    """The workspace's metadata version, from the cache while nothing changed (`fresh` asks the database)."""
     version = None if fresh else _versions.get(workspace_id)
     if version is None:
         loaded_at = time.monotonic()
         version = await connection.fetchval(VERSION_SQL, workspace_id)
         if version is not None:
             _versions.put(workspace_id, version, loaded_at=loaded_at)
+    return version
+
+
+async def lean_type_meta(
+    connection: Any,
+    load: Callable[[], Awaitable[TypeMeta]],
+    workspace_id: uuid.UUID,
+    ref: str | uuid.UUID,
+    *,
+    fresh: bool = False,
+) -> TypeMeta:
+    """The type's metadata for a read: no query at all while nothing changed; `load` (cached_type_meta on some
+    session) on a miss."""
+    version = await cached_version(connection, workspace_id, fresh=fresh)
     hit = _cache.get((workspace_id, str(ref)))
     if hit is not None and version is not None and hit[0] == version:
         return hit[1]
-    async with sessionmaker() as session:
-        return await cached_type_meta(session, workspace_id, ref)
+    return await load()
 
 
 async def cached_type_meta(session: AsyncSession, workspace_id: uuid.UUID, ref: str | uuid.UUID) -> TypeMeta:

@@ -60,20 +60,28 @@ async def session_connection(session: AsyncSession) -> SessionConnection:
     return SessionConnection(raw.dbapi_connection)
 
 
+def _loader(sessionmaker: Sessionmaker, actor: Actor, type_ref: str | uuid.UUID) -> Callable[[], Awaitable[TypeMeta]]:
+    async def load() -> TypeMeta:
+        async with sessionmaker() as session:
+            return await cached_type_meta(session, actor.workspace_id, type_ref)
+
+    return load
+
+
 async def _with_fresh_retry(
     connection: Any,
-    sessionmaker: Sessionmaker,
+    load: Callable[[], Awaitable[TypeMeta]],
     actor: Actor,
     type_ref: str | uuid.UUID,
     read: Callable[[TypeMeta], Awaitable[T]],
 ) -> T:
     """Run a read with the cached metadata; a query it rejects is tried once more against fresh metadata, so a
     field added a moment ago in another process is never refused for a stale cache."""
-    meta = await lean_type_meta(connection, sessionmaker, actor.workspace_id, type_ref)
+    meta = await lean_type_meta(connection, load, actor.workspace_id, type_ref)
     try:
         return await read(meta)
     except (Invalid, NotFound):
-        fresh = await lean_type_meta(connection, sessionmaker, actor.workspace_id, type_ref, fresh=True)
+        fresh = await lean_type_meta(connection, load, actor.workspace_id, type_ref, fresh=True)
         if fresh is meta:
             raise
         return await read(fresh)
@@ -97,7 +105,11 @@ async def list_page(
     connection: Any, sessionmaker: Sessionmaker, actor: Actor, type_ref: str, search: ElementSearch
 ) -> RawPage:
     return await _with_fresh_retry(
-        connection, sessionmaker, actor, type_ref, lambda meta: _page(connection, meta, actor, search)
+        connection,
+        _loader(sessionmaker, actor, type_ref),
+        actor,
+        type_ref,
+        lambda meta: _page(connection, meta, actor, search),
     )
 
 
@@ -139,7 +151,7 @@ async def board_json(
     type_id = await _pipeline_type(connection, actor, pipeline_id)
     return await _with_fresh_retry(
         connection,
-        sessionmaker,
+        _loader(sessionmaker, actor, type_id),
         actor,
         type_id,
         lambda meta: _board(connection, meta, actor, pipeline_id, per_stage, filter_raw),
@@ -150,13 +162,21 @@ async def board_json(
 
 
 async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, search: ElementSearch) -> ElementPage:
-    meta = await cached_type_meta(session, actor.workspace_id, type_ref)
-    page = await _page(await session_connection(session), meta, actor, search)
+    connection = await session_connection(session)
+
+    async def load() -> TypeMeta:
+        return await cached_type_meta(session, actor.workspace_id, type_ref)
+
+    # A session that changed metadata reads its own (uncommitted) version; any other reads the cached one.
+    changing = bool(session.info.get("forget_metadata"))
+    meta = await (load() if changing else lean_type_meta(connection, load, actor.workspace_id, type_ref))
+    page = await _page(connection, meta, actor, search)
     return ElementPage(
         items=[ElementRead.model_validate_json(row[0]) for row in page.rows],
         next_cursor=page.next_cursor,
         total=page.total,
         cursors=page.cursors,
+        stages=meta.stages,
     )
 
 

@@ -84,6 +84,8 @@ class ElementPage(BaseModel):
     total: int | None = None
     # The cursor after each item (Relay edges in GraphQL); not part of the REST body.
     cursors: list[str] = Field(default_factory=list, exclude=True)
+    # The type's stages by id (GraphQL resolves an element's stage from them without a query); not in the body.
+    stages: dict[uuid.UUID, Any] = Field(default_factory=dict, exclude=True)
 
 
 class ElementSearch(BaseModel):

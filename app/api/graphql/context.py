@@ -36,6 +36,9 @@ class Context(BaseContext):
     connection_params: dict[str, Any] = field(default_factory=dict)
     ws_authorization: str | None = None
     _loaders: Loaders | None = None
+    # Stages of the types whose pages this request read (GraphQL Stage objects by id): an element's stage is then
+    # resolved without a DataLoader round (an awaitable per element).
+    known_stages: dict[uuid.UUID, Any] = field(default_factory=dict)
 
     @property
     def session(self) -> AsyncSession:

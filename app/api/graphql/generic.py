@@ -41,6 +41,7 @@ from app.api.graphql.types import (
     StageResult,
     check_first,
     connection,
+    remember_stages,
     wants_total,
 )
 from app.elements import board as board_service
@@ -80,7 +81,9 @@ async def list_page(
             "deleted": deleted,
         },
     )
-    return await element_service.list_elements(info.context.session, info.context.who, type_ref, search)
+    page = await element_service.list_elements(info.context.session, info.context.who, type_ref, search)
+    remember_stages(info, page)
+    return page
 
 
 def _bounds(data: dict[str, Any]) -> dict[str, Any]:

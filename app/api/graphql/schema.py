@@ -25,11 +25,12 @@ from app.api.graphql.errors import DomainErrorExtension
 from app.api.graphql.generic import Mutation, Query, Subscription
 from app.api.graphql.limits import limit_extensions
 from app.api.graphql.typed import BIG_INT, BigInt, TypedBuilder, TypedPart
+from app.elements.meta_cache import cached_version
+from app.elements.reads import session_connection
 from app.entity_types import service as entity_type_service
 from app.entity_types.meta import load_type_meta
 from app.errors import DomainError
 from app.settings import Settings
-from app.workspaces.service import get_metadata_version
 
 logger = logging.getLogger("stageflow.graphql")
 CACHE_SIZE = 64
@@ -117,7 +118,8 @@ class SchemaCache:
             return await self._get(session, context, actor.workspace_id)
 
     async def _get(self, session: Any, context: Context, workspace_id: uuid.UUID) -> StageflowSchema:
-        version = await get_metadata_version(session, workspace_id)
+        # The cached version (kept current by NOTIFY): a request costs no query to find its schema.
+        version = await cached_version(await session_connection(session), workspace_id) or 0
         key = (workspace_id, version)
         schema = self._schemas.get(key)
         if schema is not None:

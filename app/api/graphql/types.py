@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any, Self, TypeAlias
+from typing import Annotated, Any, Self, TypeAlias, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -221,10 +221,17 @@ class Element:
         return values.get(code)
 
     @strawberry.field
-    async def stage(self, info: Info) -> Stage | None:
+    def stage(self, info: Info) -> Stage | None:
         if self.stage_id is None:
             return None
-        read = await info.context.loaders.stage.load(self.stage_id)
+        known: Stage | None = info.context.known_stages.get(self.stage_id)
+        if known is not None:
+            return known
+        # graphql-core awaits what a resolver returns: only elements of unknown types pay for the DataLoader.
+        return cast(Stage, self._load_stage(info))
+
+    async def _load_stage(self, info: Info) -> Stage | None:
+        read = await info.context.loaders.stage.load(self.stage_id)  # type: ignore[arg-type]
         return Stage.from_read(read) if read else None
 
     @strawberry.field
@@ -269,6 +276,14 @@ class ElementConnection:
     edges: list[ElementEdge]
     page_info: PageInfo
     total_count: int | None = strawberry.field(description="Counted only when selected")
+
+
+def remember_stages(info: Info, page: ElementPage) -> None:
+    """The page's type's stages, for `Element.stage`."""
+    known = info.context.known_stages
+    for stage_id, stage in page.stages.items():
+        if stage_id not in known:
+            known[stage_id] = Stage.from_read(stage)
 
 
 def connection(page: ElementPage, after: str | None, *, node: Any = Element, edge: Any = None, cls: Any = None) -> Any:
