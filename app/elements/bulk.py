@@ -16,36 +16,56 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import Base
 
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
-_statements: dict[tuple[str, tuple[str, ...]], Any] = {}
+Shape = tuple[tuple[str, tuple[str, ...]], ...]
+_statements: dict[Shape, Any] = {}
 
 
-def _statement(table: Table, columns: tuple[str, ...]) -> Any:
-    key = (table.name, columns)
+def _insert_sql(table: Table, columns: tuple[str, ...]) -> str:
+    """One table's INSERT; its parameters are named `<table>__<column>`, so several can share a statement."""
+    casts = ", ".join(
+        f"CAST(:{table.name}__{name} AS {table.c[name].type.compile(dialect=_DIALECT)}[])" for name in columns
+    )
+    names = ", ".join(f'"{name}"' for name in columns)
+    return f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({casts})'  # noqa: S608
+
+
+def _statement(tables: list[tuple[Table, tuple[str, ...]]]) -> Any:
+    key: Shape = tuple((table.name, columns) for table, columns in tables)
     statement = _statements.get(key)
     if statement is None:
-        casts = ", ".join(f"CAST(:{name} AS {table.c[name].type.compile(dialect=_DIALECT)}[])" for name in columns)
-        names = ", ".join(f'"{name}"' for name in columns)
-        statement = text(f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({casts})')  # noqa: S608
+        inserts = [_insert_sql(table, columns) for table, columns in tables]
+        # Several tables: data-modifying CTEs, one statement and one round trip (foreign keys are checked at its end).
+        ctes = ", ".join(f"i{n} AS ({sql})" for n, sql in enumerate(inserts[:-1]))
+        statement = text(f"WITH {ctes} {inserts[-1]}" if ctes else inserts[-1])
         _statements[key] = statement
     return statement
 
 
 async def bulk_insert(session: AsyncSession, model: type[Base], rows: list[dict[str, Any]]) -> None:
-    """Insert `rows` (dicts of column values) in one statement.
+    """Insert `rows` (dicts of column values) in one statement."""
+    await insert_all(session, [(model, rows)])
+
+
+async def insert_all(session: AsyncSession, batches: list[tuple[type[Base], list[dict[str, Any]]]]) -> None:
+    """Insert rows (dicts of column values) into one or more tables, in one statement.
 
     A column no row mentions is left to its server default; a column some rows leave out is NULL for them.
     Python-side column defaults are not applied, so rows carry every value they need.
     """
-    if not rows:
-        return
-    table = cast(Table, model.__table__)
-    present = set().union(*(row.keys() for row in rows))
-    columns = tuple(column.name for column in table.columns if column.name in present)
+    tables: list[tuple[Table, tuple[str, ...]]] = []
     params: dict[str, list[Any]] = {}
-    for name in columns:
-        values = [row.get(name) for row in rows]
-        if isinstance(table.c[name].type, JSONB):
-            # SQLAlchemy's asyncpg jsonb codec takes JSON text.
-            values = [None if v is None else orjson.dumps(v).decode() for v in values]
-        params[name] = values
-    await session.execute(_statement(table, columns), params)
+    for model, rows in batches:
+        if not rows:
+            continue
+        table = cast(Table, model.__table__)
+        present = set().union(*(row.keys() for row in rows))
+        columns = tuple(column.name for column in table.columns if column.name in present)
+        tables.append((table, columns))
+        for name in columns:
+            values = [row.get(name) for row in rows]
+            if isinstance(table.c[name].type, JSONB):
+                # SQLAlchemy's asyncpg jsonb codec takes JSON text.
+                values = [None if v is None else orjson.dumps(v).decode() for v in values]
+            params[f"{table.name}__{name}"] = values
+    if tables:
+        await session.execute(_statement(tables), params)

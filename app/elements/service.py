@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
 from app.elements import reads
-from app.elements.bulk import bulk_insert
+from app.elements.bulk import insert_all
 from app.elements.ids import new_id
 from app.elements.meta_cache import cached_type_meta
 from app.elements.models import Element, ElementValue, StageHistory
@@ -91,10 +91,14 @@ def _entry(actor: Actor, element_id: uuid.UUID, kind: str, data: dict[str, Any])
     }
 
 
-async def _record(session: AsyncSession, events: list[dict[str, Any]], entries: list[dict[str, Any]]) -> None:
-    """Outbox events and timeline entries, inserted in bulk in the caller's transaction."""
-    await bulk_insert(session, OutboxEvent, events)
-    await bulk_insert(session, TimelineEntry, entries)
+async def _record(
+    session: AsyncSession,
+    events: list[dict[str, Any]],
+    entries: list[dict[str, Any]],
+    history: list[dict[str, Any]] | None = None,
+) -> None:
+    """Outbox events, timeline entries (and stage history) in one statement, in the caller's transaction."""
+    await insert_all(session, [(StageHistory, history or []), (OutboxEvent, events), (TimelineEntry, entries)])
 
 
 # --- placing an element in a pipeline and stage ---------------------------------------------------------------
@@ -230,10 +234,17 @@ async def _insert_creates(
                 }
             )
     await autoscore(session, meta, elements)
-    await bulk_insert(session, Element, [vars(e) for e in elements])
-    await bulk_insert(session, ElementValue, value_rows)
-    await bulk_insert(session, StageHistory, history)
-    await _record(session, events, entries)
+    # Elements first: the other rows' foreign keys are checked at the end of the one statement.
+    await insert_all(
+        session,
+        [
+            (Element, [vars(e) for e in elements]),
+            (ElementValue, value_rows),
+            (StageHistory, history),
+            (OutboxEvent, events),
+            (TimelineEntry, entries),
+        ],
+    )
     return [to_read(e, meta) for e in elements]
 
 
@@ -418,8 +429,7 @@ async def _apply_moves(
         events.append(_event(actor, meta, element.id, "element.moved", move))
         entries.append(_entry(actor, element.id, "moved", move))
     await session.flush()
-    await session.execute(insert(StageHistory), history)
-    await _record(session, events, entries)
+    await _record(session, events, entries, history)
 
 
 # --- delete and restore ----------------------------------------------------------------------------------------
