@@ -557,7 +557,9 @@ async def _run_action(
     kind = action["type"]
     raw = dict(action.get("params", {}))
     secret = raw.pop("secret", None)
-    params = action_params.parse_params(kind, render(raw, template_context(element, run, rule)))
+    params = action_params.parse_params(
+        kind, render(raw, template_context(element, run, rule)), f"actions[{index}].params"
+    )
     if isinstance(params, action_params.CallWebhook):
         body = params.body or {
             "type": "automation.webhook",

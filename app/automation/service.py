@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
-from app.automation.actions import check_params
+from app.automation.actions import check_params, check_templates
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, RunStatus
 from app.automation.schedule import next_time, parse_cron
 from app.automation.schemas import Action, RuleCreate, RuleList, RuleOrder, RuleRead, RuleUpdate, RunPage, RunRead
@@ -100,6 +100,8 @@ def _check_trigger(meta: TypeMeta, trigger: dict[str, Any], stage_id: uuid.UUID 
         field = meta.fields.get(code) if isinstance(code, str) else None
         if field is None or field.row.type not in ("date", "datetime"):
             errors.add("trigger.field", f"a date or datetime field of {meta.code!r}")
+    if kind == "webhook.received":
+        check_templates({k: v for k, v in trigger.items() if k in ("element_id", "find")}, "trigger", errors)
     if kind == "schedule":
         cron = trigger.get("cron")
         if not isinstance(cron, str):
