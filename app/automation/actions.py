@@ -8,9 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from app.automation.templates import check_template, is_template
 from app.errors import ErrorCollector, FieldError, Invalid
 
+# The longest delay or due date an action may name: about five years.
+MAX_DURATION_HOURS = 1830 * 24
+
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No NaN or Infinity (JSON parsers accept them): a duration of Infinity would fail at run time.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SetFields(_Params):
@@ -64,7 +68,7 @@ class CreateTask(_Params):
     title: str = Field(min_length=1, max_length=500)
     description: str | None = None
     assignee_id: uuid.UUID | None = None
-    due_in_hours: float | None = Field(default=None, ge=0)
+    due_in_hours: float | None = Field(default=None, ge=0, le=MAX_DURATION_HOURS)
 
 
 class AddComment(_Params):
@@ -89,6 +93,12 @@ class Delay(_Params):
     seconds: float = Field(default=0, ge=0)
     minutes: float = Field(default=0, ge=0)
     hours: float = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "Delay":
+        if self.total_seconds > MAX_DURATION_HOURS * 3600:
+            raise ValueError(f"a delay of at most {MAX_DURATION_HOURS // 24} days")
+        return self
 
     @property
     def total_seconds(self) -> float:

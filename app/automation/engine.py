@@ -19,17 +19,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor, system_actor
 from app.automation import actions as action_params
+from app.automation.conditions import matches
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent, RunStatus
 from app.automation.service import _schedule_next, duration_seconds
 from app.automation.templates import render
 from app.elements import service as element_service
 from app.elements.models import Element
+from app.elements.query import SYSTEM_FIELDS
 from app.elements.schemas import ElementCreate, ElementMove, ElementRead, ElementSearch, ElementUpdate
 from app.entity_types.meta import get_type_meta_by_id
 from app.entity_types.models import EntityType
 from app.entity_types.schemas import EntityTypeSettings
 from app.errors import DomainError, Invalid, NotFound
-from app.kit.filters import evaluate, parse_filter
+from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
 from app.outbox.service import event_origin
 from app.pipelines.models import Stage
@@ -56,6 +58,7 @@ TIMER_BATCH = 100
 SCHEDULE_MAX_ELEMENTS = 500
 EVENT_SWEEP_WINDOW = timedelta(minutes=15)
 TIMER_NAMESPACE = uuid.UUID("5f1c9a52-8d7e-4a0b-9a55-3b1f0c2d7e11")
+RECORD_FIELDS = tuple(SYSTEM_FIELDS)
 
 
 class ChainTooDeep(Exception):
@@ -98,11 +101,10 @@ def record_of(element: ElementRead | None, body: dict[str, Any] | None = None) -
     record: dict[str, Any] = {}
     if element is not None:
         record.update(element.values)
-        for name in ("title", "stage_code", "assigned_to", "amount", "currency", "source", "score", "entity_type"):
+        # Every system field the SQL filter knows (conditions type them as it does), and the stage's code.
+        for name in (*RECORD_FIELDS, "stage_code", "entity_type"):
             value = getattr(element, name)
             record[name] = str(value) if isinstance(value, uuid.UUID) else value
-        record["stage_id"] = str(element.stage_id) if element.stage_id else None
-        record["pipeline_id"] = str(element.pipeline_id) if element.pipeline_id else None
     for key, value in (body or {}).items():
         record[f"body.{key}"] = value
     return record
@@ -190,10 +192,8 @@ async def _create_run(
             f"chain depth limit reached: this event was caused by rule {origin.get('rule_id')} "
             f"(run {origin.get('run_id')}) at depth {depth - 1}; the limit is {settings.AUTOMATION_MAX_DEPTH}"
         )
-    elif rule.condition and not evaluate(
-        parse_filter(rule.condition, location="condition"), record_of(element, context.get("body"))
-    ):
-        status, error, attempts = RunStatus.skipped, "the condition did not match", 0
+    elif rule.condition and (problem := await _condition_problem(session, rule, element, context)) is not None:
+        status, error, attempts = problem
     elif element is None and missing_element:
         status, error, attempts = RunStatus.skipped, missing_element, 0
     finished = status in (RunStatus.failed, RunStatus.skipped)
@@ -226,6 +226,21 @@ async def _create_run(
     if status == RunStatus.failed and element is not None:
         _record_run_outcome(session, rule, run_id, element.id, status, error)
     return (run_id, 1) if status == RunStatus.running else None
+
+
+async def _condition_problem(
+    session: AsyncSession, rule: AutomationRule, element: ElementRead | None, context: dict[str, Any]
+) -> tuple[RunStatus, str, int] | None:
+    """None when the condition holds; else the run's end: skipped, or failed when it no longer fits the type."""
+    meta = await get_type_meta_by_id(session, rule.workspace_id, rule.entity_type_id)
+    try:
+        node = parse_filter(rule.condition, location="condition")
+        if matches(meta, node, record_of(element, context.get("body"))):
+            return None
+    except Invalid as exc:
+        details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+        return RunStatus.failed, f"{exc.detail}{f' ({details})' if details else ''}", 0
+    return RunStatus.skipped, "the condition did not match", 0
 
 
 async def _hook_element(

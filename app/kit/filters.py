@@ -197,15 +197,19 @@ def _positive(op: str, value: Any, operand: Any, convert: Coerce) -> bool:
         return text.startswith(needle)
     if op == "in":
         return value in [convert(t) for t in operand]
-    if op == "between":
-        low, high = convert(operand[0]), convert(operand[1])
-        return bool(low <= value <= high)
-    target = convert(operand)
-    comparisons: dict[str, Callable[[Any, Any], bool]] = {
-        "eq": lambda a, b: bool(a == b),
-        "lt": lambda a, b: bool(a < b),
-        "lte": lambda a, b: bool(a <= b),
-        "gt": lambda a, b: bool(a > b),
-        "gte": lambda a, b: bool(a >= b),
-    }
-    return comparisons[op](value, target)
+    try:
+        if op == "between":
+            low, high = convert(operand[0]), convert(operand[1])
+            return bool(low <= value <= high)
+        return _COMPARISONS[op](value, convert(operand))
+    except TypeError:
+        return False  # values of different types are not ordered: no match (PostgreSQL would refuse the filter)
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: bool(a == b),
+    "lt": lambda a, b: bool(a < b),
+    "lte": lambda a, b: bool(a <= b),
+    "gt": lambda a, b: bool(a > b),
+    "gte": lambda a, b: bool(a >= b),
+}
