@@ -103,11 +103,17 @@ async def tick(sessionmaker: Sessionmaker, settings: Settings, waker: Waker, *, 
 async def deliver(
     sessionmaker: Sessionmaker, settings: Settings, http: httpx.AsyncClient, waker: Waker, delivery_id: uuid.UUID
 ) -> None:
-    """One attempt of a webhook delivery; the claim's lease keeps a second worker from sending it meanwhile."""
-    lease = settings.WEBHOOK_TIMEOUT_SECONDS + 30
+    """One attempt of a webhook delivery; the claim's lease keeps a second worker from sending it meanwhile.
+
+    The request is cut at `webhook_deadline_seconds` and the job at `job_timeout_seconds`, both shorter than the
+    lease: the attempt is over before anyone else may claim the delivery.
+    """
     async with unit_of_work(sessionmaker) as session:
         claimed = await webhook_service.claim_delivery(
-            session, delivery_id, lease_seconds=lease, max_attempts=settings.WEBHOOK_MAX_ATTEMPTS
+            session,
+            delivery_id,
+            lease_seconds=settings.AUTOMATION_LEASE_SECONDS,
+            max_attempts=settings.WEBHOOK_MAX_ATTEMPTS,
         )
     if claimed is None:
         return

@@ -341,7 +341,7 @@ async def attempt_delivery(
         message_id=claimed.message_id,
         body=claimed.body,
         allowed=sender.allowed_networks(settings.WEBHOOK_ALLOWED_NETWORKS),
-        timeout_seconds=settings.WEBHOOK_TIMEOUT_SECONDS,
+        timeout_seconds=settings.webhook_deadline_seconds,
     )
     session.add(
         WebhookAttempt(
