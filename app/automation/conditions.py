@@ -12,13 +12,15 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-# The SQL filter's own field table and operand parsing: one meaning for both evaluators.
+# The SQL filter's own field table and operand parsing: one meaning for both evaluators (the automation package
+# reads them only through this module).
 from app.elements.query import STAGE_CODE_OPS, SYSTEM_FIELDS, parse_operand
 from app.entity_types.fields import DateKind, DateTimeKind, FieldKind, FieldSpec, IdKind, ValueRejected
 from app.entity_types.meta import TypeMeta
 from app.errors import ErrorCollector, Invalid
 from app.kit.filters import Condition, Node, conditions, evaluate, parse_filter
 
+__all__ = ["SYSTEM_FIELDS", "check_condition", "matches"]
 BODY = "body."
 
 

@@ -22,15 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor, system_actor
 from app.automation import actions as action_params
-from app.automation.conditions import matches
+from app.automation.conditions import SYSTEM_FIELDS, matches
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent, RunStatus
 from app.automation.service import _schedule_next, duration_seconds
 from app.automation.templates import render
 from app.elements import service as element_service
 from app.elements.models import Element
-from app.elements.query import SYSTEM_FIELDS
 from app.elements.schemas import ElementCreate, ElementMove, ElementRead, ElementSearch, ElementUpdate
-from app.entity_types.meta import get_type_meta_by_id
+from app.entity_types.meta import TypeMeta, get_type_meta_by_id
 from app.entity_types.models import EntityType
 from app.entity_types.schemas import EntityTypeSettings
 from app.errors import DomainError, Invalid, NotFound
@@ -269,7 +268,11 @@ async def _condition_problem(
     session: AsyncSession, rule: AutomationRule, element: ElementRead | None, context: dict[str, Any]
 ) -> tuple[RunStatus, str, int] | None:
     """None when the condition holds; else the run's end: skipped, or failed when it no longer fits the type."""
-    meta = await get_type_meta_by_id(session, rule.workspace_id, rule.entity_type_id)
+    # An event's rules share their type: its metadata is read once per transaction.
+    metas: dict[uuid.UUID, TypeMeta] = session.info.setdefault("automation_type_metas", {})
+    meta = metas.get(rule.entity_type_id)
+    if meta is None:
+        meta = metas[rule.entity_type_id] = await get_type_meta_by_id(session, rule.workspace_id, rule.entity_type_id)
     try:
         node = parse_filter(rule.condition, location="condition")
         if matches(meta, node, record_of(element, context.get("body"))):

@@ -14,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
 from app.automation.actions import check_templates
-from app.automation.conditions import check_condition
+from app.automation.conditions import SYSTEM_FIELDS, check_condition
 from app.automation.schedule import parse_cron
-from app.elements.query import SYSTEM_FIELDS
 from app.elements.values import parse_values
 from app.entity_types.meta import TypeMeta, get_type_meta
 from app.errors import ErrorCollector, NotFound
