@@ -1,6 +1,6 @@
 from functools import lru_cache
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,11 +38,14 @@ class Settings(BaseSettings):
     # Automation engine and webhooks.
     AUTOMATION_MAX_ATTEMPTS: int = 5
     AUTOMATION_MAX_DEPTH: int = 5
-    AUTOMATION_LEASE_SECONDS: float = 60
+    # How long a claimed run or delivery is a worker's. The worker's other times derive from it (see
+    # `job_timeout_seconds` and `webhook_deadline_seconds`).
+    AUTOMATION_LEASE_SECONDS: float = Field(default=60, gt=0)
     AUTOMATION_SWEEP_AFTER_SECONDS: float = 10
     WORKER_MAX_JOBS: int = 20
     WEBHOOK_ALLOWED_NETWORKS: str = ""
-    WEBHOOK_TIMEOUT_SECONDS: float = 10
+    # How long to wait for a webhook's receiver (capped by the lease: see `webhook_deadline_seconds`).
+    WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
     WEBHOOK_MAX_ATTEMPTS: int = 8
     INCOMING_WEBHOOK_MAX_BYTES: int = 256 * 1024
 
@@ -56,6 +59,19 @@ class Settings(BaseSettings):
         if not self.DATABASE_URL:
             raise RuntimeError("DATABASE_URL is not set (use `stageflow dev` for an embedded database)")
         return self.DATABASE_URL
+
+    # lease > job timeout > webhook deadline: arq cancels a job before the lease it took expires, and a webhook request
+    # is cut before its job is, so an expired lease never lets a second worker send a delivery (or run a run) that
+    # the first one is still on.
+    @property
+    def job_timeout_seconds(self) -> float:
+        """arq's timeout for the jobs that take leases (runs, events, timers, deliveries)."""
+        return self.AUTOMATION_LEASE_SECONDS * 0.75
+
+    @property
+    def webhook_deadline_seconds(self) -> float:
+        """A webhook request's whole time (resolving, connecting, sending, reading the answer), within its job's."""
+        return min(self.WEBHOOK_TIMEOUT_SECONDS, self.job_timeout_seconds * 0.5)
 
     @property
     def is_development(self) -> bool:

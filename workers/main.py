@@ -159,7 +159,8 @@ class WorkerSettings:
     on_startup = startup
     on_shutdown = shutdown
     max_jobs = 20
-    job_timeout = 120
+    # Below the lease (see Settings.job_timeout_seconds): a hung job is cancelled before another worker may take over.
+    job_timeout = get_settings().job_timeout_seconds
     keep_result = 3600
 
 
@@ -172,7 +173,7 @@ def make_worker(
         "on_startup": startup,
         "on_shutdown": shutdown,
         "max_jobs": settings.WORKER_MAX_JOBS,
-        "job_timeout": WorkerSettings.job_timeout,
+        "job_timeout": settings.job_timeout_seconds,
         "keep_result": WorkerSettings.keep_result,
         "redis_settings": redis_settings(settings),
         "redis_pool": redis_pool,

@@ -6,11 +6,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.automation.templates import check_template, is_template
-from app.errors import ErrorCollector, Invalid
+from app.errors import ErrorCollector, FieldError, Invalid
+
+# The longest delay or due date an action may name: about five years.
+MAX_DURATION_HOURS = 1830 * 24
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No NaN or Infinity (JSON parsers accept them): a duration of Infinity would fail at run time.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SetFields(_Params):
@@ -64,7 +68,7 @@ class CreateTask(_Params):
     title: str = Field(min_length=1, max_length=500)
     description: str | None = None
     assignee_id: uuid.UUID | None = None
-    due_in_hours: float | None = Field(default=None, ge=0)
+    due_in_hours: float | None = Field(default=None, ge=0, le=MAX_DURATION_HOURS)
 
 
 class AddComment(_Params):
@@ -89,6 +93,12 @@ class Delay(_Params):
     seconds: float = Field(default=0, ge=0)
     minutes: float = Field(default=0, ge=0)
     hours: float = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "Delay":
+        if self.total_seconds > MAX_DURATION_HOURS * 3600:
+            raise ValueError(f"a delay of at most {MAX_DURATION_HOURS // 24} days")
+        return self
 
     @property
     def total_seconds(self) -> float:
@@ -126,16 +136,21 @@ def _templates(value: Any, location: str, found: list[tuple[str, str]]) -> None:
         found.append((location, value))
 
 
-def check_params(action_type: str, params: dict[str, Any], location: str, errors: ErrorCollector) -> None:
-    """Report bad parameters; a template string stands for any value, so it is only checked for syntax."""
+def check_templates(value: Any, location: str, errors: ErrorCollector) -> set[str]:
+    """Check every template inside `value` (syntax, allowed tags, limits); returns the paths that hold one."""
     found: list[tuple[str, str]] = []
-    _templates(params, location, found)
-    templated = {path for path, _ in found}
-    for path, value in found:
+    _templates(value, location, found)
+    for path, template in found:
         try:
-            check_template(value, path)
+            check_template(template, path)
         except Invalid as exc:
             errors.add(path, exc.errors[0].message)
+    return {path for path, _ in found}
+
+
+def check_params(action_type: str, params: dict[str, Any], location: str, errors: ErrorCollector) -> None:
+    """Report bad parameters; a template string stands for any value, so it is only checked as a template."""
+    templated = check_templates(params, location, errors)
     try:
         PARAMS[action_type].model_validate(params)
     except ValidationError as exc:
@@ -145,5 +160,12 @@ def check_params(action_type: str, params: dict[str, Any], location: str, errors
                 errors.add(path, error["msg"])
 
 
-def parse_params(action_type: str, params: dict[str, Any]) -> _Params:
-    return PARAMS[action_type].model_validate(params)
+def parse_params(action_type: str, params: dict[str, Any], location: str = "params") -> _Params:
+    """The rendered parameters; what does not fit is an Invalid naming the parameter (it would fail again)."""
+    try:
+        return PARAMS[action_type].model_validate(params)
+    except ValidationError as exc:
+        errors = [
+            FieldError(".".join([location, *(str(p) for p in error["loc"])]), error["msg"]) for error in exc.errors()
+        ]
+        raise Invalid(f"The {action_type} action's parameters are not valid once rendered", errors=errors) from exc

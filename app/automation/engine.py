@@ -8,28 +8,33 @@ it and parks the run (`queued`, `resume_at`); webhooks are queued as delivery ro
 after it commits. Each function here takes a session and flushes; the caller (a job) owns the transaction.
 """
 
+import asyncio
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor, system_actor
 from app.automation import actions as action_params
+from app.automation.conditions import SYSTEM_FIELDS, matches
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent, RunStatus
 from app.automation.service import _schedule_next, duration_seconds
 from app.automation.templates import render
 from app.elements import service as element_service
 from app.elements.models import Element
 from app.elements.schemas import ElementCreate, ElementMove, ElementRead, ElementSearch, ElementUpdate
-from app.entity_types.meta import get_type_meta_by_id
+from app.entity_types.meta import TypeMeta, get_type_meta_by_id
 from app.entity_types.models import EntityType
 from app.entity_types.schemas import EntityTypeSettings
 from app.errors import DomainError, Invalid, NotFound
-from app.kit.filters import evaluate, parse_filter
+from app.kit.failures import describe_failure
+from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
 from app.outbox.service import event_origin
 from app.pipelines.models import Stage
@@ -56,10 +61,29 @@ TIMER_BATCH = 100
 SCHEDULE_MAX_ELEMENTS = 500
 EVENT_SWEEP_WINDOW = timedelta(minutes=15)
 TIMER_NAMESPACE = uuid.UUID("5f1c9a52-8d7e-4a0b-9a55-3b1f0c2d7e11")
+RECORD_FIELDS = tuple(SYSTEM_FIELDS)
+
+
+# SQLSTATE classes a retry may cure: connection, transaction rollback (deadlock, serialization), resources, operator
+# intervention (statement timeout, shutdown), system errors. Anything else fails the same way again.
+TRANSIENT_SQLSTATES = ("08", "40", "53", "57", "58")
+logger = logging.getLogger("stageflow.automation")
 
 
 class ChainTooDeep(Exception):
     pass
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An error another attempt may not meet (the database or the network), as opposed to one the data causes."""
+    if isinstance(exc, OSError | asyncio.TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+        return sqlstate[:2] in TRANSIENT_SQLSTATES
+    return False
 
 
 @dataclass
@@ -98,11 +122,10 @@ def record_of(element: ElementRead | None, body: dict[str, Any] | None = None) -
     record: dict[str, Any] = {}
     if element is not None:
         record.update(element.values)
-        for name in ("title", "stage_code", "assigned_to", "amount", "currency", "source", "score", "entity_type"):
+        # Every system field the SQL filter knows (conditions type them as it does), and the stage's code.
+        for name in (*RECORD_FIELDS, "stage_code", "entity_type"):
             value = getattr(element, name)
             record[name] = str(value) if isinstance(value, uuid.UUID) else value
-        record["stage_id"] = str(element.stage_id) if element.stage_id else None
-        record["pipeline_id"] = str(element.pipeline_id) if element.pipeline_id else None
     for key, value in (body or {}).items():
         record[f"body.{key}"] = value
     return record
@@ -176,24 +199,26 @@ async def _create_run(
     depth: int,
     context: dict[str, Any],
     missing_element: str | None = "the element no longer exists",
+    failure: str | None = None,
 ) -> tuple[uuid.UUID, int] | None:
-    """Insert the (event, rule) run: claimed, skipped (condition false) or failed (chain too deep).
+    """Insert the (event, rule) run: claimed, skipped (condition false) or failed (chain too deep, or `failure`: the
+    rule could not even start).
 
     None when the run exists already (a redelivered event) or needs no work.
     """
     now = datetime.now(UTC)
     status, error, attempts = RunStatus.running, None, 1
-    if depth > settings.AUTOMATION_MAX_DEPTH:
+    if failure is not None:
+        status, error, attempts = RunStatus.failed, failure[:4000], 0
+    elif depth > settings.AUTOMATION_MAX_DEPTH:
         status, attempts = RunStatus.failed, 0
         origin = context.get("event", {}).get("origin", {})
         error = (
             f"chain depth limit reached: this event was caused by rule {origin.get('rule_id')} "
             f"(run {origin.get('run_id')}) at depth {depth - 1}; the limit is {settings.AUTOMATION_MAX_DEPTH}"
         )
-    elif rule.condition and not evaluate(
-        parse_filter(rule.condition, location="condition"), record_of(element, context.get("body"))
-    ):
-        status, error, attempts = RunStatus.skipped, "the condition did not match", 0
+    elif rule.condition and (problem := await _condition_problem(session, rule, element, context)) is not None:
+        status, error, attempts = problem
     elif element is None and missing_element:
         status, error, attempts = RunStatus.skipped, missing_element, 0
     finished = status in (RunStatus.failed, RunStatus.skipped)
@@ -226,6 +251,25 @@ async def _create_run(
     if status == RunStatus.failed and element is not None:
         _record_run_outcome(session, rule, run_id, element.id, status, error)
     return (run_id, 1) if status == RunStatus.running else None
+
+
+async def _condition_problem(
+    session: AsyncSession, rule: AutomationRule, element: ElementRead | None, context: dict[str, Any]
+) -> tuple[RunStatus, str, int] | None:
+    """None when the condition holds; else the run's end: skipped, or failed when it no longer fits the type."""
+    # An event's rules share their type: its metadata is read once per transaction.
+    metas: dict[uuid.UUID, TypeMeta] = session.info.setdefault("automation_type_metas", {})
+    meta = metas.get(rule.entity_type_id)
+    if meta is None:
+        meta = metas[rule.entity_type_id] = await get_type_meta_by_id(session, rule.workspace_id, rule.entity_type_id)
+    try:
+        node = parse_filter(rule.condition, location="condition")
+        if matches(meta, node, record_of(element, context.get("body"))):
+            return None
+    except Invalid as exc:
+        details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+        return RunStatus.failed, f"{exc.detail}{f' ({details})' if details else ''}", 0
+    return RunStatus.skipped, "the condition did not match", 0
 
 
 async def _hook_element(
@@ -366,64 +410,186 @@ async def handle_event(session: AsyncSession, settings: Settings, event_id: uuid
             "timestamp": event.created_at.isoformat(),
             "data": {**payload, **({"element": element.model_dump(mode="json")} if element else {})},
         }
-        out.deliveries += await webhook_service.queue_deliveries(
-            session,
-            subscriptions,
-            event_id=event_id,
-            event_type=event.event_type,
-            body=body,
-            record=record_of(element) if element else None,
-        )
+        record = record_of(element) if element else None
+        out.deliveries += await _queue_deliveries(session, subscriptions, event, body, record)
     depth = int((payload.get("origin") or {}).get("depth", -1)) + 1
     for rule in rules:
-        if rule.trigger_type in ("time_in_stage", "date_reached"):
-            if element is not None and element.deleted_at is None:
-                armed = await _arm_timer(session, rule, element, event.event_type, payload)
-                if armed:
-                    out.timers.append(armed)
+        timed = rule.trigger_type in ("time_in_stage", "date_reached")
+        if not timed and not _fires(rule, event.event_type, payload, element):
             continue
-        if not _fires(rule, event.event_type, payload, element):
+        # Each rule in a savepoint: one that fails to start (a template, a timer it cannot arm…) gets a failed run
+        # with its error, and the event's other rules and subscriptions go on.
+        try:
+            async with session.begin_nested():
+                started = await _start_rule(session, settings, actor, rule, event, element, depth)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            logger.warning("rule %s could not start for event %s", rule.id, event_id, exc_info=True)
+            async with session.begin_nested():
+                await _create_run(
+                    session,
+                    settings,
+                    rule,
+                    event_id=event_id,
+                    event_type=event.event_type,
+                    element=element,
+                    depth=depth,
+                    context={"event": {"type": event.event_type, "id": str(event_id)}},
+                    failure=f"the rule could not start: {describe_failure(exc)}",
+                )
             continue
-        target = element
-        context: dict[str, Any] = {"event": {"type": event.event_type, "id": str(event_id), **payload}}
-        # A hard-deleted element is gone, but its rules may still call webhooks or notify someone.
-        missing = None if rule.trigger_type == "element.deleted" else "the element no longer exists"
-        if rule.trigger_type == "webhook.received":
-            context["body"] = payload.get("body") or {}
-            context["event"].pop("body", None)
-            target = await _hook_element(session, actor, rule, context["body"])
-            wants_element = "find" in rule.trigger or "element_id" in rule.trigger
-            missing = "no element matched the incoming hook" if wants_element else None
-        created = await _create_run(
-            session,
-            settings,
-            rule,
-            event_id=event_id,
-            event_type=event.event_type,
-            element=target,
-            depth=depth,
-            context=context,
-            missing_element=missing,
-        )
-        if created:
-            out.runs.append(created)
+        out.extend(started)
+    return out
+
+
+async def _queue_deliveries(
+    session: AsyncSession,
+    subscriptions: list[Any],
+    event: OutboxEvent,
+    body: dict[str, Any],
+    record: dict[str, Any] | None,
+) -> list[uuid.UUID]:
+    """The event's deliveries; when one subscription fails (a stored filter that no longer parses…), the others are
+    queued one by one, each in its own savepoint, and only that one is skipped."""
+
+    async def queue(chosen: list[Any]) -> list[uuid.UUID]:
+        async with session.begin_nested():
+            return await webhook_service.queue_deliveries(
+                session, chosen, event_id=event.event_id, event_type=event.event_type, body=body, record=record
+            )
+
+    try:
+        return await queue(subscriptions)
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+    queued: list[uuid.UUID] = []
+    for subscription in subscriptions:
+        try:
+            queued += await queue([subscription])
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            logger.warning(
+                "subscription %s skipped event %s: %s", subscription.id, event.event_id, describe_failure(exc)
+            )
+    return queued
+
+
+async def _start_rule(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Actor,
+    rule: AutomationRule,
+    event: OutboxEvent,
+    element: ElementRead | None,
+    depth: int,
+) -> Followups:
+    """What one rule makes of an event: a timer armed, or a run created (claimed, skipped or failed)."""
+    out = Followups()
+    payload = event.payload
+    if rule.trigger_type in ("time_in_stage", "date_reached"):
+        if element is not None and element.deleted_at is None:
+            armed = await _arm_timer(session, rule, element, event.event_type, payload)
+            if armed:
+                out.timers.append(armed)
+        return out
+    target = element
+    context: dict[str, Any] = {"event": {"type": event.event_type, "id": str(event.event_id), **payload}}
+    # A hard-deleted element is gone, but its rules may still call webhooks or notify someone.
+    missing = None if rule.trigger_type == "element.deleted" else "the element no longer exists"
+    if rule.trigger_type == "webhook.received":
+        context["body"] = payload.get("body") or {}
+        context["event"].pop("body", None)
+        target = await _hook_element(session, actor, rule, context["body"])
+        wants_element = "find" in rule.trigger or "element_id" in rule.trigger
+        missing = "no element matched the incoming hook" if wants_element else None
+    created = await _create_run(
+        session,
+        settings,
+        rule,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        element=target,
+        depth=depth,
+        context=context,
+        missing_element=missing,
+    )
+    if created:
+        out.runs.append(created)
     return out
 
 
 # --- running a run ---------------------------------------------------------------------------------------------
 
 
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Runs a worker may take: queued and due, or running with an expired lease (its worker died or hung)."""
+    return or_(
+        and_(AutomationRun.status == RunStatus.queued, AutomationRun.resume_at <= now),
+        and_(AutomationRun.status == RunStatus.running, AutomationRun.lease_until < now),
+    )
+
+
+def _attempts_used() -> ColumnElement[int]:
+    """Attempts counted against the run's budget: since it was created, retried by hand or last parked by a delay."""
+    return AutomationRun.attempts - func.coalesce(AutomationRun.context["budget_from"].as_integer(), 0)
+
+
+async def give_up_exhausted(
+    session: AsyncSession, settings: Settings, *, run_id: uuid.UUID | None = None, limit: int = TIMER_BATCH
+) -> int:
+    """Fail the due runs that have used up their attempts instead of claiming them again.
+
+    A run whose worker is killed, or hangs past its lease, never reaches `fail_run`: without this every expired
+    lease would be one more attempt, forever.
+    """
+    statement = select(AutomationRun).where(
+        _due(datetime.now(UTC)), _attempts_used() >= settings.AUTOMATION_MAX_ATTEMPTS
+    )
+    if run_id is not None:
+        statement = statement.where(AutomationRun.id == run_id)
+    runs = list(await session.scalars(statement.limit(limit).with_for_update(skip_locked=True)))
+    if not runs:
+        return 0
+    rules = {
+        rule.id: rule
+        for rule in await session.scalars(
+            select(AutomationRule).where(AutomationRule.id.in_({r.rule_id for r in runs}))
+        )
+    }
+    for run in runs:
+        used = run.attempts - int(run.context.get("budget_from", 0))
+        reason = (
+            f"the last one never finished: its worker stopped, or hung past the {settings.AUTOMATION_LEASE_SECONDS:g}s"
+            " lease"
+            if run.status == RunStatus.running
+            else "no attempts left"
+        )
+        earlier = f"; the error before: {run.error}" if run.error else ""
+        run.error = f"gave up after {used} attempts ({reason}){earlier}"[:4000]
+        rule = rules.get(run.rule_id)
+        if rule is not None:
+            _finish(session, run, rule, RunStatus.failed)
+    await session.flush()
+    return len(runs)
+
+
 async def claim_run(session: AsyncSession, settings: Settings, run_id: uuid.UUID) -> int | None:
-    """Take a due queued run, or a running one whose lease expired; returns the attempt number."""
+    """Take a due queued run, or a running one whose lease expired; returns the attempt number.
+
+    None when the run is not due, is someone else's, or has no attempts left (then it is failed here).
+    """
+    if await give_up_exhausted(session, settings, run_id=run_id):
+        return None
     now = datetime.now(UTC)
     return await session.scalar(
         update(AutomationRun)
         .where(
             AutomationRun.id == run_id,
-            or_(
-                and_(AutomationRun.status == RunStatus.queued, AutomationRun.resume_at <= now),
-                and_(AutomationRun.status == RunStatus.running, AutomationRun.lease_until < now),
-            ),
+            _due(now),
+            _attempts_used() < settings.AUTOMATION_MAX_ATTEMPTS,
         )
         .values(
             status=RunStatus.running,
@@ -502,6 +668,8 @@ async def perform_run(session: AsyncSession, settings: Settings, run_id: uuid.UU
             if action["type"] == "delay":
                 seconds = action_params.Delay.model_validate(action.get("params", {})).total_seconds
                 run.step = index + 1
+                # The steps so far succeeded: the part after the delay gets a fresh budget of attempts.
+                run.context = {**run.context, "budget_from": run.attempts}
                 run.status = RunStatus.queued
                 run.lease_until = None
                 run.resume_at = datetime.now(UTC) + timedelta(seconds=seconds)
@@ -557,7 +725,9 @@ async def _run_action(
     kind = action["type"]
     raw = dict(action.get("params", {}))
     secret = raw.pop("secret", None)
-    params = action_params.parse_params(kind, render(raw, template_context(element, run, rule)))
+    params = action_params.parse_params(
+        kind, render(raw, template_context(element, run, rule)), f"actions[{index}].params"
+    )
     if isinstance(params, action_params.CallWebhook):
         body = params.body or {
             "type": "automation.webhook",
@@ -734,28 +904,65 @@ async def fire_timers(
         rule = await session.scalar(select(AutomationRule).where(AutomationRule.id == timer.rule_id))
         if rule is None or not rule.enabled:
             continue
-        actor = system_actor(rule.workspace_id)
-        if rule.trigger_type == "schedule":
-            await _fire_schedule(session, settings, rule, timer, out)
-            continue
-        element = await _element_or_none(session, actor, timer.element_id)
-        if element is None or element.deleted_at is not None or not _timer_holds(rule, timer, element):
-            continue
-        created = await _create_run(
-            session,
-            settings,
-            rule,
-            event_id=timer.id,
-            event_type=rule.trigger_type,
-            element=element,
-            depth=0,
-            context={
-                "event": {"type": rule.trigger_type, "timer_id": str(timer.id), "due_at": timer.due_at.isoformat()}
-            },
-        )
-        if created:
-            out.runs.append(created)
+        # Each timer in a savepoint: one that cannot fire gets a failed run with its error; the batch goes on.
+        try:
+            async with session.begin_nested():
+                out.extend(await _fire_timer(session, settings, rule, timer))
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            logger.warning("timer %s of rule %s could not fire", timer.id, rule.id, exc_info=True)
+            async with session.begin_nested():
+                await _timer_failed(session, settings, rule, timer, describe_failure(exc))
     return out
+
+
+def _timer_context(rule: AutomationRule, timer: AutomationTimer) -> dict[str, Any]:
+    return {"event": {"type": rule.trigger_type, "timer_id": str(timer.id), "due_at": timer.due_at.isoformat()}}
+
+
+async def _fire_timer(
+    session: AsyncSession, settings: Settings, rule: AutomationRule, timer: AutomationTimer
+) -> Followups:
+    out = Followups()
+    if rule.trigger_type == "schedule":
+        await _fire_schedule(session, settings, rule, timer, out)
+        return out
+    element = await _element_or_none(session, system_actor(rule.workspace_id), timer.element_id)
+    if element is None or element.deleted_at is not None or not _timer_holds(rule, timer, element):
+        return out
+    created = await _create_run(
+        session,
+        settings,
+        rule,
+        event_id=timer.id,
+        event_type=rule.trigger_type,
+        element=element,
+        depth=0,
+        context=_timer_context(rule, timer),
+    )
+    if created:
+        out.runs.append(created)
+    return out
+
+
+async def _timer_failed(
+    session: AsyncSession, settings: Settings, rule: AutomationRule, timer: AutomationTimer, error: str
+) -> None:
+    """The failure on record as the timer's run; a schedule keeps its next time."""
+    element = await _element_or_none(session, system_actor(rule.workspace_id), timer.element_id)
+    await _create_run(
+        session,
+        settings,
+        rule,
+        event_id=timer.id,
+        event_type=rule.trigger_type,
+        element=element,
+        depth=0,
+        context=_timer_context(rule, timer),
+        failure=f"the timer could not fire: {error}",
+    )
+    await _schedule_next(session, rule, after=max(timer.due_at, datetime.now(UTC)))
 
 
 def _timer_holds(rule: AutomationRule, timer: AutomationTimer, element: ElementRead) -> bool:
@@ -799,14 +1006,10 @@ async def sweep(session: AsyncSession, settings: Settings, *, events: bool = Tru
     out = Followups()
     now = datetime.now(UTC)
     lease = now + timedelta(seconds=settings.AUTOMATION_LEASE_SECONDS)
+    await give_up_exhausted(session, settings)
     candidates = (
         select(AutomationRun.id)
-        .where(
-            or_(
-                and_(AutomationRun.status == RunStatus.queued, AutomationRun.resume_at <= now),
-                and_(AutomationRun.status == RunStatus.running, AutomationRun.lease_until < now),
-            )
-        )
+        .where(_due(now), _attempts_used() < settings.AUTOMATION_MAX_ATTEMPTS)
         .limit(TIMER_BATCH)
         .with_for_update(skip_locked=True)
         .scalar_subquery()

@@ -2,6 +2,7 @@
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,9 +44,8 @@ async def execute_run(sessionmaker: Sessionmaker, settings: Settings, run_id: uu
         permanent = isinstance(exc, DomainError)
         if not permanent:
             logger.warning("run %s attempt %s failed", run_id, attempt, exc_info=True)
-        message = describe_failure(exc)  # never the SQL or its parameters
         async with unit_of_work(sessionmaker) as session:
-            return await engine.fail_run(session, settings, run_id, attempt, message, permanent=permanent)
+            return await engine.fail_run(session, settings, run_id, attempt, describe_failure(exc), permanent=permanent)
 
 
 async def process_event(sessionmaker: Sessionmaker, settings: Settings, waker: Waker, event_id: uuid.UUID) -> int:
@@ -82,11 +82,21 @@ async def fire_timer(sessionmaker: Sessionmaker, settings: Settings, waker: Wake
 
 
 async def tick(sessionmaker: Sessionmaker, settings: Settings, waker: Waker, *, events: bool) -> Followups:
-    """The periodic sweep: due timers, due or abandoned runs, due deliveries, events nobody handled."""
-    async with unit_of_work(sessionmaker) as session:
-        out = await engine.fire_timers(session, settings)
-    async with unit_of_work(sessionmaker) as session:
-        out.extend(await engine.sweep(session, settings, events=events))
+    """The periodic sweep: due timers, due or abandoned runs, due deliveries, events nobody handled.
+
+    Each part in its own transaction, and a part that fails does not keep the other from running.
+    """
+    out = Followups()
+    parts: list[tuple[str, Callable[[AsyncSession], Awaitable[Followups]]]] = [
+        ("timers", lambda session: engine.fire_timers(session, settings)),
+        ("runs and deliveries", lambda session: engine.sweep(session, settings, events=events)),
+    ]
+    for name, part in parts:
+        try:
+            async with unit_of_work(sessionmaker) as session:
+                out.extend(await part(session))
+        except Exception:
+            logger.exception("the sweep of %s failed; the rest of the tick goes on", name)
     await wake(waker, out)
     return out
 
@@ -94,10 +104,18 @@ async def tick(sessionmaker: Sessionmaker, settings: Settings, waker: Waker, *, 
 async def deliver(
     sessionmaker: Sessionmaker, settings: Settings, http: httpx.AsyncClient, waker: Waker, delivery_id: uuid.UUID
 ) -> None:
-    """One attempt of a webhook delivery; the claim's lease keeps a second worker from sending it meanwhile."""
-    lease = settings.WEBHOOK_TIMEOUT_SECONDS + 30
+    """One attempt of a webhook delivery; the claim's lease keeps a second worker from sending it meanwhile.
+
+    The request is cut at `webhook_deadline_seconds` and the job at `job_timeout_seconds`, both shorter than the
+    lease: the attempt is over before anyone else may claim the delivery.
+    """
     async with unit_of_work(sessionmaker) as session:
-        claimed = await webhook_service.claim_delivery(session, delivery_id, lease_seconds=lease)
+        claimed = await webhook_service.claim_delivery(
+            session,
+            delivery_id,
+            lease_seconds=settings.AUTOMATION_LEASE_SECONDS,
+            max_attempts=settings.WEBHOOK_MAX_ATTEMPTS,
+        )
     if claimed is None:
         return
     async with unit_of_work(sessionmaker) as session:

@@ -14,15 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.actor import Actor
 from app.auth.models import Role
 from app.automation.actions import check_params
+from app.automation.conditions import check_condition
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, RunStatus
-from app.automation.schedule import next_time, parse_cron
+from app.automation.schedule import next_time
 from app.automation.schemas import Action, RuleCreate, RuleList, RuleOrder, RuleRead, RuleUpdate, RunPage, RunRead
 from app.automation.templates import is_template
+from app.automation.validation import TIME_UNITS, check_actions, check_trigger
 from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
 from app.entity_types.models import EntityType
 from app.errors import Conflict, ErrorCollector, FieldError, Forbidden, Invalid, NotFound
 from app.kit.cursor import decode_cursor, encode_cursor
-from app.kit.filters import parse_filter
 from app.outbox.models import OutboxEvent
 from app.outbox.service import record_event
 from app.routing.models import RoutingPolicy
@@ -30,7 +31,6 @@ from app.scoring.models import ScoringModel
 from app.users import service as user_service
 
 HOOK_PATH = "/api/v1/hooks/"
-TIME_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 
 
 def new_webhook_secret() -> str:
@@ -104,36 +104,6 @@ def _check_placement(
     return pipeline_id
 
 
-def _check_trigger(meta: TypeMeta, trigger: dict[str, Any], stage_id: uuid.UUID | None, errors: ErrorCollector) -> None:
-    kind = trigger["type"]
-    if kind in ("element.entered_stage", "time_in_stage") and stage_id is None:
-        errors.add("stage_id", f"a {kind} rule needs the stage it watches")
-    if kind == "element.updated" and trigger.get("fields") is not None:
-        fields = trigger["fields"]
-        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-            errors.add("trigger.fields", "a list of field codes")
-    if kind == "element.entered_stage" and trigger.get("from_stage_id") is not None:
-        from_stage = _reference(trigger, "from_stage_id")
-        if from_stage is None or from_stage not in meta.stages:
-            errors.add("trigger.from_stage_id", f"a stage of {meta.code!r}")
-    if kind == "time_in_stage" and duration_seconds(trigger) <= 0:
-        errors.add("trigger", "give how long the element stays: seconds, minutes, hours or days")
-    if kind == "date_reached":
-        code = trigger.get("field")
-        field = meta.fields.get(code) if isinstance(code, str) else None
-        if field is None or field.row.type not in ("date", "datetime"):
-            errors.add("trigger.field", f"a date or datetime field of {meta.code!r}")
-    if kind == "schedule":
-        cron = trigger.get("cron")
-        if not isinstance(cron, str):
-            errors.add("trigger.cron", "a cron expression, e.g. '0 9 * * 1-5'")
-        else:
-            try:
-                parse_cron(cron)
-            except Exception as exc:
-                errors.add("trigger.cron", str(exc))
-
-
 def _prepare_actions(actions: list[Action], errors: ErrorCollector) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Validate each action's parameters; give every `webhook` action without one a signing secret."""
     stored: list[dict[str, Any]] = []
@@ -170,15 +140,8 @@ async def _check_references(
         for user_key in USER_PARAMS.get(action["type"], ()):
             if (user_id := _reference(params, user_key)) is not None:
                 users.append((f"{at}.{user_key}", user_id))
-        if action["type"] in ("move_to_stage", "move_to_pipeline"):
-            _check_stage_params(meta, params, at, errors)
-        if action["type"] == "create_linked_element":
-            target = params.get("entity_type")
-            if isinstance(target, str) and not is_template(target):
-                try:
-                    await get_type_meta(session, actor.workspace_id, target)
-                except NotFound:
-                    errors.add(f"{at}.entity_type", f"entity type {target!r} not found")
+        # Stages, pipelines and a linked element's type are checked with the other action parameters
+        # (app.automation.validation.check_actions).
         if action["type"] == "assign" and (policy_id := _reference(params, "policy_id")) is not None:
             policy_type = await session.scalar(
                 select(RoutingPolicy.entity_type_id).where(
@@ -213,22 +176,6 @@ USER_PARAMS: dict[str, tuple[str, ...]] = {
     "create_task": ("assignee_id",),
     "notify": ("user_id",),
 }
-
-
-def _check_stage_params(meta: TypeMeta, params: dict[str, Any], at: str, errors: ErrorCollector) -> None:
-    """A literal `pipeline_id` must be a pipeline of the rule's type, a literal `stage_id` one of its stages (of that
-    pipeline when both are given)."""
-    pipeline_id = _reference(params, "pipeline_id")
-    if pipeline_id is not None and pipeline_id not in meta.pipelines:
-        errors.add(f"{at}.pipeline_id", f"pipeline {pipeline_id} is not a pipeline of {meta.code!r}")
-    stage_id = _reference(params, "stage_id")
-    if stage_id is None:
-        return
-    stage = meta.stages.get(stage_id)
-    if stage is None:
-        errors.add(f"{at}.stage_id", f"stage {stage_id} is not a stage of {meta.code!r}")
-    elif pipeline_id is not None and pipeline_id in meta.pipelines and stage.pipeline_id != pipeline_id:
-        errors.add(f"{at}.stage_id", f"stage {stage_id} is not in pipeline {pipeline_id}")
 
 
 def _check_webhook_actions(actor: Actor, old: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
@@ -302,12 +249,13 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
     errors = ErrorCollector()
     pipeline_id = _check_placement(meta, data.pipeline_id, data.stage_id, errors)
     trigger = data.trigger.model_dump()
-    _check_trigger(meta, trigger, data.stage_id, errors)
+    check_trigger(meta, trigger, data.stage_id, errors)
     if data.condition:
-        parse_filter(data.condition, location="condition")
+        check_condition(meta, data.condition, errors, hook=trigger["type"] == "webhook.received")
     actions, generated = _prepare_actions(data.actions, errors)
     _check_webhook_actions(actor, [], actions)
     await _check_references(session, actor, meta, actions, errors)
+    await check_actions(session, actor, meta, actions, errors)
     errors.raise_if_any("The rule is not valid")
     top = await session.scalar(
         select(func.coalesce(func.max(AutomationRule.sort), 0)).where(
@@ -350,15 +298,17 @@ async def update_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, d
     errors = ErrorCollector()
     pipeline_id = _check_placement(meta, pipeline_id, stage_id, errors)
     trigger = data.trigger.model_dump() if data.trigger is not None else rule.trigger
-    _check_trigger(meta, trigger, stage_id, errors)
-    if "condition" in sent and data.condition:
-        parse_filter(data.condition, location="condition")
+    check_trigger(meta, trigger, stage_id, errors)
+    condition = data.condition if "condition" in sent else rule.condition
+    if condition and ("condition" in sent or data.trigger is not None):
+        check_condition(meta, condition, errors, hook=trigger["type"] == "webhook.received")
     generated: dict[str, str] = {}
     actions = rule.actions
     if data.actions is not None:
         actions, generated = _prepare_actions(_keep_secrets(rule.actions, data.actions), errors)
         _check_webhook_actions(actor, rule.actions, actions)
         await _check_references(session, actor, meta, actions, errors)
+        await check_actions(session, actor, meta, actions, errors)
     errors.raise_if_any("The rule is not valid")
     rule.actions = actions
     rule.pipeline_id, rule.stage_id = pipeline_id, stage_id

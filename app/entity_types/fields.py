@@ -1,6 +1,6 @@
 """The field-type registry: per field type, its storage column, how raw JSON becomes a typed value, and its operators.
 
-A new field type is one `FieldKind` here (and its tests); `app.elements.query` and the validators read only this.
+A new field type is one `FieldKind` here (and its tests); `app.readmodel.compiler` and the validators read only this.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The filter language: a JSON tree of and / or / not over {field, op, value}, parsed into a typed AST.
 
-This module knows no tables: `app.elements.query` compiles the AST to SQL, and `evaluate()` runs it in memory
+This module knows no tables: `app.readmodel.compiler` compiles the AST to SQL, and `evaluate()` runs it in memory
 (automation conditions, webhook filters), with the same meaning.
 """
 
@@ -197,15 +197,19 @@ def _positive(op: str, value: Any, operand: Any, convert: Coerce) -> bool:
         return text.startswith(needle)
     if op == "in":
         return value in [convert(t) for t in operand]
-    if op == "between":
-        low, high = convert(operand[0]), convert(operand[1])
-        return bool(low <= value <= high)
-    target = convert(operand)
-    comparisons: dict[str, Callable[[Any, Any], bool]] = {
-        "eq": lambda a, b: bool(a == b),
-        "lt": lambda a, b: bool(a < b),
-        "lte": lambda a, b: bool(a <= b),
-        "gt": lambda a, b: bool(a > b),
-        "gte": lambda a, b: bool(a >= b),
-    }
-    return comparisons[op](value, target)
+    try:
+        if op == "between":
+            low, high = convert(operand[0]), convert(operand[1])
+            return bool(low <= value <= high)
+        return _COMPARISONS[op](value, convert(operand))
+    except TypeError:
+        return False  # values of different types are not ordered: no match (PostgreSQL would refuse the filter)
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: bool(a == b),
+    "lt": lambda a, b: bool(a < b),
+    "lte": lambda a, b: bool(a <= b),
+    "gt": lambda a, b: bool(a > b),
+    "gte": lambda a, b: bool(a >= b),
+}

@@ -88,6 +88,25 @@ async def send(
     started = time.perf_counter()
     content = orjson.dumps(body)
     try:
+        # One deadline for the whole request: httpx's timeouts are per phase, and a receiver that answers a byte at
+        # a time would otherwise keep the attempt alive past its lease.
+        async with asyncio.timeout(timeout_seconds):
+            return await _send(http, url, secret, message_id, content, allowed, timeout_seconds, started)
+    except TimeoutError:
+        return Outcome(None, _ms(started), f"timed out: no complete answer within {timeout_seconds:g}s")
+
+
+async def _send(
+    http: httpx.AsyncClient,
+    url: str,
+    secret: str,
+    message_id: str,
+    content: bytes,
+    allowed: list[Network],
+    timeout_seconds: float,
+    started: float,
+) -> Outcome:
+    try:
         parts = urlsplit(url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)

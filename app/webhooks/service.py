@@ -265,10 +265,16 @@ class ClaimedDelivery:
 
 
 async def claim_delivery(
-    session: AsyncSession, delivery_id: uuid.UUID, *, lease_seconds: float
+    session: AsyncSession, delivery_id: uuid.UUID, *, lease_seconds: float, max_attempts: int | None = None
 ) -> ClaimedDelivery | None:
-    """Take a due delivery for one attempt; the lease keeps others off it while the request is in flight."""
+    """Take a due delivery for one attempt; the lease keeps others off it while the request is in flight.
+
+    A due delivery that has used `max_attempts` is failed instead: its last attempt never finished (the worker was
+    killed or hung mid-send), and a lost attempt must not become one more, forever.
+    """
     now = datetime.now(UTC)
+    if max_attempts is not None and await _give_up(session, delivery_id, now, max_attempts):
+        return None
     row = (
         await session.execute(
             update(WebhookDelivery)
@@ -293,6 +299,27 @@ async def claim_delivery(
     return ClaimedDelivery(delivery_id, row[0], row[1], row[2], row[3], row[4], row[5])
 
 
+async def _give_up(session: AsyncSession, delivery_id: uuid.UUID, now: datetime, max_attempts: int) -> bool:
+    error = f"gave up after {max_attempts} attempts: the last one never finished (the worker stopped mid-send)"
+    row = (
+        await session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == delivery_id,
+                WebhookDelivery.status == DeliveryStatus.pending,
+                WebhookDelivery.next_attempt_at <= now,
+                WebhookDelivery.attempts >= max_attempts,
+            )
+            .values(status=DeliveryStatus.failed, next_attempt_at=None, last_error=error)
+            .returning(WebhookDelivery.workspace_id, WebhookDelivery.attempts)
+        )
+    ).first()
+    if row is None:
+        return False
+    session.add(WebhookAttempt(workspace_id=row[0], delivery_id=delivery_id, attempt=row[1], latency_ms=0, error=error))
+    return True
+
+
 async def due_deliveries(session: AsyncSession, *, limit: int = 200) -> list[tuple[uuid.UUID, datetime]]:
     rows = await session.execute(
         select(WebhookDelivery.id, WebhookDelivery.next_attempt_at)
@@ -314,7 +341,7 @@ async def attempt_delivery(
         message_id=claimed.message_id,
         body=claimed.body,
         allowed=sender.allowed_networks(settings.WEBHOOK_ALLOWED_NETWORKS),
-        timeout_seconds=settings.WEBHOOK_TIMEOUT_SECONDS,
+        timeout_seconds=settings.webhook_deadline_seconds,
     )
     session.add(
         WebhookAttempt(

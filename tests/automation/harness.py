@@ -32,7 +32,8 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
         DATABASE_URL=settings.database_url.replace("postgresql+asyncpg://", "postgresql://"),
         REDIS_URL=settings.REDIS_URL or "",
         WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
-        AUTOMATION_LEASE_SECONDS="2",
+        # Short, for quick takeovers; jobs are cut at 3 s and webhook requests at 1.5 s (see Settings).
+        AUTOMATION_LEASE_SECONDS="4",
         AUTOMATION_SWEEP_AFTER_SECONDS="2",
         WEBHOOK_TIMEOUT_SECONDS="3",
         LOG_LEVEL="WARNING",

@@ -251,10 +251,13 @@ async def test_a_failed_run_keeps_its_error_and_can_be_retried_by_hand(
 ) -> None:
     await lead_type(client)
     pipeline = await default_pipeline(client, "lead")
+    # The stage exists when the rule is saved (it is checked then) and is gone when the rule runs.
+    later = await client.post(f"/pipelines/{pipeline['id']}/stages", json={"code": "LATER", "title": "Later"})
+    assert later.status_code == 201, later.text
     response = await client.post(
         "/automation/rules",
         json={
-            "name": "To a stage that does not exist yet",
+            "name": "To a stage that no longer exists",
             "entity_type": "lead",
             "trigger": {"type": "element.created"},
             "actions": [
@@ -265,6 +268,7 @@ async def test_a_failed_run_keeps_its_error_and_can_be_retried_by_hand(
     )
     assert response.status_code == 201, response.text
     rule = response.json()
+    assert (await client.delete(f"/stages/{later.json()['id']}")).status_code == 204
     element = await create_element(client, "lead", title="Waits")
 
     async def failed() -> list[dict[str, Any]]:
