@@ -21,13 +21,12 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from app.api.graphql.context import Context
-from app.api.graphql.errors import DomainErrorExtension
+from app.api.graphql.errors import DomainErrorExtension, refusal_of
 from app.api.graphql.generic import Mutation, Query, Subscription
 from app.api.graphql.limits import limit_extensions
 from app.api.graphql.typed import BIG_INT, BigInt, TypedBuilder, TypedPart
 from app.entity_types import service as entity_type_service
 from app.entity_types.meta import load_type_meta
-from app.errors import DomainError
 from app.settings import Settings
 from app.workspaces.service import get_metadata_version
 
@@ -44,8 +43,9 @@ class StageflowSchema(strawberry.Schema):
 
 
 def _unexpected(error: GraphQLError) -> bool:
-    """An exception the code did not mean to raise: not a refusal by a service, not a bad query or variable."""
-    return error.original_error is not None and not isinstance(error.original_error, DomainError | GraphQLError)
+    """An exception the code did not mean to raise: not a refusal by a service or the database, not a bad query."""
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError) and refusal_of(original) is None
 
 
 def _schema(settings: Settings, query: type, mutation: type, typed_lists: tuple[str, ...] = ()) -> StageflowSchema:
