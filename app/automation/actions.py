@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from app.automation.templates import check_template, is_template
 from app.errors import ErrorCollector, Invalid
+from app.kit.jsonlimits import MAX_JSON_DEPTH, depth_error
 
 
 class _Params(BaseModel):
@@ -115,13 +116,15 @@ PARAMS: dict[str, type[_Params]] = {
 }
 
 
-def _templates(value: Any, location: str, found: list[tuple[str, str]]) -> None:
+def _templates(value: Any, location: str, found: list[tuple[str, str]], depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:  # GraphQL literals reach here unscanned; this walk and rendering recurse
+        raise Invalid("The action's parameters nest too deeply", errors=[depth_error(location)])
     if isinstance(value, dict):
         for key, item in value.items():
-            _templates(item, f"{location}.{key}", found)
+            _templates(item, f"{location}.{key}", found, depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _templates(item, f"{location}[{index}]", found)
+            _templates(item, f"{location}[{index}]", found, depth + 1)
     elif is_template(value):
         found.append((location, value))
 
