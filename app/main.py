@@ -28,6 +28,7 @@ from app.db import make_engine, make_sessionmaker
 from app.observability import Metrics, ObservabilityMiddleware
 from app.outbox.dispatcher import run_dispatcher
 from app.settings import Settings, get_settings
+from app.webhooks import targets as webhook_targets
 from workers.queue import event_sinks
 
 API_PREFIX = "/api/v1"
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    webhook_targets.configure(settings.WEBHOOK_ALLOWED_NETWORKS)
     app.state.metrics = Metrics()
     for module in (
         entity_types,

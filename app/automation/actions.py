@@ -3,11 +3,13 @@
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.automation.templates import check_template, is_template
 from app.errors import ErrorCollector, Invalid
 from app.kit.jsonlimits import MAX_JSON_DEPTH, depth_error
+from app.kit.signing import check_secret
+from app.webhooks.targets import configured_allowed, url_problem
 
 
 class _Params(BaseModel):
@@ -76,6 +78,25 @@ class CallWebhook(_Params):
     url: str = Field(pattern=r"^https?://", max_length=2000)
     secret: str | None = Field(default=None, description="Generated when absent; returned once")
     body: dict[str, Any] | None = Field(default=None, description="A custom body (templates allowed)")
+
+    @field_validator("url")
+    @classmethod
+    def _callable(cls, url: str) -> str:
+        """The address rules as for subscriptions (a templated URL is checked once rendered, and again at send)."""
+        problem = url_problem(url, configured_allowed())
+        if problem is not None:
+            raise ValueError(problem)
+        return url
+
+    @field_validator("secret")
+    @classmethod
+    def _signing_key(cls, secret: str | None) -> str | None:
+        if secret is not None:
+            try:
+                check_secret(secret)
+            except ValueError as exc:  # binascii.Error too
+                raise ValueError("a signing secret `whsec_<base64>`") from exc
+        return secret
 
 
 class CreateLinkedElement(_Params):

@@ -98,7 +98,9 @@ async def deliver(
     """One attempt of a webhook delivery; the claim's lease keeps a second worker from sending it meanwhile."""
     lease = settings.WEBHOOK_TIMEOUT_SECONDS + 30
     async with unit_of_work(sessionmaker) as session:
-        claimed = await webhook_service.claim_delivery(session, delivery_id, lease_seconds=lease)
+        claimed = await webhook_service.claim_delivery(
+            session, delivery_id, lease_seconds=lease, max_attempts=settings.WEBHOOK_MAX_ATTEMPTS
+        )
     if claimed is None:
         return
     async with unit_of_work(sessionmaker) as session:
