@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.rest.problems import problem
-from app.kit.jsonlimits import MAX_JSON_DEPTH, DepthScanner, depth_error, too_deep
+from app.kit.jsonlimits import MAX_JSON_DEPTH, depth_error, too_deep
 
 
 class JsonTooDeep(HTTPException):
@@ -30,7 +30,8 @@ class JsonTooDeep(HTTPException):
 class JsonDepthGuard:
     """Plain ASGI: refuses (422) a query string or a JSON body that nests deeper than MAX_JSON_DEPTH.
 
-    The body is scanned chunk by chunk as the route reads it, so a route's own size cap still applies as it streams.
+    Chunks reach the route as they arrive (a route's own size cap still applies while the body streams); the whole
+    body is scanned when its last chunk is read, before the route can parse it.
     """
 
     def __init__(self, app: ASGIApp, limit: int = MAX_JSON_DEPTH) -> None:
@@ -49,12 +50,14 @@ class JsonDepthGuard:
         if not _may_be_json(scope):
             await self.app(scope, receive, send)
             return
-        scanner = DepthScanner(self.limit)
+        received = bytearray()
 
         async def guarded_receive() -> Message:
             message = await receive()
-            if message["type"] == "http.request" and not scanner.feed(message.get("body", b"")):
-                raise JsonTooDeep("body", self.limit)
+            if message["type"] == "http.request":
+                received.extend(message.get("body", b""))
+                if not message.get("more_body", False) and too_deep(bytes(received), self.limit):
+                    raise JsonTooDeep("body", self.limit)
             return message
 
         await self.app(scope, guarded_receive, send)
