@@ -69,14 +69,6 @@ def route_template(scope: Scope) -> str:
     return "/".join(by_value.get(segment, segment) for segment in scope["path"].split("/"))
 
 
-_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,100}")
-
-
-def _client_request_id(raw: bytes) -> str | None:
-    """The caller's X-Request-Id when it is plain printable ASCII; anything else (latin-1 bytes…) is replaced."""
-    return raw.decode("ascii") if _REQUEST_ID.fullmatch(raw) else None
-
-
 class ObservabilityMiddleware:
     """Plain ASGI (no BaseHTTPMiddleware): request id, access log, counters and latency per route template."""
 
@@ -121,3 +113,11 @@ class ObservabilityMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,100}")
+
+
+def _client_request_id(raw: bytes) -> str | None:
+    """The caller's X-Request-Id when it is plain printable ASCII; anything else (latin-1 bytes…) is replaced."""
+    return raw.decode("ascii") if _REQUEST_ID.fullmatch(raw) else None
