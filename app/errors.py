@@ -77,9 +77,10 @@ class ErrorCollector:
 def from_database_error(exc: BaseException) -> DomainError | None:
     """The database's own refusal of client data (by SQLSTATE), as the DomainError a service would have raised.
 
-    A last line behind the services' validation, shared by REST and GraphQL; None for errors that are ours.
+    A last line behind the services' validation, shared by REST and GraphQL; None for errors that are ours. Takes the
+    driver's error (asyncpg's, with `sqlstate`) as well as SQLAlchemy's wrapper of it (`orig`).
     """
-    sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "")
+    sqlstate = str(getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
     if sqlstate.startswith("22"):  # data exception: NUL in text, a number out of range, …
         return Invalid("A value cannot be stored")
     if sqlstate == "54000":  # program_limit_exceeded: e.g. a value too large for an index entry

@@ -5,6 +5,7 @@ import random
 import string
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -23,20 +24,29 @@ def _raise(sqlstate: str) -> str:
     return f"DO $$ BEGIN RAISE EXCEPTION 'refused' USING ERRCODE = '{sqlstate}'; END $$"
 
 
-async def _real_error(app: FastAPI, statement: str) -> DBAPIError:
-    """A DBAPIError as PostgreSQL and asyncpg raise it (not a mock)."""
-    async with app.state.engine.connect() as connection:
-        with pytest.raises(DBAPIError) as caught:
-            await connection.execute(text(statement))
-    return caught.value
+async def _real_error(app: FastAPI, database_url: str, statement: str, driver: str) -> Exception:
+    """The error PostgreSQL raises, as SQLAlchemy wraps it or as asyncpg raises it (reads that skip the ORM)."""
+    if driver == "sqlalchemy":
+        async with app.state.engine.connect() as connection:
+            with pytest.raises(DBAPIError) as wrapped:
+                await connection.execute(text(statement))
+        return wrapped.value
+    connection = await asyncpg.connect(database_url)
+    try:
+        with pytest.raises(asyncpg.PostgresError) as raw:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+    return raw.value
 
 
 def _rest_handler(app: FastAPI) -> Any:
     probe = FastAPI()
     install_problem_handlers(probe)
-    return probe.exception_handlers[DBAPIError]
+    return probe.exception_handlers
 
 
+@pytest.mark.parametrize("driver", ["sqlalchemy", "asyncpg"])
 @pytest.mark.parametrize(
     ("statement", "status", "slug"),
     [
@@ -50,10 +60,11 @@ def _rest_handler(app: FastAPI) -> Any:
     ids=["54000", "54000-repeat", "54001", "22012", "23505", "42P01"],
 )
 async def test_sqlstates_map_to_the_same_problem_in_rest_and_graphql(
-    app: FastAPI, statement: str, status: int, slug: str
+    app: FastAPI, database_url: str, statement: str, status: int, slug: str, driver: str
 ) -> None:
-    error = await _real_error(app, statement)
-    response = await _rest_handler(app)(Request({"type": "http", "method": "GET", "headers": []}), error)
+    error = await _real_error(app, database_url, statement, driver)
+    handler = _rest_handler(app)[DBAPIError if driver == "sqlalchemy" else asyncpg.PostgresError]
+    response = await handler(Request({"type": "http", "method": "GET", "headers": []}), error)
     assert response.status_code == status
     body = json.loads(response.body)
     assert body["status"] == status
@@ -66,6 +77,17 @@ async def test_sqlstates_map_to_the_same_problem_in_rest_and_graphql(
     assert refusal is not None
     assert (int(refusal.status), refusal.slug) == (status, slug)
     assert to_error(refusal).code == slug
+
+
+async def test_a_filter_value_the_database_refuses_is_a_422_through_rest(client: httpx.AsyncClient) -> None:
+    await lead_type(client)
+    await create_element(client, "lead", title="kept")
+    for field, value in (("title", "a\u0000"), ("email", "x\u0000@y.io")):
+        response = await client.get(
+            "/entity-types/lead/elements", params={"filter": json.dumps({"field": field, "op": "eq", "value": value})}
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["type"].endswith("/validation-error")
 
 
 class TestGraphQL:

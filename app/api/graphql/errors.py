@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import pydantic
 import strawberry
+from asyncpg import PostgresError
 from sqlalchemy.exc import DBAPIError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.unset import UnsetType
@@ -92,7 +93,7 @@ async def mutate(
     except DomainError as exc:
         await session.rollback()
         return to_error(exc, rename=rename)
-    except DBAPIError as exc:
+    except (DBAPIError, PostgresError) as exc:
         refusal = from_database_error(exc)
         if refusal is None:
             raise
@@ -133,7 +134,7 @@ def refusal_of(original: BaseException | None) -> DomainError | None:
     """The DomainError an exception stands for: itself, or a database refusal of client data; None for a bug."""
     if isinstance(original, DomainError):
         return original
-    if isinstance(original, DBAPIError):
+    if isinstance(original, DBAPIError | PostgresError):
         return from_database_error(original)
     return None
 

@@ -4,6 +4,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+from asyncpg import PostgresError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -82,7 +83,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     """The database's own refusals of client data (SQLSTATE classes 22, 23 and 54) are 4xx, not 500."""
-    assert isinstance(exc, DBAPIError)  # noqa: S101
+    assert isinstance(exc, DBAPIError | PostgresError)  # noqa: S101
     refusal = from_database_error(exc)
     if refusal is not None:
         return await _domain_error(request, refusal)
@@ -99,4 +100,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PostgresError, _database_error)  # reads that go to asyncpg directly
     app.add_exception_handler(Exception, _unexpected_error)
