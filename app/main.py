@@ -28,7 +28,6 @@ from app.db import make_engine, make_sessionmaker
 from app.observability import Metrics, ObservabilityMiddleware
 from app.outbox.dispatcher import run_dispatcher
 from app.settings import Settings, get_settings
-from app.webhooks import targets as webhook_targets
 from workers.queue import event_sinks
 
 API_PREFIX = "/api/v1"
@@ -82,7 +81,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    webhook_targets.configure(settings.WEBHOOK_ALLOWED_NETWORKS)
     app.state.metrics = Metrics()
     for module in (
         entity_types,
@@ -102,6 +100,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     mount_graphql(app, settings, api_prefix=API_PREFIX)
     install_problem_handlers(app)
-    install_guards(app)
+    install_guards(app, settings)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     return app

@@ -1,4 +1,5 @@
-"""Request guards in front of every route (REST, GraphQL, incoming hooks): JSON nesting is bounded before parsing."""
+"""In front of every route (REST, GraphQL, incoming hooks): JSON nesting bounded before parsing; the webhook
+networks the app allows, for the services that check a URL being saved."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.rest.problems import problem
 from app.kit.jsonlimits import MAX_JSON_DEPTH, depth_error, too_deep
+from app.settings import Settings
+from app.webhooks.targets import Network, allowed_in_request, allowed_networks
 
 
 class JsonTooDeep(HTTPException):
@@ -77,6 +80,22 @@ async def _json_too_deep(_: Request, exc: Exception) -> JSONResponse:
     return exc.response()
 
 
-def install_guards(app: FastAPI) -> None:
+class WebhookTargetScope:
+    """Plain ASGI: the app's WEBHOOK_ALLOWED_NETWORKS for the services that check a webhook URL being saved."""
+
+    def __init__(self, app: ASGIApp, allowed: list[Network]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = allowed_in_request.set(self.allowed)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            allowed_in_request.reset(token)
+
+
+def install_guards(app: FastAPI, settings: Settings) -> None:
     app.add_exception_handler(JsonTooDeep, _json_too_deep)
     app.add_middleware(JsonDepthGuard)
+    app.add_middleware(WebhookTargetScope, allowed=allowed_networks(settings.WEBHOOK_ALLOWED_NETWORKS))

@@ -3,7 +3,7 @@
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from app.automation.templates import check_template, is_template
 from app.errors import ErrorCollector, Invalid
@@ -81,9 +81,9 @@ class CallWebhook(_Params):
 
     @field_validator("url")
     @classmethod
-    def _callable(cls, url: str) -> str:
-        """The address rules as for subscriptions (a templated URL is checked once rendered, and again at send)."""
-        problem = url_problem(url, configured_allowed())
+    def _callable(cls, url: str, info: ValidationInfo) -> str:
+        """When a rule is saved, the address rules of subscriptions; a rendered URL is checked when it is sent."""
+        problem = url_problem(url, configured_allowed()) if (info.context or {}).get("saving") else None
         if problem is not None:
             raise ValueError(problem)
         return url
@@ -161,7 +161,7 @@ def check_params(action_type: str, params: dict[str, Any], location: str, errors
         except Invalid as exc:
             errors.add(path, exc.errors[0].message)
     try:
-        PARAMS[action_type].model_validate(params)
+        PARAMS[action_type].model_validate(params, context={"saving": True})
     except ValidationError as exc:
         for error in exc.errors():
             path = ".".join([location, *(str(p) for p in error["loc"])])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from contextvars import ContextVar
 from urllib.parse import SplitResult, urlsplit
 
 from app.settings import get_settings
@@ -56,20 +57,15 @@ def allowed_networks(setting: str) -> list[Network]:
     return [ipaddress.ip_network(part.strip(), strict=False) for part in setting.split(",") if part.strip()]
 
 
-_configured: list[Network] | None = None
-
-
-def configure(setting: str) -> None:
-    """Set the networks checks made when a URL is saved allow: the API app's WEBHOOK_ALLOWED_NETWORKS."""
-    global _configured  # process-wide, like the settings it comes from
-    _configured = allowed_networks(setting)
+# The API app's WEBHOOK_ALLOWED_NETWORKS for the request being served (set per request by the app, so two apps in a
+# process keep their own); outside a request, the process settings.
+allowed_in_request: ContextVar[list[Network] | None] = ContextVar("webhook_allowed_networks", default=None)
 
 
 def configured_allowed() -> list[Network]:
-    """The allowed networks for checks with no settings at hand (saving a URL, validating a rendered action)."""
-    if _configured is None:
-        return allowed_networks(get_settings().WEBHOOK_ALLOWED_NETWORKS)
-    return _configured
+    """The allowed networks for checks made with no settings at hand: a URL being saved."""
+    allowed = allowed_in_request.get()
+    return allowed if allowed is not None else allowed_networks(get_settings().WEBHOOK_ALLOWED_NETWORKS)
 
 
 def unwrap(address: IPAddress) -> IPAddress:

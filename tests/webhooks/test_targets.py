@@ -17,13 +17,14 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.db import unit_of_work
+from app.main import create_app
 from app.settings import Settings
 from app.webhooks import sender
 from app.webhooks import service as webhook_service
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from app.webhooks.targets import Network, address_problem, allowed_networks, url_problem
 from tests.automation.harness import hook_server
-from tests.conftest import Tenant
+from tests.conftest import Tenant, make_client, make_tenant
 from tests.factories import lead_type
 
 REFUSED = [
@@ -186,6 +187,21 @@ class TestSavedUrls:
             response = await http.post("/graphql", json={"query": mutation})
         result = response.json()["data"]["createWebhook"]
         assert result == {"__typename": "ValidationError", "fields": [{"field": "url"}]}
+
+
+async def test_each_app_checks_saved_urls_with_its_own_allowed_networks(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient
+) -> None:
+    """The test app allows loopback; an app made with none (as `export-schema` makes one) refuses it, and making it
+    changes nothing for the first."""
+    strict = create_app(settings.model_copy(update={"WEBHOOK_ALLOWED_NETWORKS": "", "DB_POOL_SIZE": 1}))
+    async with strict.router.lifespan_context(strict):
+        tenant = await make_tenant(strict)
+        async with make_client(strict, tenant.admin_key) as strict_client:
+            refused = await strict_client.post("/webhooks", json={"url": "http://127.0.0.1:9/h", "events": ["*"]})
+    assert refused.status_code == 422, refused.text
+    allowed = await client.post("/webhooks", json={"url": "http://127.0.0.1:9/h", "events": ["*"]})
+    assert allowed.status_code == 201, allowed.text
 
 
 @dataclass
