@@ -72,3 +72,21 @@ class ErrorCollector:
     def raise_if_any(self, detail: str = "The request is not valid") -> None:
         if self.errors:
             raise Invalid(detail, errors=list(self.errors))
+
+
+def from_database_error(exc: BaseException) -> DomainError | None:
+    """The database's own refusal of client data (by SQLSTATE), as the DomainError a service would have raised.
+
+    A last line behind the services' validation, shared by REST and GraphQL; None for errors that are ours. Takes the
+    driver's error (asyncpg's, with `sqlstate`) as well as SQLAlchemy's wrapper of it (`orig`).
+    """
+    sqlstate = str(getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
+    if sqlstate.startswith("22"):  # data exception: NUL in text, a number out of range, …
+        return Invalid("A value cannot be stored")
+    if sqlstate == "54000":  # program_limit_exceeded: e.g. a value too large for an index entry
+        return Invalid("A value is too large to be stored")
+    if sqlstate.startswith("54"):  # statement too complex, too many arguments…
+        return Invalid("The request is too large or too complex to be carried out")
+    if sqlstate.startswith("23"):  # integrity: a concurrent request created the same thing first
+        return Conflict("The change conflicts with the current data; retry it")
+    return None

@@ -8,6 +8,7 @@ from fastapi.routing import APIRoute
 
 from app.api import ops
 from app.api.graphql.router import mount_graphql
+from app.api.guards import install_guards
 from app.api.rest import (
     api_keys,
     automation,
@@ -107,5 +108,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     mount_graphql(app, settings, api_prefix=API_PREFIX)
     install_problem_handlers(app)
+    install_guards(app, settings)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     return app

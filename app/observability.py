@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 import sys
 import time
 import uuid
@@ -98,7 +99,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode()[:100] or uuid.uuid4().hex
+        request_id = _client_request_id(headers.get(b"x-request-id", b"")) or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         status = 500
         started = time.perf_counter()
@@ -130,3 +131,11 @@ class ObservabilityMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,100}")
+
+
+def _client_request_id(raw: bytes) -> str | None:
+    """The caller's X-Request-Id when it is plain printable ASCII; anything else (latin-1 bytes…) is replaced."""
+    return raw.decode("ascii") if _REQUEST_ID.fullmatch(raw) else None

@@ -81,6 +81,7 @@ def settings(database_url: str, embedded: dict[str, str]) -> Settings:
         ENVIRONMENT="test",
         DB_POOL_SIZE=10,
         OUTBOX_DISPATCHER_ENABLED=False,
+        WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",  # the tests' webhook receivers listen on loopback
     )
 
 

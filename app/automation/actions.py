@@ -3,10 +3,13 @@
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from app.automation.templates import check_template, is_template
 from app.errors import ErrorCollector, FieldError, Invalid
+from app.kit.jsonlimits import MAX_JSON_DEPTH, depth_error
+from app.kit.signing import check_secret
+from app.webhooks.targets import configured_allowed, url_problem
 
 # The longest delay or due date an action may name: about five years.
 MAX_DURATION_HOURS = 1830 * 24
@@ -80,6 +83,25 @@ class CallWebhook(_Params):
     secret: str | None = Field(default=None, description="Generated when absent; returned once")
     body: dict[str, Any] | None = Field(default=None, description="A custom body (templates allowed)")
 
+    @field_validator("url")
+    @classmethod
+    def _callable(cls, url: str, info: ValidationInfo) -> str:
+        """When a rule is saved, the address rules of subscriptions; a rendered URL is checked when it is sent."""
+        problem = url_problem(url, configured_allowed()) if (info.context or {}).get("saving") else None
+        if problem is not None:
+            raise ValueError(problem)
+        return url
+
+    @field_validator("secret")
+    @classmethod
+    def _signing_key(cls, secret: str | None) -> str | None:
+        if secret is not None:
+            try:
+                check_secret(secret)
+            except ValueError as exc:  # binascii.Error too
+                raise ValueError("a signing secret `whsec_<base64>`") from exc
+        return secret
+
 
 class CreateLinkedElement(_Params):
     entity_type: str
@@ -125,13 +147,15 @@ PARAMS: dict[str, type[_Params]] = {
 }
 
 
-def _templates(value: Any, location: str, found: list[tuple[str, str]]) -> None:
+def _templates(value: Any, location: str, found: list[tuple[str, str]], depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:  # GraphQL literals reach here unscanned; this walk and rendering recurse
+        raise Invalid("The action's parameters nest too deeply", errors=[depth_error(location)])
     if isinstance(value, dict):
         for key, item in value.items():
-            _templates(item, f"{location}.{key}", found)
+            _templates(item, f"{location}.{key}", found, depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _templates(item, f"{location}[{index}]", found)
+            _templates(item, f"{location}[{index}]", found, depth + 1)
     elif is_template(value):
         found.append((location, value))
 
@@ -152,7 +176,7 @@ def check_params(action_type: str, params: dict[str, Any], location: str, errors
     """Report bad parameters; a template string stands for any value, so it is only checked as a template."""
     templated = check_templates(params, location, errors)
     try:
-        PARAMS[action_type].model_validate(params)
+        PARAMS[action_type].model_validate(params, context={"saving": True})
     except ValidationError as exc:
         for error in exc.errors():
             path = ".".join([location, *(str(p) for p in error["loc"])])

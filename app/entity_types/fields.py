@@ -5,22 +5,50 @@ A new field type is one `FieldKind` here (and its tests); `app.readmodel.compile
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
+
+import re2
 
 TEXT_OPS = frozenset({"eq", "ne", "in", "nin", "contains", "icontains", "starts_with", "is_null"})
 ORDERED_OPS = frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "nin", "between", "is_null"})
 EQUALITY_OPS = frozenset({"eq", "ne", "in", "nin", "is_null"})
 BOOL_OPS = frozenset({"eq", "ne", "is_null"})
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-PHONE_RE = re.compile(r"^\+?[0-9][0-9 ()\-]{4,30}$")
-URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+
+class PatternRejected(ValueError):
+    """A pattern the linear-time engine cannot compile (back-references, look-around, a huge repeat…)."""
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # a refused pattern is the user's input, not a log line
+    options.max_mem = 1 << 20  # bounds the compiled program, so `(a{1000}){1000}` is refused rather than built
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+@lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> Any:
+    """Compile with RE2: matching is linear in the input, so no pattern can stall a process (ReDoS)."""
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise PatternRejected(reason or "not supported") from exc
+
+
+# The built-in forms run on RE2 too. `\s` is ASCII-only there: `\pZ` adds the Unicode separators.
+EMAIL_RE = compile_pattern(r"^[^@\s\pZ]+@[^@\s\pZ]+\.[^@\s\pZ]+$")
+PHONE_RE = compile_pattern(r"^\+?[0-9][0-9 ()\-]{4,30}$")
+URL_RE = compile_pattern(r"(?i)^https?://[^\s\pZ/$.?#][^\s\pZ]*$")
 
 
 class ValueRejected(ValueError):
@@ -56,7 +84,7 @@ class FieldKind:
 class TextKind(FieldKind):
     column = "value_text"
     ops = TEXT_OPS
-    form: re.Pattern[str] | None = None
+    form: Any = None  # a compiled RE2 pattern
     form_name = ""
     default_max_length = 255
 
@@ -64,16 +92,27 @@ class TextKind(FieldKind):
         if not isinstance(raw, str):
             raise ValueRejected("must be a string")
         value = raw.strip() if self.form else raw
-        if self.form is not None and not self.form.match(value):
-            raise ValueRejected(f"is not a valid {self.form_name}")
+        if self.form is not None:
+            self._check_length(value, spec)  # the length first: no pattern ever sees an over-long value
+            if not self.form.match(value):
+                raise ValueRejected(f"is not a valid {self.form_name}")
         return value
 
-    def check_constraints(self, value: Any, spec: FieldSpec) -> None:
+    def _check_length(self, value: str, spec: FieldSpec) -> None:
         max_length = spec.validation.get("max_length") or self.default_max_length
         if len(value) > max_length:
             raise ValueRejected(f"is longer than {max_length} characters")
+
+    def check_constraints(self, value: Any, spec: FieldSpec) -> None:
+        self._check_length(value, spec)
         pattern = spec.validation.get("pattern")
-        if pattern and not re.fullmatch(pattern, value):
+        if not pattern:
+            return
+        try:
+            compiled = compile_pattern(pattern)
+        except PatternRejected as exc:  # stored before patterns were checked with RE2
+            raise ValueRejected(f"cannot be checked: the field's pattern is not supported ({exc})") from exc
+        if not compiled.fullmatch(value):
             raise ValueRejected(f"does not match the pattern {pattern}")
 
 

@@ -1,4 +1,3 @@
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -8,7 +7,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
 from app.elements.models import Element, ElementValue
-from app.entity_types.fields import RESERVED_CODES, FieldSpec, ValueRejected, kind_of, parse_value
+from app.entity_types.fields import (
+    RESERVED_CODES,
+    FieldSpec,
+    PatternRejected,
+    ValueRejected,
+    compile_pattern,
+    kind_of,
+    parse_value,
+)
 from app.entity_types.meta import FieldMeta, TypeMeta, get_entity_type, get_type_meta
 from app.entity_types.models import EntityType, Field, FieldOption
 from app.entity_types.schemas import (
@@ -224,9 +231,9 @@ def _check_bounds(errors: ErrorCollector, field_type: str, values: dict[str, Any
                 errors.add(name, f"only text fields take {name}")
     if values.get("pattern"):
         try:
-            re.compile(values["pattern"])
-        except re.error as exc:
-            errors.add("pattern", f"is not a valid regular expression: {exc}")
+            compile_pattern(values["pattern"])
+        except PatternRejected as exc:
+            errors.add("pattern", f"is not a regular expression the linear-time engine (RE2) accepts: {exc}")
 
 
 def _check_default(errors: ErrorCollector, default: Any, spec: FieldSpec, *, multiple: bool, field_type: str) -> Any:
@@ -276,7 +283,7 @@ async def create_field(session: AsyncSession, actor: Actor, type_ref: str, data:
         options=frozenset(o.value for o in data.options or []),
     )
     default = _check_default(errors, data.default, spec, multiple=data.multiple, field_type=data.type)
-    errors.raise_if_any("The field is not valid")
+    errors.raise_if_any(f"The field {data.code!r} is not valid")
     if data.code in meta.fields:
         raise Conflict(f"Field {data.code!r} already exists on {meta.code!r}")
     row = Field(
@@ -384,7 +391,7 @@ async def update_field(session: AsyncSession, actor: Actor, type_ref: str, code:
         multiple=multiple,
         field_type=new_type,
     )
-    errors.raise_if_any("The field is not valid")
+    errors.raise_if_any(f"The field {code!r} is not valid")
     if new_type == "enum" and "options" in changes and has_values:
         await _refuse_removing_used_options(session, row, field_meta, {o.value for o in options or []})
     reshape = _read_model_change(row, new_type, multiple, data.indexed)

@@ -5,6 +5,7 @@ so an interrupted import resumes after the last committed batch. Rows the elemen
 with their reasons and the rest of their batch is imported.
 """
 
+import asyncio
 import csv
 import io
 import re
@@ -56,16 +57,29 @@ class Parsed:
 
 
 def read_csv(text: str) -> Parsed:
+    """Parse a whole CSV (CPU-bound: async callers run it with `asyncio.to_thread`); a malformed one is a 422."""
     text = text.removeprefix("\ufeff")
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in reader.fieldnames or []]
-    if not header or not any(header):
-        raise Invalid("The CSV file is empty", errors=[FieldError("file", "needs a header line")])
-    if len(set(header)) != len(header):
-        raise Invalid("The CSV header repeats a column", errors=[FieldError("file", "column names must be unique")])
-    reader.fieldnames = header
-    rows = [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+    try:
+        header = [h.strip() for h in reader.fieldnames or []]
+        if not header or not any(header):
+            raise Invalid("The CSV file is empty", errors=[FieldError("file", "needs a header line")])
+        if len(set(header)) != len(header):
+            raise Invalid("The CSV header repeats a column", errors=[FieldError("file", "column names must be unique")])
+        reader.fieldnames = header
+        rows = [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+    except csv.Error as exc:  # a cell over csv.field_size_limit(), a stray quote…
+        line = reader.reader.line_num  # DictReader.line_num only moves on a row that parsed
+        raise Invalid(
+            f"The CSV file cannot be read at line {line}", errors=[FieldError("file", f"line {line}: {exc}")]
+        ) from exc
     return Parsed(header, rows)
+
+
+def _checked_csv(text: str) -> Parsed:
+    if len(text.encode()) > MAX_BYTES:
+        raise Invalid("The CSV file is too large", errors=[FieldError("file", f"at most {MAX_BYTES} bytes")])
+    return read_csv(text)
 
 
 def slug(column: str) -> str:
@@ -263,9 +277,7 @@ async def create_job(
     if create_fields:
         actor.ensure_admin()
     meta = await _type_for_import(session, actor, type_ref, create=create_fields)
-    if len(text.encode()) > MAX_BYTES:
-        raise Invalid("The CSV file is too large", errors=[FieldError("file", f"at most {MAX_BYTES} bytes")])
-    parsed = read_csv(text)
+    parsed = await asyncio.to_thread(_checked_csv, text)  # up to MAX_BYTES: off the event loop
     check_mapping(parsed.header, mapping or {})
     now = datetime.now(UTC)
     job = ImportJob(
@@ -397,7 +409,7 @@ async def run_job(
             if job is None or job.workspace_id != actor.workspace_id or job.source is None:
                 return
             meta = await get_type_meta_by_id(session, actor.workspace_id, job.entity_type_id)
-            parsed = read_csv(job.source)
+            parsed = await asyncio.to_thread(read_csv, job.source)
             plan = await make_plan(
                 session, actor, meta, parsed, job.options.get("mapping") or {}, bool(job.options.get("create_fields"))
             )

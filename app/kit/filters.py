@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, cast, get_args
 
 from app.errors import FieldError, Invalid
+from app.kit.jsonlimits import check_depth
 
 Op = Literal[
     "eq", "ne", "lt", "lte", "gt", "gte", "in", "nin", "contains", "icontains", "starts_with", "is_null", "between"
@@ -65,6 +66,7 @@ def decode_filter_json(raw: str | None, *, location: str = "filter") -> Any:
     """Decode a filter passed as a JSON string (a query parameter); an empty string means no filter."""
     if not raw:
         return None
+    check_depth(raw, location=location)  # before json.loads, which recurses
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:

@@ -11,6 +11,12 @@ def secret_bytes(secret: str) -> bytes:
     return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
 
 
+def check_secret(secret: str) -> None:
+    """ValueError unless the secret decodes to a key (not base64, not ASCII, or empty: no signature would hold)."""
+    if not secret_bytes(secret):
+        raise ValueError("the signing secret is empty")
+
+
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     payload = f"{message_id}.{timestamp}.".encode() + body
     digest = hmac.new(secret_bytes(secret), payload, hashlib.sha256).digest()

@@ -1,27 +1,24 @@
-"""Sends one signed webhook request, refusing private, loopback and link-local targets.
+"""Sends one signed webhook request to a checked address, under a total deadline, reading at most a few KiB back.
 
-The check is on the addresses the host resolves to at send time, and the request goes to the checked address
-(the Host header and TLS SNI keep the name), so DNS rebinding cannot slip a private address in afterwards.
+The addresses the host resolves to are checked at send time (`targets.resolve_checked`) and the request goes to the
+checked address (the Host header and TLS SNI keep the name), so DNS rebinding cannot slip a private address in
+afterwards. The deadline covers resolution, connection, upload and the response: a server that drips its answer
+byte by byte cannot hold a worker beyond it.
 """
 
 import asyncio
-import ipaddress
-import socket
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
 
-from app.kit.signing import sign
+from app.kit.signing import check_secret, sign
+from app.webhooks.targets import Network, TargetRefused, allowed_networks, resolve_checked, split_url
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+__all__ = ["MAX_RESPONSE_BYTES", "Outcome", "TargetRefused", "allowed_networks", "send", "signed_headers"]
 
-
-class TargetRefused(Exception):
-    """The URL resolves to an address webhooks may not reach."""
+MAX_RESPONSE_BYTES = 64 * 1024  # what is read of an answer: its status and the start of its body are all we keep
 
 
 @dataclass(frozen=True)
@@ -29,39 +26,11 @@ class Outcome:
     status_code: int | None
     latency_ms: int
     error: str | None
+    permanent: bool = False  # no retry can help (a malformed URL or secret, a refused address): dead-letter it now
 
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
-
-
-def allowed_networks(setting: str) -> list[Network]:
-    return [ipaddress.ip_network(part.strip(), strict=False) for part in setting.split(",") if part.strip()]
-
-
-def _forbidden(address: IPAddress) -> bool:
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    )
-
-
-async def resolve_checked(host: str, port: int, allowed: list[Network]) -> IPAddress:
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise TargetRefused(f"cannot resolve {host}: {exc}") from exc
-    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    if not addresses:
-        raise TargetRefused(f"{host} resolves to no address")
-    for address in addresses:
-        if _forbidden(address) and not any(address in network for network in allowed):
-            raise TargetRefused(f"{host} resolves to {address}, a private, loopback or link-local address")
-    return addresses[0]
 
 
 def signed_headers(secret: str, message_id: str, body: bytes) -> dict[str, str]:
@@ -69,6 +38,7 @@ def signed_headers(secret: str, message_id: str, body: bytes) -> dict[str, str]:
     return {
         "content-type": "application/json",
         "user-agent": "Stageflow-Webhooks/1",
+        "accept-encoding": "identity",  # the capped read counts bytes on the wire: no decompression bomb
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(secret, message_id, timestamp, body),
@@ -84,47 +54,57 @@ async def send(
     body: dict[str, object],
     allowed: list[Network],
     timeout_seconds: float,
+    max_response_bytes: int = MAX_RESPONSE_BYTES,
 ) -> Outcome:
     started = time.perf_counter()
-    content = orjson.dumps(body)
     try:
-        # One deadline for the whole request: httpx's timeouts are per phase, and a receiver that answers a byte at
-        # a time would otherwise keep the attempt alive past its lease.
-        async with asyncio.timeout(timeout_seconds):
-            return await _send(http, url, secret, message_id, content, allowed, timeout_seconds, started)
-    except TimeoutError:
-        return Outcome(None, _ms(started), f"timed out: no complete answer within {timeout_seconds:g}s")
-
-
-async def _send(
-    http: httpx.AsyncClient,
-    url: str,
-    secret: str,
-    message_id: str,
-    content: bytes,
-    allowed: list[Network],
-    timeout_seconds: float,
-    started: float,
-) -> Outcome:
+        parts, host, port = split_url(url)
+        content = orjson.dumps(body)
+    except (TargetRefused, TypeError) as exc:
+        return Outcome(None, _ms(started), f"refused: {exc}", permanent=True)
     try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        address = await resolve_checked(host, port, allowed)
-        literal = f"[{address}]" if address.version == 6 else str(address)
-        netloc = f"{literal}:{parts.port}" if parts.port else literal
-        target = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+        check_secret(secret)
         headers = signed_headers(secret, message_id, content)
-        headers["host"] = parts.netloc.rsplit("@", 1)[-1]
-        response = await http.post(
-            target, content=content, headers=headers, timeout=timeout_seconds, extensions={"sni_hostname": host}
-        )
+    except (ValueError, TypeError):  # not base64 (binascii.Error is a ValueError), not ASCII…
+        return Outcome(None, _ms(started), "refused: the signing secret is malformed", permanent=True)
+    headers["host"] = parts.netloc.rsplit("@", 1)[-1]
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            address = await resolve_checked(host, port, allowed)
+            literal = f"[{address}]" if address.version == 6 else str(address)
+            netloc = f"{literal}:{parts.port}" if parts.port else literal
+            target = parts._replace(netloc=netloc, path=parts.path or "/", fragment="").geturl()
+            async with http.stream(
+                "POST",
+                target,
+                content=content,
+                headers=headers,
+                timeout=timeout_seconds,
+                follow_redirects=False,  # a redirect would reach an address nobody checked
+                extensions={"sni_hostname": host},
+            ) as response:
+                excerpt = await _read_capped(response, max_response_bytes)
     except TargetRefused as exc:
-        return Outcome(None, _ms(started), f"refused: {exc}")
+        return Outcome(None, _ms(started), f"refused: {exc}", permanent=exc.permanent)
+    except TimeoutError:
+        return Outcome(None, _ms(started), f"no complete answer within {timeout_seconds:g} s")
     except httpx.HTTPError as exc:
         return Outcome(None, _ms(started), f"{type(exc).__name__}: {exc}"[:1000])
-    error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}: {response.text[:300]}"
-    return Outcome(response.status_code, _ms(started), error)
+    status = response.status_code
+    error = None if 200 <= status < 300 else f"HTTP {status}: {excerpt[:300]}"
+    return Outcome(status, _ms(started), error)
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> str:
+    """At most `limit` bytes of the body; the rest is never read (the connection is dropped with the stream)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        chunks.append(chunk[: limit - size])
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def _ms(started: float) -> int:

@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
 from app.automation.service import new_webhook_secret
-from app.errors import NotFound
+from app.errors import FieldError, Invalid, NotFound
 from app.kit.filters import evaluate, parse_filter
 from app.outbox.service import record_event
 from app.settings import Settings
-from app.webhooks import sender
+from app.webhooks import sender, targets
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.webhooks.schemas import (
     AttemptRead,
@@ -53,8 +53,15 @@ async def _get(session: AsyncSession, actor: Actor, subscription_id: uuid.UUID) 
     return subscription
 
 
+def _check_url(url: str) -> None:
+    problem = targets.url_problem(url, targets.configured_allowed())
+    if problem is not None:
+        raise Invalid("The webhook URL cannot be called", errors=[FieldError("url", problem)])
+
+
 async def create_subscription(session: AsyncSession, actor: Actor, data: SubscriptionCreate) -> SubscriptionCreated:
     actor.ensure_admin()
+    _check_url(data.url)
     if data.filter:
         parse_filter(data.filter)
     subscription = WebhookSubscription(
@@ -92,6 +99,8 @@ async def update_subscription(
     actor.ensure_admin()
     subscription = await _get(session, actor, subscription_id)
     changes = data.model_dump(exclude_unset=True)
+    if changes.get("url") is not None:
+        _check_url(changes["url"])
     if changes.get("filter"):
         parse_filter(changes["filter"])
     for name, value in changes.items():
@@ -358,8 +367,8 @@ async def attempt_delivery(
     retry_at = None
     if outcome.ok:
         values.update(status=DeliveryStatus.succeeded, delivered_at=now, next_attempt_at=None)
-    elif claimed.attempt >= settings.WEBHOOK_MAX_ATTEMPTS:
-        values.update(status=DeliveryStatus.failed, next_attempt_at=None)
+    elif outcome.permanent or claimed.attempt >= settings.WEBHOOK_MAX_ATTEMPTS:
+        values.update(status=DeliveryStatus.failed, next_attempt_at=None)  # dead-lettered: replay resends it
     else:
         retry_at = now + timedelta(seconds=backoff_seconds(claimed.attempt))
         values.update(next_attempt_at=retry_at)

@@ -1,6 +1,7 @@
 """Errors as data: a mutation returns its result or one of these types, built from the same DomainErrors REST renders.
 
 Queries raise; `DomainErrorExtension` puts the problem type and field errors into the GraphQL error's extensions.
+The database's refusals of client data (`from_database_error`: SQLSTATE 22, 23, 54) count as such DomainErrors.
 """
 
 from __future__ import annotations
@@ -12,11 +13,22 @@ from typing import Any, TypeVar
 
 import pydantic
 import strawberry
+from asyncpg import PostgresError
+from sqlalchemy.exc import DBAPIError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.unset import UnsetType
 
 from app.api.graphql.context import Info
-from app.errors import Conflict, DomainError, FieldError, Forbidden, Invalid, NotFound, VersionMismatch
+from app.errors import (
+    Conflict,
+    DomainError,
+    FieldError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    VersionMismatch,
+    from_database_error,
+)
 
 T = TypeVar("T")
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -77,10 +89,16 @@ async def mutate(
     session = info.context.session
     try:
         result = await call()
+        await session.commit()
     except DomainError as exc:
         await session.rollback()
         return to_error(exc, rename=rename)
-    await session.commit()
+    except (DBAPIError, PostgresError) as exc:
+        refusal = from_database_error(exc)
+        if refusal is None:
+            raise
+        await session.rollback()
+        return to_error(refusal, rename=rename)
     info.context.reset_loaders()  # what later fields of this request load must see the committed change
     return result
 
@@ -112,17 +130,27 @@ def parse(model: type[M], data: Any, *, prefix: str = "") -> M:
         raise Invalid("The input is not valid", errors=errors) from exc
 
 
+def refusal_of(original: BaseException | None) -> DomainError | None:
+    """The DomainError an exception stands for: itself, or a database refusal of client data; None for a bug."""
+    if isinstance(original, DomainError):
+        return original
+    if isinstance(original, DBAPIError | PostgresError):
+        return from_database_error(original)
+    return None
+
+
 class DomainErrorExtension(SchemaExtension):
-    """A query refused by a service reports its problem type and field errors in `extensions`."""
+    """A query refused by a service or by the database reports its problem type and field errors in `extensions`."""
 
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
         for error in (result.errors or []) if result else []:
-            original = error.original_error
-            if isinstance(original, DomainError):
+            refusal = refusal_of(error.original_error)
+            if refusal is not None:
+                error.message = refusal.detail  # never the driver's text: it quotes SQL and parameters
                 error.extensions = {
-                    "code": original.slug,
-                    "status": int(original.status),
-                    "errors": [{"field": e.field, "message": e.message} for e in original.errors],
+                    "code": refusal.slug,
+                    "status": int(refusal.status),
+                    "errors": [{"field": e.field, "message": e.message} for e in refusal.errors],
                 }

@@ -21,7 +21,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from app.api.graphql.context import Context
-from app.api.graphql.errors import DomainErrorExtension
+from app.api.graphql.errors import DomainErrorExtension, refusal_of
 from app.api.graphql.generic import Mutation, Query, Subscription
 from app.api.graphql.limits import limit_extensions
 from app.api.graphql.typed import BIG_INT, BigInt, TypedBuilder, TypedPart
@@ -29,7 +29,6 @@ from app.elements.meta_cache import cached_version
 from app.elements.reads import session_connection
 from app.entity_types import service as entity_type_service
 from app.entity_types.meta import load_type_meta
-from app.errors import DomainError
 from app.settings import Settings
 
 logger = logging.getLogger("stageflow.graphql")
@@ -45,8 +44,9 @@ class StageflowSchema(strawberry.Schema):
 
 
 def _unexpected(error: GraphQLError) -> bool:
-    """An exception the code did not mean to raise: not a refusal by a service, not a bad query or variable."""
-    return error.original_error is not None and not isinstance(error.original_error, DomainError | GraphQLError)
+    """An exception the code did not mean to raise: not a refusal by a service or the database, not a bad query."""
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError) and refusal_of(original) is None
 
 
 def _schema(settings: Settings, query: type, mutation: type, typed_lists: tuple[str, ...] = ()) -> StageflowSchema:

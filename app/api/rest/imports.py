@@ -1,3 +1,4 @@
+import asyncio
 import json
 import uuid
 from http import HTTPStatus
@@ -10,6 +11,7 @@ from app.api.rest.deps import ActorDep, SessionDep
 from app.errors import FieldError, Invalid
 from app.imports import service
 from app.imports.schemas import ImportRead
+from app.kit.jsonlimits import check_depth
 
 router = make_router(tags=["imports"])
 
@@ -17,6 +19,7 @@ router = make_router(tags=["imports"])
 def _mapping(raw: str | None) -> dict[str, str]:
     if not raw:
         return {}
+    check_depth(raw, location="mapping")
     try:
         mapping = json.loads(raw)
     except ValueError:
@@ -38,7 +41,7 @@ async def import_elements(
     """Import a CSV in the background, batch by batch; follow it with `GET /entity-types/{type}/imports/{id}`."""
     content = await file.read(service.MAX_BYTES + 1)
     try:
-        text = content.decode("utf-8")
+        text = await asyncio.to_thread(content.decode, "utf-8")
     except UnicodeDecodeError as exc:
         raise Invalid("The file is not UTF-8 text", errors=[FieldError("file", "must be UTF-8 CSV")]) from exc
     return await service.start_job(

@@ -4,6 +4,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+from asyncpg import PostgresError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -11,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import DomainError, FieldError
+from app.errors import DomainError, FieldError, from_database_error
 
 logger = logging.getLogger("stageflow.errors")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -81,13 +82,11 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    """The database's own refusals of client data, as a last line behind the services' validation."""
-    assert isinstance(exc, DBAPIError)  # noqa: S101
-    sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
-    if sqlstate.startswith("22"):  # data exception: NUL in text, a number out of range, …
-        return problem(422, "Validation error", "A value cannot be stored", "validation-error")
-    if sqlstate.startswith("23"):  # integrity: a concurrent request created the same thing first
-        return problem(409, "Conflict", "The change conflicts with the current data; retry it", "conflict")
+    """The database's own refusals of client data (SQLSTATE classes 22, 23 and 54) are 4xx, not 500."""
+    assert isinstance(exc, DBAPIError | PostgresError)  # noqa: S101
+    refusal = from_database_error(exc)
+    if refusal is not None:
+        return await _domain_error(request, refusal)
     return await _unexpected_error(request, exc)
 
 
@@ -101,4 +100,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PostgresError, _database_error)  # reads that go to asyncpg directly
     app.add_exception_handler(Exception, _unexpected_error)

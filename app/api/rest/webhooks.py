@@ -11,6 +11,7 @@ from app.api.rest.problems import problem_responses
 from app.automation import service as automation_service
 from app.automation.schemas import HookAccepted
 from app.errors import DomainError, FieldError, Invalid
+from app.kit.jsonlimits import check_depth
 from app.settings import Settings
 from app.webhooks import service
 from app.webhooks.schemas import (
@@ -86,6 +87,7 @@ async def _limited_json(request: Request, limit: int) -> dict[str, Any]:
     raw = b"".join(chunks)
     if not raw:
         return {}
+    check_depth(raw, location="body")  # whatever its content type: it becomes trigger data that templates walk
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
