@@ -87,7 +87,7 @@ async def send(
     except TargetRefused as exc:
         return Outcome(None, _ms(started), f"refused: {exc}", permanent=exc.permanent)
     except TimeoutError:
-        return Outcome(None, _ms(started), f"no complete answer within {timeout_seconds:g} s")
+        return Outcome(None, _ms(started), f"timed out: no complete answer within {timeout_seconds:g} s")
     except httpx.HTTPError as exc:
         return Outcome(None, _ms(started), f"{type(exc).__name__}: {exc}"[:1000])
     status = response.status_code
