@@ -15,8 +15,19 @@ from collections import OrderedDict
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import (
+    GraphQLArgument,
+    GraphQLDefaultInput,
+    GraphQLError,
+    GraphQLInputField,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLSchema,
+)
+from graphql.utilities import get_default_value_ast
 from strawberry.extensions import MaskErrors
+from strawberry.printer.ast_from_value import ast_from_value
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -36,11 +47,37 @@ CACHE_SIZE = 64
 
 
 class StageflowSchema(strawberry.Schema):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        printable_defaults(self._schema)
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Bad queries and refusals by the services are the caller's mistakes: log only unexpected exceptions."""
         unexpected = [e for e in errors if _unexpected(e)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
+
+
+def printable_defaults(schema: GraphQLSchema) -> None:
+    """Give every default that graphql-core cannot print (a JSON `{}`) a literal, so introspection answers.
+
+    graphql-core prints defaults with its own `ast_from_value`, which knows no object-valued scalar: the standard
+    introspection query (graphql-codegen, Apollo, gql) then failed on `BatchItemInput.data`. Strawberry's printer
+    knows them (the SDL has always shown `= {}`); its literal is kept as the default, coerced the same way on use.
+    """
+    holders: list[GraphQLArgument | GraphQLInputField] = [a for d in schema.directives for a in d.args.values()]
+    for named in schema.type_map.values():
+        if isinstance(named, GraphQLInputObjectType):
+            holders.extend(named.fields.values())
+        elif isinstance(named, GraphQLObjectType | GraphQLInterfaceType):
+            holders.extend(arg for field in named.fields.values() for arg in field.args.values())
+    for holder in holders:
+        try:
+            get_default_value_ast(holder)
+        except TypeError:
+            literal = ast_from_value(holder.default_value, holder.type)
+            if literal is not None:
+                holder.default = GraphQLDefaultInput(literal=literal)  # type: ignore[arg-type]
 
 
 def _unexpected(error: GraphQLError) -> bool:
