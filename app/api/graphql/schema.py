@@ -85,8 +85,8 @@ def _unexpected(error: GraphQLError) -> bool:
     return error.original_error is not None and not isinstance(error.original_error, DomainError | GraphQLError)
 
 
-def _schema(settings: Settings, query: type, mutation: type, typed_lists: tuple[str, ...] = ()) -> StageflowSchema:
-    extensions: list[Any] = [DomainErrorExtension, *limit_extensions(settings, typed_lists)]
+def _schema(settings: Settings, query: type, mutation: type) -> StageflowSchema:
+    extensions: list[Any] = [DomainErrorExtension, *limit_extensions(settings)]
     if not settings.is_development:
         # A bug's message may tell too much: outside development the caller only learns that it happened.
         extensions.append(lambda: MaskErrors(should_mask_error=_unexpected, error_message="Internal server error"))
@@ -121,7 +121,6 @@ def workspace_schema(settings: Settings, generic: StageflowSchema, metas: list[A
     )
     query_fields: dict[str, Any] = {}
     mutation_fields: dict[str, Any] = {}
-    lists: list[str] = []
     for meta in metas:
         if not builder.prepare(meta):
             logger.warning("entity type %s left out of the typed schema: its GraphQL names are taken", meta.code)
@@ -131,10 +130,7 @@ def workspace_schema(settings: Settings, generic: StageflowSchema, metas: list[A
             continue
         query_fields.update(part.query)
         mutation_fields.update(part.mutation)
-        lists.extend(part.lists)
-    return _schema(
-        settings, _extend(Query, "Query", query_fields), _extend(Mutation, "Mutation", mutation_fields), tuple(lists)
-    )
+    return _schema(settings, _extend(Query, "Query", query_fields), _extend(Mutation, "Mutation", mutation_fields))
 
 
 class SchemaCache:
