@@ -1,7 +1,7 @@
 """Schemas: the generic one (exported to schema/schema.graphql) and one per workspace with its typed types.
 
-A workspace's schema is cached per (workspace, metadata version): the entity-type, field and pipeline services bump
-the version, so the next request builds a fresh schema with no restart. `WorkspaceSchemas` stands in for the schema
+A workspace's schema is cached with its metadata version: the entity-type, field and pipeline services bump the
+version, so the next request builds a fresh schema with no restart. `WorkspaceSchemas` stands in for the schema
 of Strawberry's router and hands each operation to the schema of the caller's workspace.
 """
 
@@ -11,6 +11,7 @@ import asyncio
 import logging
 import types
 import uuid
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -43,7 +44,6 @@ from app.settings import Settings
 from app.workspaces.service import get_metadata_version
 
 logger = logging.getLogger("stageflow.graphql")
-CACHE_SIZE = 64
 
 
 class StageflowSchema(strawberry.Schema):
@@ -134,13 +134,22 @@ def workspace_schema(settings: Settings, generic: StageflowSchema, metas: list[A
 
 
 class SchemaCache:
-    """Workspace schemas by (workspace, metadata version), least recently used dropped first."""
+    """Each workspace's latest schema, the least recently used dropped first (`GRAPHQL_SCHEMA_CACHE_SIZE`).
+
+    A rebuild holds its workspace's lock only: requests of that workspace wait for the one build instead of making
+    their own, and every other workspace goes on (from the cache, or with a build of its own) meanwhile.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.size = max(1, settings.GRAPHQL_SCHEMA_CACHE_SIZE)
         self.generic = generic_schema(settings)
-        self._schemas: OrderedDict[tuple[uuid.UUID, int], StageflowSchema] = OrderedDict()
-        self._lock = asyncio.Lock()
+        self._schemas: OrderedDict[uuid.UUID, tuple[int, StageflowSchema]] = OrderedDict()
+        # A lock lives while someone holds or awaits it, so idle workspaces keep none.
+        self._locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def __len__(self) -> int:
+        return len(self._schemas)
 
     async def for_context(self, context: Context) -> StageflowSchema:
         actor = context.who
@@ -149,25 +158,34 @@ class SchemaCache:
         async with context.sessionmaker() as session:
             return await self._get(session, context, actor.workspace_id)
 
+    def _cached(self, workspace_id: uuid.UUID, version: int) -> StageflowSchema | None:
+        """The workspace's schema if it is at least as new as the version the request read."""
+        entry = self._schemas.get(workspace_id)
+        if entry is None or entry[0] < version:
+            return None
+        self._schemas.move_to_end(workspace_id)
+        return entry[1]
+
     async def _get(self, session: Any, context: Context, workspace_id: uuid.UUID) -> StageflowSchema:
         version = await get_metadata_version(session, workspace_id)
-        key = (workspace_id, version)
-        schema = self._schemas.get(key)
+        schema = self._cached(workspace_id, version)
         if schema is not None:
-            self._schemas.move_to_end(key)
             return schema
-        async with self._lock:
-            schema = self._schemas.get(key)
-            if schema is None:
-                rows = await entity_type_service.list_entity_types(session, context.who)
-                metas = [await load_type_meta(session, row) for row in rows]
-                # Building takes ~50 ms per entity type: off the event loop, so other requests go on meanwhile.
-                schema = await asyncio.to_thread(self._build, workspace_id, metas)
-                for stale in [k for k in self._schemas if k[0] == workspace_id]:
-                    del self._schemas[stale]
-                self._schemas[key] = schema
-                while len(self._schemas) > CACHE_SIZE:
-                    self._schemas.popitem(last=False)
+        lock = self._locks.get(workspace_id)
+        if lock is None:
+            lock = self._locks[workspace_id] = asyncio.Lock()
+        async with lock:
+            schema = self._cached(workspace_id, version)  # built by the request we waited for
+            if schema is not None:
+                return schema
+            rows = await entity_type_service.list_entity_types(session, context.who)
+            metas = [await load_type_meta(session, row) for row in rows]
+            # Building takes ~50 ms per entity type: off the event loop, so other requests go on meanwhile.
+            schema = await asyncio.to_thread(self._build, workspace_id, metas)
+            self._schemas[workspace_id] = (version, schema)
+            self._schemas.move_to_end(workspace_id)
+            while len(self._schemas) > self.size:
+                self._schemas.popitem(last=False)
         return schema
 
     def _build(self, workspace_id: uuid.UUID, metas: list[Any]) -> StageflowSchema:
