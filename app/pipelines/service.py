@@ -90,6 +90,19 @@ async def get_pipeline(session: AsyncSession, actor: Actor, pipeline_id: uuid.UU
     return await _pipeline_read(session, await _get_pipeline(session, actor, pipeline_id))
 
 
+async def count_stages(session: AsyncSession, actor: Actor, pipeline_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Stages per pipeline of the actor's workspace (a GraphQL board costs one page per stage); others count 0."""
+    counts = dict.fromkeys(pipeline_ids, 0)
+    if pipeline_ids:
+        rows = await session.execute(
+            select(Stage.pipeline_id, func.count())
+            .where(Stage.workspace_id == actor.workspace_id, Stage.pipeline_id.in_(pipeline_ids))
+            .group_by(Stage.pipeline_id)
+        )
+        counts.update({pipeline_id: int(count) for pipeline_id, count in rows})
+    return counts
+
+
 async def list_stages(session: AsyncSession, actor: Actor, pipeline_id: uuid.UUID) -> list[Stage]:
     pipeline = await _get_pipeline(session, actor, pipeline_id)
     return (await _stages_by_pipeline(session, [pipeline.id]))[pipeline.id]

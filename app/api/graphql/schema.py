@@ -1,7 +1,7 @@
 """Schemas: the generic one (exported to schema/schema.graphql) and one per workspace with its typed types.
 
-A workspace's schema is cached per (workspace, metadata version): the entity-type, field and pipeline services bump
-the version, so the next request builds a fresh schema with no restart. `WorkspaceSchemas` stands in for the schema
+A workspace's schema is cached with its metadata version: the entity-type, field and pipeline services bump the
+version, so the next request builds a fresh schema with no restart. `WorkspaceSchemas` stands in for the schema
 of Strawberry's router and hands each operation to the schema of the caller's workspace.
 """
 
@@ -11,12 +11,24 @@ import asyncio
 import logging
 import types
 import uuid
+import weakref
 from collections import OrderedDict
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import (
+    GraphQLArgument,
+    GraphQLDefaultInput,
+    GraphQLError,
+    GraphQLInputField,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLSchema,
+)
+from graphql.utilities import get_default_value_ast
 from strawberry.extensions import MaskErrors
+from strawberry.printer.ast_from_value import ast_from_value
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -32,15 +44,40 @@ from app.entity_types.meta import load_type_meta
 from app.settings import Settings
 
 logger = logging.getLogger("stageflow.graphql")
-CACHE_SIZE = 64
 
 
 class StageflowSchema(strawberry.Schema):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        printable_defaults(self._schema)
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Bad queries and refusals by the services are the caller's mistakes: log only unexpected exceptions."""
         unexpected = [e for e in errors if _unexpected(e)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
+
+
+def printable_defaults(schema: GraphQLSchema) -> None:
+    """Give every default that graphql-core cannot print (a JSON `{}`) a literal, so introspection answers.
+
+    graphql-core prints defaults with its own `ast_from_value`, which knows no object-valued scalar: the standard
+    introspection query (graphql-codegen, Apollo, gql) then failed on `BatchItemInput.data`. Strawberry's printer
+    knows them (the SDL has always shown `= {}`); its literal is kept as the default, coerced the same way on use.
+    """
+    holders: list[GraphQLArgument | GraphQLInputField] = [a for d in schema.directives for a in d.args.values()]
+    for named in schema.type_map.values():
+        if isinstance(named, GraphQLInputObjectType):
+            holders.extend(named.fields.values())
+        elif isinstance(named, GraphQLObjectType | GraphQLInterfaceType):
+            holders.extend(arg for field in named.fields.values() for arg in field.args.values())
+    for holder in holders:
+        try:
+            get_default_value_ast(holder)
+        except TypeError:
+            literal = ast_from_value(holder.default_value, holder.type)
+            if literal is not None:
+                holder.default = GraphQLDefaultInput(literal=literal)  # type: ignore[arg-type]
 
 
 def _unexpected(error: GraphQLError) -> bool:
@@ -49,8 +86,8 @@ def _unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError) and refusal_of(original) is None
 
 
-def _schema(settings: Settings, query: type, mutation: type, typed_lists: tuple[str, ...] = ()) -> StageflowSchema:
-    extensions: list[Any] = [DomainErrorExtension, *limit_extensions(settings, typed_lists)]
+def _schema(settings: Settings, query: type, mutation: type) -> StageflowSchema:
+    extensions: list[Any] = [DomainErrorExtension, *limit_extensions(settings)]
     if not settings.is_development:
         # A bug's message may tell too much: outside development the caller only learns that it happened.
         extensions.append(lambda: MaskErrors(should_mask_error=_unexpected, error_message="Internal server error"))
@@ -85,7 +122,6 @@ def workspace_schema(settings: Settings, generic: StageflowSchema, metas: list[A
     )
     query_fields: dict[str, Any] = {}
     mutation_fields: dict[str, Any] = {}
-    lists: list[str] = []
     for meta in metas:
         if not builder.prepare(meta):
             logger.warning("entity type %s left out of the typed schema: its GraphQL names are taken", meta.code)
@@ -95,20 +131,26 @@ def workspace_schema(settings: Settings, generic: StageflowSchema, metas: list[A
             continue
         query_fields.update(part.query)
         mutation_fields.update(part.mutation)
-        lists.extend(part.lists)
-    return _schema(
-        settings, _extend(Query, "Query", query_fields), _extend(Mutation, "Mutation", mutation_fields), tuple(lists)
-    )
+    return _schema(settings, _extend(Query, "Query", query_fields), _extend(Mutation, "Mutation", mutation_fields))
 
 
 class SchemaCache:
-    """Workspace schemas by (workspace, metadata version), least recently used dropped first."""
+    """Each workspace's latest schema, the least recently used dropped first (`GRAPHQL_SCHEMA_CACHE_SIZE`).
+
+    A rebuild holds its workspace's lock only: requests of that workspace wait for the one build instead of making
+    their own, and every other workspace goes on (from the cache, or with a build of its own) meanwhile.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.size = max(1, settings.GRAPHQL_SCHEMA_CACHE_SIZE)
         self.generic = generic_schema(settings)
-        self._schemas: OrderedDict[tuple[uuid.UUID, int], StageflowSchema] = OrderedDict()
-        self._lock = asyncio.Lock()
+        self._schemas: OrderedDict[uuid.UUID, tuple[int, StageflowSchema]] = OrderedDict()
+        # A lock lives while someone holds or awaits it, so idle workspaces keep none.
+        self._locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def __len__(self) -> int:
+        return len(self._schemas)
 
     async def for_context(self, context: Context) -> StageflowSchema:
         actor = context.who
@@ -117,26 +159,35 @@ class SchemaCache:
         async with context.sessionmaker() as session:
             return await self._get(session, context, actor.workspace_id)
 
+    def _cached(self, workspace_id: uuid.UUID, version: int) -> StageflowSchema | None:
+        """The workspace's schema if it is at least as new as the version the request read."""
+        entry = self._schemas.get(workspace_id)
+        if entry is None or entry[0] < version:
+            return None
+        self._schemas.move_to_end(workspace_id)
+        return entry[1]
+
     async def _get(self, session: Any, context: Context, workspace_id: uuid.UUID) -> StageflowSchema:
         # The cached version (kept current by NOTIFY): a request costs no query to find its schema.
         version = await cached_version(await session_connection(session), workspace_id) or 0
-        key = (workspace_id, version)
-        schema = self._schemas.get(key)
+        schema = self._cached(workspace_id, version)
         if schema is not None:
-            self._schemas.move_to_end(key)
             return schema
-        async with self._lock:
-            schema = self._schemas.get(key)
-            if schema is None:
-                rows = await entity_type_service.list_entity_types(session, context.who)
-                metas = [await load_type_meta(session, row) for row in rows]
-                # Building takes ~50 ms per entity type: off the event loop, so other requests go on meanwhile.
-                schema = await asyncio.to_thread(self._build, workspace_id, metas)
-                for stale in [k for k in self._schemas if k[0] == workspace_id]:
-                    del self._schemas[stale]
-                self._schemas[key] = schema
-                while len(self._schemas) > CACHE_SIZE:
-                    self._schemas.popitem(last=False)
+        lock = self._locks.get(workspace_id)
+        if lock is None:
+            lock = self._locks[workspace_id] = asyncio.Lock()
+        async with lock:
+            schema = self._cached(workspace_id, version)  # built by the request we waited for
+            if schema is not None:
+                return schema
+            rows = await entity_type_service.list_entity_types(session, context.who)
+            metas = [await load_type_meta(session, row) for row in rows]
+            # Building takes ~50 ms per entity type: off the event loop, so other requests go on meanwhile.
+            schema = await asyncio.to_thread(self._build, workspace_id, metas)
+            self._schemas[workspace_id] = (version, schema)
+            self._schemas.move_to_end(workspace_id)
+            while len(self._schemas) > self.size:
+                self._schemas.popitem(last=False)
         return schema
 
     def _build(self, workspace_id: uuid.UUID, metas: list[Any]) -> StageflowSchema:

@@ -198,11 +198,10 @@ def plural(word: str) -> str:
 
 @dataclass
 class TypedPart:
-    """What one entity type adds to the Query and the Mutation, plus the names it took."""
+    """What one entity type adds to the Query and the Mutation."""
 
     query: dict[str, Any] = field(default_factory=dict)
     mutation: dict[str, Any] = field(default_factory=dict)
-    lists: list[str] = field(default_factory=list)
 
 
 class TypedBuilder:
@@ -291,7 +290,7 @@ class TypedBuilder:
         create_input = self._values_input(f"{names.type}Input", CREATE_SYSTEM, custom)
         patch_input = self._values_input(f"{names.type}Patch", PATCH_SYSTEM, custom)
         payload = result(f"{names.type}Result", node)
-        part = TypedPart(lists=[names.plural])
+        part = TypedPart()
         part.query[f"t_{meta.code}_one"] = _one(meta.code, node, names.single)
         part.query[f"t_{meta.code}_many"] = _many(meta.code, names.plural, filter_input, to_filter, node, edge, conn)
         rename = _renamer({code: name for code, (name, _) in custom.items()})
