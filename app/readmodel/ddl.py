@@ -110,6 +110,10 @@ async def create_table(session: AsyncSession, entity_type_id: uuid.UUID) -> None
     await session.execute(text(create_table_sql(entity_type_id)))
 
 
+async def has_trigrams(session: AsyncSession) -> bool:
+    return bool(await session.scalar(text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')")))
+
+
 async def _table_has_rows(session: AsyncSession, entity_type_id: uuid.UUID) -> bool:
     return bool(await session.scalar(text(f"SELECT EXISTS (SELECT 1 FROM {table_name(entity_type_id)})")))
 
@@ -144,8 +148,14 @@ async def replace_column(session: AsyncSession, spec: ColumnSpec) -> None:
     await add_column(session, spec)
 
 
+NO_TRIGRAMS = "pg_trgm is not installed on this server: text searches scan instead"
+
+
 async def _index(session: AsyncSession, spec: ColumnSpec) -> str:
     """Build at once on an empty table (in the caller's transaction), otherwise concurrently after the commit."""
+    if spec.type in TEXT_TYPES and not spec.multiple and not await has_trigrams(session):
+        await _record(session, spec, "failed", NO_TRIGRAMS)
+        return "failed"
     if await _table_has_rows(session, spec.entity_type_id):
         await _record(session, spec, "building")
         _later(session, spec)
