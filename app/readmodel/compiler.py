@@ -89,7 +89,8 @@ def row_json(type_code_sql: str, stage_code_sql: str, *, as_text: bool = True) -
         + ", 'pipeline_id', e.pipeline_id, 'stage_id', e.stage_id, 'stage_code', "
         + stage_code_sql
         + ", 'title', e.title, 'assigned_to', e.assigned_to, 'amount', e.amount::float8, 'currency', e.currency, "
-        "'source', e.source, 'begin_date', e.begin_date, 'close_date', e.close_date, 'score', e.score, "
+        "'source', e.source, 'begin_date', sf_json_date(e.begin_date), "
+        "'close_date', sf_json_date(e.close_date), 'score', e.score, "
         "'values', e.values, 'version', e.version, 'created_at', sf_json_ts(e.created_at), "
         "'updated_at', sf_json_ts(e.updated_at), 'moved_at', sf_json_ts(e.moved_at), "
         "'deleted_at', sf_json_ts(e.deleted_at))" + ("::text" if as_text else "")

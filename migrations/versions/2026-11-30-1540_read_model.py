@@ -92,6 +92,14 @@ SELECT to_char(ts AT TIME ZONE 'UTC',
 $$
 """
 
+# Dates as the ORM read them: asyncpg writes date.max/date.min as infinity/-infinity and reads them back so.
+JSON_DATE_FUNCTION = """
+CREATE FUNCTION sf_json_date(d date) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT CASE WHEN d = 'infinity' THEN '9999-12-31' WHEN d = '-infinity' THEN '0001-01-01'
+    ELSE to_char(d, 'YYYY-MM-DD') END
+$$
+"""
+
 OLD_VALUE_INDEXES = ("text", "number", "bool", "date", "datetime", "ref")
 OLD_STATISTICS = ("text", "number", "date", "bool")
 
@@ -168,7 +176,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("index_state = 'building'"),
     )
     _backfill()
-    for function in (JSON_TS_FUNCTION, INSERT_FUNCTION, UPDATE_FUNCTION, DELETE_FUNCTION, DROP_TABLES_FUNCTION, NOTIFY_FUNCTION):
+    for function in (JSON_TS_FUNCTION, JSON_DATE_FUNCTION, INSERT_FUNCTION, UPDATE_FUNCTION, DELETE_FUNCTION, DROP_TABLES_FUNCTION, NOTIFY_FUNCTION):
         op.execute(function)
     op.execute(
         "CREATE TRIGGER elements_read_model_insert AFTER INSERT ON elements REFERENCING NEW TABLE AS new_rows "

@@ -202,3 +202,13 @@ async def _has_trigrams(database_url: str) -> bool:
         return bool(await connection.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'"))
     finally:
         await connection.close()
+
+
+async def test_the_last_and_first_dates_read_back_as_written(client: httpx.AsyncClient) -> None:
+    """asyncpg stores date.max/date.min as PostgreSQL's infinity/-infinity: the JSON PostgreSQL builds says the date."""
+    await create_type(client, "span")
+    element = await create_element(client, "span", begin_date="0001-01-01", close_date="9999-12-31")
+    fetched = (await client.get(f"/elements/{element['id']}")).json()
+    listed = (await client.get("/entity-types/span/elements")).json()["items"][0]
+    for body in (element, fetched, listed):
+        assert (body["begin_date"], body["close_date"]) == ("0001-01-01", "9999-12-31")
