@@ -27,9 +27,10 @@ PortOption = Annotated[int, typer.Option(help="Port to listen on")]
 
 class HttpServer(StrEnum):
     UVICORN = "uvicorn"  # with httptools and uvloop (uvicorn[standard])
-    GRANIAN = "granian"  # ASGI interface on uvloop
+    GRANIAN = "granian"  # ASGI interface on uvloop; an optional extra (stageflow[granian])
 
 
+# Measured against granian (issue 10): the same CPU per request, on a bare round trip and in every benchmark scenario.
 DEFAULT_SERVER = HttpServer.UVICORN
 ServerOption = Annotated[HttpServer, typer.Option(help="HTTP server")]
 
@@ -105,9 +106,12 @@ def _serve(host: str, port: int, workers: int = 1, server: HttpServer = DEFAULT_
     configure_logging(level)
     # The app writes its own access log (stageflow.access, with the request id): the server's stays off.
     if server is HttpServer.GRANIAN:
-        from granian.constants import Interfaces, Loops
-        from granian.log import LogLevels
-        from granian.server import Server
+        try:
+            from granian.constants import Interfaces, Loops
+            from granian.log import LogLevels
+            from granian.server import Server
+        except ImportError:
+            raise typer.BadParameter("granian is not installed: pip install 'stageflow[granian]'") from None
 
         Server(
             "app.cli:serving_app",
@@ -115,7 +119,7 @@ def _serve(host: str, port: int, workers: int = 1, server: HttpServer = DEFAULT_
             port=port,
             interface=Interfaces.ASGI,  # with lifespan
             workers=workers,
-            loop=Loops.uvloop,
+            loop=Loops.uvloop,  # rloop breaks asyncpg (its transports cannot change protocol)
             factory=True,
             log_level=LogLevels(level.lower()),
             log_dictconfig=_granian_logging(level),

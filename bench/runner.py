@@ -29,7 +29,7 @@ import orjson
 
 from app.cli import DEFAULT_SERVER, HttpServer
 from app.kit.net import free_port, wait_until_healthy
-from bench.cpu import CpuMeter, CpuUse, postmaster_of
+from bench.cpu import CpuMeter, CpuUse, descendants, postmaster_of, read_all, tree_cpu_ms
 from bench.data import (
     DAY0,
     DAYS,
@@ -164,6 +164,7 @@ def api_server(database_url: str, workers: int, concurrency: int, server: str) -
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(base, process, timeout=60)
+        wait_until_settled(process.pid, workers, timeout=90)
         yield ApiServer(base, process.pid)
     finally:
         process.terminate()
@@ -172,6 +173,26 @@ def api_server(database_url: str, workers: int, concurrency: int, server: str) -
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_until_settled(pid: int, workers: int, *, timeout: float, quiet_ms_per_s: float = 50.0) -> None:
+    """Wait until every worker has started and the server's process tree has gone quiet. The health check answers as
+    soon as the first worker is up while the others may still be importing the app; the client's keep-alive
+    connections opened then would all stay on that first worker, and the run would measure one worker out of N."""
+    children_expected = workers if workers > 1 else 0  # one uvicorn worker serves in the main process
+    deadline = time.monotonic() + timeout
+    before: float | None = None
+    while time.monotonic() < deadline:
+        stats = read_all()
+        used = tree_cpu_ms(pid, stats)
+        if used is None:
+            return  # no /proc here (or the server is gone: the requests will tell)
+        started = len(descendants(pid, stats)) >= children_expected
+        if started and before is not None and used - before < quiet_ms_per_s / 2:
+            return
+        before = used
+        time.sleep(0.5)
+    print(f"warning: the API server did not settle within {timeout:.0f} s; measuring anyway", file=sys.stderr)
 
 
 async def find_postmaster(database_url: str) -> int | None:

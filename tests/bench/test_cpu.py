@@ -8,8 +8,9 @@ import time
 import asyncpg
 import pytest
 
-from bench.cpu import CpuMeter, CpuUse, per_op, postmaster_of, read_stat, serves_database
+from bench.cpu import CpuMeter, CpuUse, descendants, per_op, postmaster_of, read_all, read_stat, serves_database
 from bench.report import markdown
+from bench.runner import wait_until_settled
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
 
@@ -192,3 +193,28 @@ def test_the_markdown_report_shows_cpu_beside_latency() -> None:
     assert "| get by id | 10 | 0 | 5.0 | 1.00 | 2.00 | 3.00 | 1.00 | 2.00 | 3.00 |" in text
     assert "| floor: get by id | 10 | 0 | 5.0 | 1.00 | 2.00 | 3.00 | 0.50 | — | 0.60 |" in text
     assert "PostgreSQL CPU over the floor's: get by id **5.0×**" in text
+
+
+def test_the_runner_waits_for_every_worker_to_settle() -> None:
+    # A "server" whose second worker is still busy starting (burning 0.8 s of CPU) when the first answers.
+    script = (
+        "import subprocess, sys, time\n"
+        "idle = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"busy = subprocess.Popen([sys.executable, '-c', {(BURN.format(seconds=0.8) + 'time.sleep(60)')!r}])\n"
+        "time.sleep(60)\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        started = time.process_time()
+        wall = time.monotonic()
+        wait_until_settled(server.pid, 2, timeout=30)
+        assert time.monotonic() - wall >= 0.8  # not before the busy worker has done its start-up
+        assert time.process_time() - started < 0.5  # and without burning the client's CPU meanwhile
+        stats = read_all()
+        busy = [pid for pid in descendants(server.pid, stats) if stats[pid].cpu_ms >= 700]
+        assert busy, "the busy worker had finished its start-up"
+    finally:
+        for child in descendants(server.pid, read_all()):
+            os.kill(child, 9)
+        server.kill()
+        server.wait()
