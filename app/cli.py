@@ -6,12 +6,16 @@ import os
 import signal
 import subprocess
 import sys
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from app.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 cli = typer.Typer(help="Stageflow: a headless backend for smart processes.", no_args_is_help=True)
 workspace_cli = typer.Typer(help="Workspaces (tenants).", no_args_is_help=True)
@@ -19,6 +23,16 @@ cli.add_typer(workspace_cli, name="workspace")
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on")]
 PortOption = Annotated[int, typer.Option(help="Port to listen on")]
+
+
+class HttpServer(StrEnum):
+    UVICORN = "uvicorn"  # with httptools and uvloop (uvicorn[standard])
+    GRANIAN = "granian"  # ASGI interface on uvloop; an optional extra (stageflow[granian])
+
+
+# Measured against granian (issue 10): the same CPU per request, on a bare round trip and in every benchmark scenario.
+DEFAULT_SERVER = HttpServer.UVICORN
+ServerOption = Annotated[HttpServer, typer.Option(help="HTTP server")]
 
 
 def run_migrations(database_url: str) -> None:
@@ -63,22 +77,66 @@ async def _ensure_default_workspace(settings: Settings) -> tuple[str, str] | Non
     return await _create_workspace(settings, "Default")
 
 
-def _serve(host: str, port: int, workers: int = 1) -> None:
-    import uvicorn
-
+def serving_app() -> "FastAPI":
+    """The factory the HTTP server's worker processes call. Workers are spawned, not forked, so the logging set up
+    in the parent does not reach them: each sets up its own (JSON lines, request ids)."""
+    from app.main import create_app
     from app.observability import configure_logging
 
     configure_logging(get_settings().LOG_LEVEL)
-    # access_log off: ours (app.observability) logs each request with secret path parts (hook tokens) redacted.
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-    )
+    return create_app()
+
+
+def _granian_logging(level: str) -> dict[str, Any]:
+    """Granian's own logs (startup, worker exits) as the same JSON lines as the app's, through the root logger."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "app.observability.JsonFormatter"}},
+        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "root": {"handlers": ["json"], "level": level.upper()},
+        "loggers": {"_granian": {"propagate": True}, "granian.access": {"propagate": True}},
+    }
+
+
+def _serve(host: str, port: int, workers: int = 1, server: HttpServer = DEFAULT_SERVER) -> None:
+    from app.observability import configure_logging
+
+    level = get_settings().LOG_LEVEL
+    configure_logging(level)
+    # The app writes its own access log (stageflow.access, with the request id): the server's stays off.
+    if server is HttpServer.GRANIAN:
+        try:
+            from granian.constants import Interfaces, Loops
+            from granian.log import LogLevels
+            from granian.server import Server
+        except ImportError:
+            raise typer.BadParameter("granian is not installed: pip install 'stageflow[granian]'") from None
+
+        Server(
+            "app.cli:serving_app",
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,  # with lifespan
+            workers=workers,
+            loop=Loops.uvloop,  # rloop breaks asyncpg (its transports cannot change protocol)
+            factory=True,
+            log_level=LogLevels(level.lower()),
+            log_dictconfig=_granian_logging(level),
+            log_access=False,
+        ).serve()
+    else:
+        import uvicorn
+
+        uvicorn.run(
+            "app.cli:serving_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+        )
 
 
 @cli.command()
@@ -93,10 +151,11 @@ def serve(
     host: HostOption = "127.0.0.1",
     port: PortOption = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    server: ServerOption = DEFAULT_SERVER,
 ) -> None:
     """Serve the API (production: needs DATABASE_URL and REDIS_URL; run `stageflow migrate` first)."""
     get_settings().database_url  # noqa: B018  (fail early with a clear message)
-    _serve(host, port, workers)
+    _serve(host, port, workers, server)
 
 
 @cli.command()

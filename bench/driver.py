@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.cpu import CpuUse, per_op
+
 
 def percentile(sorted_ms: list[float], q: float) -> float:
     """Nearest-rank percentile of an ascending list."""
@@ -26,6 +28,7 @@ class Result:
     latencies_ms: list[float] = field(default_factory=list)
     first_error: str | None = None
     note: str | None = None
+    cpu: CpuUse | None = None  # CPU used while it ran (bench.cpu), when measured
 
     @property
     def throughput(self) -> float:
@@ -44,6 +47,7 @@ class Result:
             "p99_ms": round(percentile(ordered, 99), 2),
             "first_error": self.first_error,
             "note": self.note,
+            **per_op(self.cpu, self.count),
         }
 
 

@@ -1,5 +1,7 @@
-"""`python3 -m bench`: a fresh database, the API as a real uvicorn server, N leads loaded through the batch
-endpoint, then every scenario over HTTP at bounded concurrency, and the same queries on a plain table (the floor)."""
+"""`python3 -m bench`: a fresh database, the API served as in production (`stageflow serve`), N leads loaded
+through the batch endpoint, then every scenario over HTTP at bounded concurrency, and the same queries on a plain
+table (the floor). Each scenario reports latency and the CPU it cost per operation in the client, the API server
+and PostgreSQL (bench.cpu)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from importlib import metadata
@@ -25,7 +27,9 @@ import asyncpg
 import httpx
 import orjson
 
+from app.cli import DEFAULT_SERVER, HttpServer
 from app.kit.net import free_port, wait_until_healthy
+from bench.cpu import CpuMeter, CpuUse, descendants, postmaster_of, read_all, tree_cpu_ms
 from bench.data import (
     DAY0,
     DAYS,
@@ -57,6 +61,7 @@ class Config:
     growth: bool = False
     growth_requests: int = 300
     workers: int = 2
+    server: str = DEFAULT_SERVER.value
     load_concurrency: int = 2
     batch_size: int = 1000
     keep: bool = False
@@ -74,7 +79,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--requests", type=int, default=1000, help="timed requests per scenario")
     parser.add_argument("--growth", action="store_true", help="also measure filtered list + board at 10k/100k/1M")
     parser.add_argument("--growth-requests", type=int, default=300, help="requests per growth measurement")
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="API server worker processes")
+    parser.add_argument(
+        "--server",
+        choices=[s.value for s in HttpServer],
+        default=DEFAULT_SERVER.value,
+        help=f"HTTP server for the API (default {DEFAULT_SERVER.value}, as `stageflow serve`)",
+    )
     parser.add_argument("--load-concurrency", type=int, default=2, help="batch requests in flight while loading")
     parser.add_argument("--batch-size", type=int, default=1000, help="elements per batch request (max 1000)")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
@@ -97,6 +108,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         growth=args.growth,
         growth_requests=args.growth_requests,
         workers=args.workers,
+        server=args.server,
         load_concurrency=args.load_concurrency,
         batch_size=min(args.batch_size, 1000),
         keep=args.keep,
@@ -114,9 +126,15 @@ def _with_database(url: str, name: str) -> str:
 # --- the API server ---------------------------------------------------------------------------------------------
 
 
+@dataclass
+class ApiServer:
+    base_url: str
+    pid: int  # the server's main process: its tree (workers included) is what the server's CPU is read from
+
+
 @contextlib.contextmanager
-def api_server(database_url: str, workers: int, concurrency: int) -> Iterator[str]:
-    """uvicorn serving app.main:create_app on a free loopback port, as in production."""
+def api_server(database_url: str, workers: int, concurrency: int, server: str) -> Iterator[ApiServer]:
+    """`stageflow serve` on a free loopback port with the chosen HTTP server, as in production."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     # Enough connections per worker for its share of the concurrent requests, few enough for a shared server.
@@ -131,24 +149,23 @@ def api_server(database_url: str, workers: int, concurrency: int) -> Iterator[st
     command = [
         sys.executable,
         "-m",
-        "uvicorn",
-        "app.main:create_app",
-        "--factory",
+        "app.cli",
+        "serve",
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
         "--workers",
         str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
+        "--server",
+        server,
     ]
     process = subprocess.Popen(command, env=env, cwd=Path(__file__).resolve().parent.parent)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(base, process, timeout=60)
-        yield base
+        wait_until_settled(process.pid, workers, timeout=90)
+        yield ApiServer(base, process.pid)
     finally:
         process.terminate()
         try:
@@ -156,6 +173,43 @@ def api_server(database_url: str, workers: int, concurrency: int) -> Iterator[st
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_until_settled(pid: int, workers: int, *, timeout: float, quiet_ms_per_s: float = 50.0) -> None:
+    """Wait until every worker has started and the server's process tree has gone quiet. The health check answers as
+    soon as the first worker is up while the others may still be importing the app; the client's keep-alive
+    connections opened then would all stay on that first worker, and the run would measure one worker out of N."""
+    children_expected = workers if workers > 1 else 0  # one uvicorn worker serves in the main process
+    deadline = time.monotonic() + timeout
+    before: float | None = None
+    while time.monotonic() < deadline:
+        stats = read_all()
+        used = tree_cpu_ms(pid, stats)
+        if used is None:
+            return  # no /proc here (or the server is gone: the requests will tell)
+        started = len(descendants(pid, stats)) >= children_expected
+        if started and before is not None and used - before < quiet_ms_per_s / 2:
+            return
+        before = used
+        time.sleep(0.5)
+    print(f"warning: the API server did not settle within {timeout:.0f} s; measuring anyway", file=sys.stderr)
+
+
+async def find_postmaster(database_url: str) -> int | None:
+    """The local PostgreSQL server's main process, for reading its CPU (None when it runs elsewhere)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        return postmaster_of(await connection.fetchval("SELECT pg_backend_pid()"))
+    finally:
+        await connection.close()
+
+
+async def metered(meter: CpuMeter, work: Awaitable[Result], *, server: bool = True) -> Result:
+    """Run one scenario and attach the CPU it used (client, server, PostgreSQL)."""
+    with meter.measure(server=server) as reading:
+        result = await work
+    result.cpu = reading.use
+    return result
 
 
 # --- setup over the API -----------------------------------------------------------------------------------------
@@ -459,7 +513,7 @@ async def build_plain_table(database_url: str, config: Config, stop: int) -> flo
         await connection.close()
 
 
-async def floor(database_url: str, config: Config, n: int, count: int) -> list[Result]:
+async def floor(database_url: str, config: Config, n: int, count: int, meter: CpuMeter) -> list[Result]:
     pool = await asyncpg.create_pool(database_url, min_size=config.concurrency, max_size=config.concurrency)
     assert pool is not None  # noqa: S101
     try:
@@ -487,8 +541,8 @@ async def floor(database_url: str, config: Config, n: int, count: int) -> list[R
             assert row is not None  # noqa: S101
 
         return [
-            await run("floor: filtered list", count, config.concurrency, filtered),
-            await run("floor: get by id", count, config.concurrency, get),
+            await metered(meter, run("floor: filtered list", count, config.concurrency, filtered), server=False),
+            await metered(meter, run("floor: get by id", count, config.concurrency, get), server=False),
         ]
     finally:
         await pool.close()
@@ -497,9 +551,16 @@ async def floor(database_url: str, config: Config, n: int, count: int) -> list[R
 # --- reporting ----------------------------------------------------------------------------------------------------
 
 
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
 def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     print(f"\n{title}")
-    header = f"{'scenario':<34} {'count':>8} {'err':>4} {'req/s':>9} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}"
+    header = (
+        f"{'scenario':<34} {'count':>8} {'err':>4} {'req/s':>9} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}"
+        f" {'client CPU ms/op':>16} {'server CPU ms/op':>16} {'PG CPU ms/op':>12}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -509,6 +570,8 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
         print(
             f"{row['name']:<34} {row['count']:>8} {row['errors']:>4} {row['throughput_per_s']:>9.1f} "
             f"{row['p50_ms']:>9.2f} {row['p95_ms']:>9.2f} {row['p99_ms']:>9.2f}"
+            f" {_ms(row.get('client_cpu_ms_per_op')):>16} {_ms(row.get('server_cpu_ms_per_op')):>16}"
+            f" {_ms(row.get('pg_cpu_ms_per_op')):>12}"
         )
 
 
@@ -524,7 +587,18 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(OSError, StopIteration):
         mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
         info["memory"] = mem.split(":", 1)[1].strip()
-    packages = ("fastapi", "uvicorn", "sqlalchemy", "asyncpg", "pydantic", "httpx", "orjson", "uvloop", "httptools")
+    packages = (
+        "fastapi",
+        "uvicorn",
+        "granian",
+        "sqlalchemy",
+        "asyncpg",
+        "pydantic",
+        "httpx",
+        "orjson",
+        "uvloop",
+        "httptools",
+    )
     versions = {}
     for name in packages:
         with contextlib.suppress(metadata.PackageNotFoundError):
@@ -578,13 +652,18 @@ def log(config: Config, message: str) -> None:
         print(message, flush=True)
 
 
-async def measure(config: Config, database_url: str, base_url: str, secret: str) -> dict[str, Any]:
+async def measure(config: Config, database_url: str, api: ApiServer, secret: str, database: str) -> dict[str, Any]:
     report: dict[str, Any] = {"config": {k: str(v) for k, v in asdict(config).items() if k != "admin_url"}}
     report["machine"] = machine()
+    report["server"] = {"http": config.server, "workers": config.workers}
     report["uptime_before"] = uptime()
     connection = await asyncpg.connect(database_url)
     report["postgresql"] = await connection.fetchval("SELECT version()")
     await connection.close()
+    postmaster = await find_postmaster(database_url)
+    meter = CpuMeter(server_pid=api.pid, postmaster_pid=postmaster, database=database)
+    report["cpu_note"] = CPU_NOTE + ("" if postmaster else " PostgreSQL runs elsewhere: its CPU is not measured.")
+    base_url = api.base_url
     limits = httpx.Limits(max_connections=max(config.concurrency, config.load_concurrency) + 4)
     headers = {"Authorization": f"Bearer {secret}"}
     async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=120) as client:
@@ -599,61 +678,79 @@ async def measure(config: Config, database_url: str, base_url: str, secret: str)
         scenarios = Scenarios(client, config, setup, sample)
         for point in checkpoints:
             log(config, f"loading elements {loaded:,} … {point:,} through the batch endpoint")
-            loads.append(await load(client, config, setup, loaded, point, sample, every))
+            loads.append(await metered(meter, load(client, config, setup, loaded, point, sample, every)))
             loaded = point
             log(config, "VACUUM (ANALYZE) …")
             seconds = await vacuum_analyze(database_url)
             log(config, f"  done in {seconds:.1f} s")
             if point != config.n:
-                filtered = (await scenarios.filtered(config.growth_requests)).summary()
-                board = (await scenarios.board(config.growth_requests)).summary()
-                growth.append({"n": point, "filtered_p50_ms": filtered["p50_ms"], "board_p50_ms": board["p50_ms"]})
+                filtered = (await metered(meter, scenarios.filtered(config.growth_requests))).summary()
+                board = (await metered(meter, scenarios.board(config.growth_requests))).summary()
+                growth.append(_growth_row(point, filtered, board))
                 log(config, f"  at {point:,}: filtered p50 {filtered['p50_ms']} ms, board p50 {board['p50_ms']} ms")
-        bulk = Result("bulk load (batch endpoint)", note=loads[0].note)
+        bulk = Result("bulk load (batch endpoint)", note=f"{loads[0].note}; CPU per element", cpu=CpuUse(0.0))
         for part in loads:
             bulk.count += part.count
             bulk.seconds += part.seconds
             bulk.latencies_ms += part.latencies_ms
+            bulk.cpu = (bulk.cpu or CpuUse(0.0)) + (part.cpu or CpuUse(0.0))
         log(config, f"running the scenarios ({config.requests} requests each, concurrency {config.concurrency}) …")
         results = [bulk]
         for name in ("get", "filtered", "paging", "board", "search", "graphql", "patch", "move", "create"):
             log(config, f"  {name}")
-            results.append(await getattr(scenarios, name)(config.requests))
+            results.append(await metered(meter, getattr(scenarios, name)(config.requests)))
     summaries = [r.summary() for r in results]
     by_name = {s["name"]: s for s in summaries}
     if config.growth:
-        growth.append(
-            {
-                "n": config.n,
-                "filtered_p50_ms": by_name["filtered list"]["p50_ms"],
-                "board_p50_ms": by_name["board (one pipeline)"]["p50_ms"],
-            }
-        )
+        growth.append(_growth_row(config.n, by_name["filtered list"], by_name["board (one pipeline)"]))
     log(config, "building the plain floor table …")
     report["floor_build_seconds"] = round(await build_plain_table(database_url, config, config.n), 1)
-    floors = [r.summary() for r in await floor(database_url, config, config.n, config.requests)]
-    ratios = {
-        "filtered list": _ratio(by_name["filtered list"], floors[0]),
-        "get by id": _ratio(by_name["get by id"], floors[1]),
-    }
+    floors = [r.summary() for r in await floor(database_url, config, config.n, config.requests, meter)]
+    pairs = {"filtered list": (by_name["filtered list"], floors[0]), "get by id": (by_name["get by id"], floors[1])}
     report.update(
-        scenarios=summaries, floor=floors, floor_ratio_p50=ratios, growth=growth, uptime_after=uptime(), n=config.n
+        scenarios=summaries,
+        floor=floors,
+        floor_ratio_p50={name: _ratio(ours, plain, "p50_ms") for name, (ours, plain) in pairs.items()},
+        floor_ratio_pg_cpu={name: _ratio(ours, plain, "pg_cpu_ms_per_op") for name, (ours, plain) in pairs.items()},
+        growth=growth,
+        uptime_after=uptime(),
+        n=config.n,
     )
     return report
 
 
-def _ratio(ours: dict[str, Any], plain: dict[str, Any]) -> float | None:
-    return round(ours["p50_ms"] / plain["p50_ms"], 1) if plain["p50_ms"] else None
+CPU_NOTE = (
+    "CPU ms per operation from /proc (utime + stime): client = the benchmark process; server = the API server's "
+    "process tree (master and workers); PG = the PostgreSQL backends connected to the benchmark database; "
+    "pg_server (JSON only) = the whole PostgreSQL server, every database and its background processes. "
+    "Bulk load: per element."
+)
+
+
+def _growth_row(n: int, filtered: dict[str, Any], board: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "n": n,
+        "filtered_p50_ms": filtered["p50_ms"],
+        "board_p50_ms": board["p50_ms"],
+        "filtered_server_cpu_ms_per_op": filtered["server_cpu_ms_per_op"],
+        "filtered_pg_cpu_ms_per_op": filtered["pg_cpu_ms_per_op"],
+    }
+
+
+def _ratio(ours: dict[str, Any], plain: dict[str, Any], key: str) -> float | None:
+    return round(ours[key] / plain[key], 1) if ours[key] is not None and plain[key] else None
 
 
 def print_report(report: dict[str, Any]) -> None:
     print_table(f"Stageflow over HTTP, {report['n']:,} elements", report["scenarios"])
     print_table("Floor: the same queries on a plain table, asyncpg straight", report["floor"])
     print("\np50 over the floor: " + ", ".join(f"{k} {v}×" for k, v in report["floor_ratio_p50"].items()))
+    print("PG CPU over the floor: " + ", ".join(f"{k} {v}×" for k, v in report["floor_ratio_pg_cpu"].items()))
     if report["growth"]:
-        print(f"\n{'elements':>10} {'filtered p50 ms':>16} {'board p50 ms':>13}")
+        print(f"\n{'elements':>10} {'filtered p50 ms':>16} {'board p50 ms':>13} {'filtered server/PG CPU ms/op':>29}")
         for row in report["growth"]:
-            print(f"{row['n']:>10,} {row['filtered_p50_ms']:>16.2f} {row['board_p50_ms']:>13.2f}")
+            cpu = f"{_ms(row['filtered_server_cpu_ms_per_op'])} / {_ms(row['filtered_pg_cpu_ms_per_op'])}"
+            print(f"{row['n']:>10,} {row['filtered_p50_ms']:>16.2f} {row['board_p50_ms']:>13.2f} {cpu:>29}")
     print(f"\nload before: {report['uptime_before']}\nload after:  {report['uptime_after']}")
 
 
@@ -669,9 +766,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         run_migrations(to_asyncpg_url(database_url))
         secret = asyncio.run(_workspace(database_url))
-        with api_server(database_url, config.workers, config.concurrency) as base_url:
-            log(config, f"API on {base_url} ({config.workers} uvicorn workers)")
-            report = asyncio.run(measure(config, database_url, base_url, secret))
+        with api_server(database_url, config.workers, config.concurrency, config.server) as api:
+            log(config, f"API on {api.base_url} ({config.server}, {config.workers} workers)")
+            report = asyncio.run(measure(config, database_url, api, secret, name))
         report["command"] = "python3 -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
         config.out.write_text(json.dumps(report, indent=2) + "\n")
         print_report(report)

@@ -68,3 +68,17 @@ def test_a_tiny_run_measures_every_scenario(embedded: dict[str, str], tmp_path: 
     assert report["floor_ratio_p50"]["filtered list"] > 0
     assert [g["n"] for g in report["growth"]] == [200]
     assert "p50 over the floor" in run.stdout
+    # CPU per operation beside latency: the client, the API server's process tree and the database's backends.
+    for name in ("get by id", "filtered list", "stage move", "bulk load (batch endpoint)"):
+        scenario = by_name[name]
+        assert scenario["client_cpu_ms_per_op"] > 0, name
+        assert scenario["server_cpu_ms_per_op"] > 0, name
+        assert scenario["pg_cpu_ms_per_op"] > 0, name
+        assert scenario["pg_server_cpu_ms_per_op"] >= scenario["pg_cpu_ms_per_op"] * 0.9, name
+    for plain in report["floor"]:  # no HTTP server in the floor
+        assert plain["server_cpu_ms_per_op"] is None
+        assert plain["pg_cpu_ms_per_op"] > 0
+    assert report["floor_ratio_pg_cpu"]["filtered list"] > 0
+    assert report["growth"][0]["filtered_server_cpu_ms_per_op"] > 0
+    assert report["server"] == {"http": "uvicorn", "workers": 1}
+    assert "server CPU ms/op" in run.stdout
