@@ -29,6 +29,7 @@ from app.kit import background
 from app.kit.invalidation import listener
 from app.observability import Metrics, ObservabilityMiddleware
 from app.outbox.dispatcher import run_dispatcher
+from app.readmodel import compiler
 from app.readmodel.ddl import resume_index_builds
 from app.settings import Settings, get_settings
 from workers.queue import event_sinks
@@ -53,6 +54,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
     app.state.read_pool = await open_read_pool(settings)
+    compiler.TRIGRAM_SEARCH = bool(
+        await app.state.read_pool.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'")
+    )
     await listener.start(plain_dsn(settings.database_url))
     # Read-model indexes a stopped process left half-built are built again, in the background.
     background.start(lambda: resume_index_builds(app.state.sessionmaker))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -383,16 +383,45 @@ class Frame:
 
 
 MAX_FRAMES = 256
+# Set at start-up where the server has pg_trgm (the title's trigram index exists).
+TRIGRAM_SEARCH = False
+SEARCH_OPS = frozenset({"contains", "icontains", "starts_with"})
+TIME_KEYS = frozenset({"created_at", "updated_at", "moved_at"})
 
 
-def frame(meta: TypeMeta, sort: str | None, required: frozenset[str]) -> Frame:
+def searches_title(node: Node | None) -> bool:
+    """A substring the top-level AND requires of the title, long enough for the trigram index (3 characters)."""
+    if not TRIGRAM_SEARCH:
+        return False
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, And):
+            stack.extend(item.items)
+        elif (
+            isinstance(item, Condition)
+            and item.field == "title"
+            and item.op in SEARCH_OPS
+            and isinstance(item.value, str)
+            and len(item.value) >= 3
+        ):
+            return True
+    return False
+
+
+def frame(meta: TypeMeta, sort: str | None, required: frozenset[str], *, searched: bool = False) -> Frame:
     """The cached frame; it lives on the (immutable, per metadata version) TypeMeta, so it is never stale."""
     frames: OrderedDict[tuple[Any, ...], Frame] = meta.compiled
-    key = (sort, required & set(meta.fields))
+    key = (sort, required & set(meta.fields), searched)
     hit = frames.get(key)
     if hit is not None:
         return hit
     keys = parse_sort(meta, sort, required)
+    if searched and keys[0].name in TIME_KEYS:
+        # A title search: the planner, which cannot tell how rare a substring is, would walk the newest-first index
+        # filtering every row (the whole type for a rare name). An order no index gives makes it collect the
+        # matches through the trigram index and sort those instead.
+        keys = (replace(keys[0], expression=f"({keys[0].expression} + interval '0 s')"), *keys[1:])
     sorts = ", ".join(f"{k.expression} AS sort_{i}" for i, k in enumerate(keys))
     built = Frame(
         keys=keys,
@@ -436,7 +465,7 @@ def page_statement(
 ) -> PageStatement:
     """The page (limit + 1 rows, to tell whether more follow) and the statement that counts every match."""
     required = frozenset(required_fields(node))
-    shape = frame(meta, sort, required)
+    shape = frame(meta, sort, required, searched=searches_title(node))
     params = Params([workspace_id, meta.id, *extra_params])
     compiler = FilterCompiler(meta, params)
     where = compiler.compile(node)

@@ -93,8 +93,9 @@ $$
 """
 
 # Dates as the ORM read them: asyncpg writes date.max/date.min as infinity/-infinity and reads them back so.
+# STABLE like to_char, so PostgreSQL inlines it (an IMMUTABLE wrapper around it is a function call per value).
 JSON_DATE_FUNCTION = """
-CREATE FUNCTION sf_json_date(d date) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION sf_json_date(d date) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
 SELECT CASE WHEN d = 'infinity' THEN '9999-12-31' WHEN d = '-infinity' THEN '0001-01-01'
     ELSE to_char(d, 'YYYY-MM-DD') END
 $$

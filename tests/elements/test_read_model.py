@@ -212,3 +212,19 @@ async def test_the_last_and_first_dates_read_back_as_written(client: httpx.Async
     listed = (await client.get("/entity-types/span/elements")).json()["items"][0]
     for body in (element, fetched, listed):
         assert (body["begin_date"], body["close_date"]) == ("0001-01-01", "9999-12-31")
+
+
+async def test_a_title_search_pages_newest_first(client: httpx.AsyncClient) -> None:
+    """A title substring (the trigram path where pg_trgm is installed) keeps the list's order and cursors."""
+    await create_type(client, "firm")
+    ids = [(await create_element(client, "firm", title=f"Acme {i}"))["id"] for i in range(5)]
+    await create_element(client, "firm", title="Other")
+    search = {"filter": {"field": "title", "op": "icontains", "value": "ACM"}, "limit": 2}
+    seen: list[str] = []
+    while True:
+        body = (await client.post("/entity-types/firm/elements/search", json=search)).json()
+        seen += [e["id"] for e in body["items"]]
+        if not body["next_cursor"]:
+            break
+        search["cursor"] = body["next_cursor"]
+    assert seen == ids[::-1]
