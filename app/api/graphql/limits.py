@@ -28,12 +28,14 @@ from graphql import (
     get_named_type,
 )
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 
 from app.pipelines import service as pipeline_service
@@ -205,14 +207,20 @@ async def _stage_counts(context: Any, pipeline_ids: list[uuid.UUID]) -> dict[uui
 
 
 def limit_extensions(settings: Settings) -> list[Any]:
-    """Extension factories: Strawberry builds fresh instances per operation."""
-    extensions: list[Any] = [
-        lambda: ParserCache(maxsize=512),  # clients repeat the same few documents: parse each once
-        lambda: QueryDepthLimiter(max_depth=settings.GRAPHQL_MAX_DEPTH),
-        lambda: MaxTokensLimiter(max_token_count=settings.GRAPHQL_MAX_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.GRAPHQL_MAX_ALIASES),
-        lambda: CostLimiter(max_cost=settings.GRAPHQL_MAX_COST),
+    """Extension factories: Strawberry builds fresh instances per operation.
+
+    The validation rules (depth, aliases, introspection) are made once, not per operation, so the validation of a
+    document against a schema is cached: a client repeating its few documents is validated once per document.
+    """
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.GRAPHQL_MAX_DEPTH).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.GRAPHQL_MAX_ALIASES).validation_rules,
+        *([] if settings.GRAPHQL_INTROSPECTION else DisableIntrospection().validation_rules),
     ]
-    if not settings.GRAPHQL_INTROSPECTION:
-        extensions.append(DisableIntrospection)
-    return extensions
+    return [
+        lambda: ParserCache(maxsize=512),  # clients repeat the same few documents: parse each once
+        lambda: AddValidationRules(rules),
+        lambda: MaxTokensLimiter(max_token_count=settings.GRAPHQL_MAX_TOKENS),
+        lambda: CostLimiter(max_cost=settings.GRAPHQL_MAX_COST),
+        lambda: ValidationCache(maxsize=512),
+    ]
