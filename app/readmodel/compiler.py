@@ -460,19 +460,17 @@ def page_statement(
     limit: int,
     cursor: str | None,
     deleted: bool,
-    extra_where: str = "",
-    extra_params: tuple[Any, ...] = (),
 ) -> PageStatement:
     """The page (limit + 1 rows, to tell whether more follow) and the statement that counts every match."""
     required = frozenset(required_fields(node))
     shape = frame(meta, sort, required, searched=searches_title(node))
-    params = Params([workspace_id, meta.id, *extra_params])
+    params = Params([workspace_id, meta.id])
     compiler = FilterCompiler(meta, params)
     where = compiler.compile(node)
     joined = compiler.uses_read_model or shape.uses_read_model
     scope = (
         f"WHERE e.workspace_id = $1 AND e.entity_type_id = $2 AND e.deleted_at IS {'NOT ' if deleted else ''}NULL"
-        f" AND {where}{extra_where}"
+        f" AND {where}"
     )
     count_params = list(params.values)
     count_sql = f"SELECT count(*) {from_clause(meta, compiler.uses_read_model)} {scope}"
