@@ -30,7 +30,7 @@ from app.kit.invalidation import listener
 from app.observability import Metrics, ObservabilityMiddleware
 from app.outbox.dispatcher import run_dispatcher
 from app.readmodel import compiler
-from app.readmodel.ddl import resume_index_builds
+from app.readmodel.ddl import HAS_TRIGRAMS_SQL, resume_index_builds
 from app.settings import Settings, get_settings
 from workers.queue import event_sinks
 
@@ -54,9 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
     app.state.read_pool = await open_read_pool(settings)
-    compiler.TRIGRAM_SEARCH = bool(
-        await app.state.read_pool.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'")
-    )
+    compiler.TRIGRAM_SEARCH = bool(await app.state.read_pool.fetchval(HAS_TRIGRAMS_SQL))
     await listener.start(plain_dsn(settings.database_url))
     # Read-model indexes a stopped process left half-built are built again, in the background.
     background.start(lambda: resume_index_builds(app.state.sessionmaker))

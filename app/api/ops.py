@@ -6,6 +6,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app.observability import Metrics
+from app.readmodel.ddl import HAS_TRIGRAMS_SQL
 
 router = APIRouter(tags=["ops"])
 
@@ -23,7 +24,7 @@ async def readyz(request: Request) -> JSONResponse:
     details: dict[str, str] = {}
     try:
         async with request.app.state.engine.connect() as connection:
-            trigram = await connection.scalar(text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'"))
+            trigram = await connection.scalar(text(HAS_TRIGRAMS_SQL))
         checks["database"] = "ok"
         # Search still works without it, by scanning: say so where operators look.
         details["search"] = (

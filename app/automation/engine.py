@@ -931,7 +931,22 @@ async def _fire_timer(
     element = await _element_or_none(session, system_actor(rule.workspace_id), timer.element_id)
     if element is None or element.deleted_at is not None or not _timer_holds(rule, timer, element):
         return out
-    created = await _create_run(
+    created = await _timer_run(session, settings, rule, timer, element)
+    if created:
+        out.runs.append(created)
+    return out
+
+
+async def _timer_run(
+    session: AsyncSession,
+    settings: Settings,
+    rule: AutomationRule,
+    timer: AutomationTimer,
+    element: ElementRead | None,
+    failure: str | None = None,
+) -> tuple[uuid.UUID, int] | None:
+    """The run of a due timer (one per timer: the timer's id is its event id)."""
+    return await _create_run(
         session,
         settings,
         rule,
@@ -940,10 +955,8 @@ async def _fire_timer(
         element=element,
         depth=0,
         context=_timer_context(rule, timer),
+        failure=failure,
     )
-    if created:
-        out.runs.append(created)
-    return out
 
 
 async def _timer_failed(
@@ -951,17 +964,7 @@ async def _timer_failed(
 ) -> None:
     """The failure on record as the timer's run; a schedule keeps its next time."""
     element = await _element_or_none(session, system_actor(rule.workspace_id), timer.element_id)
-    await _create_run(
-        session,
-        settings,
-        rule,
-        event_id=timer.id,
-        event_type=rule.trigger_type,
-        element=element,
-        depth=0,
-        context=_timer_context(rule, timer),
-        failure=f"the timer could not fire: {error}",
-    )
+    await _timer_run(session, settings, rule, timer, element, failure=f"the timer could not fire: {error}")
     await _schedule_next(session, rule, after=max(timer.due_at, datetime.now(UTC)))
 
 

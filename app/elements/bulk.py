@@ -41,11 +41,6 @@ def _statement(tables: list[tuple[Table, tuple[str, ...]]]) -> Any:
     return statement
 
 
-async def bulk_insert(session: AsyncSession, model: type[Base], rows: list[dict[str, Any]]) -> None:
-    """Insert `rows` (dicts of column values) in one statement."""
-    await insert_all(session, [(model, rows)])
-
-
 async def insert_all(session: AsyncSession, batches: list[tuple[type[Base], list[dict[str, Any]]]]) -> None:
     """Insert rows (dicts of column values) into one or more tables, in one statement.
 

@@ -62,10 +62,17 @@ async def lean_type_meta(
     """The type's metadata for a read: no query at all while nothing changed; `load` (cached_type_meta on some
     session) on a miss."""
     version = await cached_version(connection, workspace_id, fresh=fresh)
-    hit = _cache.get((workspace_id, str(ref)))
-    if hit is not None and version is not None and hit[0] == version:
-        return hit[1]
-    return await load()
+    return _hit(workspace_id, str(ref), version) or await load()
+
+
+def _hit(workspace_id: uuid.UUID, ref: str, version: int | None) -> TypeMeta | None:
+    """The cached metadata of `ref` if it was loaded at `version`."""
+    key = (workspace_id, ref)
+    hit = _cache.get(key)
+    if hit is None or version is None or hit[0] != version:
+        return None
+    _cache.move_to_end(key)
+    return hit[1]
 
 
 async def cached_type_meta(session: AsyncSession, workspace_id: uuid.UUID, ref: str | uuid.UUID) -> TypeMeta:
@@ -75,17 +82,15 @@ async def cached_type_meta(session: AsyncSession, workspace_id: uuid.UUID, ref: 
     """
     ref = str(ref)
     version = await session.scalar(select(Workspace.metadata_version).where(Workspace.id == workspace_id))
-    key = (workspace_id, ref)
-    hit = _cache.get(key)
-    if hit is not None and version is not None and hit[0] == version:
-        _cache.move_to_end(key)
-        return hit[1]
+    hit = _hit(workspace_id, ref, version)
+    if hit is not None:
+        return hit
     # Read the version before the metadata: an entry can only be newer than its version, never older.
     meta = await get_type_meta(session, workspace_id, ref)
     if version is not None:
         _detach(session, meta)
-        _cache[key] = (version, meta)
-        _cache.move_to_end(key)
+        _cache[(workspace_id, ref)] = (version, meta)
+        _cache.move_to_end((workspace_id, ref))
         while len(_cache) > MAX_ENTRIES:
             _cache.popitem(last=False)
     return meta

@@ -412,7 +412,7 @@ def searches_title(node: Node | None) -> bool:
 def frame(meta: TypeMeta, sort: str | None, required: frozenset[str], *, searched: bool = False) -> Frame:
     """The cached frame; it lives on the (immutable, per metadata version) TypeMeta, so it is never stale."""
     frames: OrderedDict[tuple[Any, ...], Frame] = meta.compiled
-    key = (sort, required & set(meta.fields), searched)
+    key = (sort, frozenset(code for code in required if code in meta.fields), searched)
     hit = frames.get(key)
     if hit is not None:
         return hit

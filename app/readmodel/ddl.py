@@ -110,8 +110,12 @@ async def create_table(session: AsyncSession, entity_type_id: uuid.UUID) -> None
     await session.execute(text(create_table_sql(entity_type_id)))
 
 
+# pg_trgm is optional (the embedded PostgreSQL has none): text indexes, title search and /readyz ask this.
+HAS_TRIGRAMS_SQL = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')"
+
+
 async def has_trigrams(session: AsyncSession) -> bool:
-    return bool(await session.scalar(text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')")))
+    return bool(await session.scalar(text(HAS_TRIGRAMS_SQL)))
 
 
 async def _table_has_rows(session: AsyncSession, entity_type_id: uuid.UUID) -> bool:

@@ -49,9 +49,6 @@ class RawPage:
             + b"}"
         )
 
-    def items(self) -> list[dict[str, Any]]:
-        return [orjson.loads(row[0]) for row in self.rows]
-
 
 async def list_page(
     connection: Any,

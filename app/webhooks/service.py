@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -287,11 +287,7 @@ async def claim_delivery(
     row = (
         await session.execute(
             update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == delivery_id,
-                WebhookDelivery.status == DeliveryStatus.pending,
-                WebhookDelivery.next_attempt_at <= now,
-            )
+            .where(*_due(delivery_id, now))
             .values(attempts=WebhookDelivery.attempts + 1, next_attempt_at=now + timedelta(seconds=lease_seconds))
             .returning(
                 WebhookDelivery.workspace_id,
@@ -308,17 +304,21 @@ async def claim_delivery(
     return ClaimedDelivery(delivery_id, row[0], row[1], row[2], row[3], row[4], row[5])
 
 
+def _due(delivery_id: uuid.UUID, now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The delivery, while it waits for an attempt that is due."""
+    return (
+        WebhookDelivery.id == delivery_id,
+        WebhookDelivery.status == DeliveryStatus.pending,
+        WebhookDelivery.next_attempt_at <= now,
+    )
+
+
 async def _give_up(session: AsyncSession, delivery_id: uuid.UUID, now: datetime, max_attempts: int) -> bool:
     error = f"gave up after {max_attempts} attempts: the last one never finished (the worker stopped mid-send)"
     row = (
         await session.execute(
             update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == delivery_id,
-                WebhookDelivery.status == DeliveryStatus.pending,
-                WebhookDelivery.next_attempt_at <= now,
-                WebhookDelivery.attempts >= max_attempts,
-            )
+            .where(*_due(delivery_id, now), WebhookDelivery.attempts >= max_attempts)
             .values(status=DeliveryStatus.failed, next_attempt_at=None, last_error=error)
             .returning(WebhookDelivery.workspace_id, WebhookDelivery.attempts)
         )

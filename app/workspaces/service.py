@@ -37,9 +37,3 @@ async def bump_metadata_version(session: AsyncSession, workspace_id: uuid.UUID) 
 def _forget_after_commit(sync_session: Session) -> None:
     for workspace_id in sync_session.info.pop("forget_metadata", set()):
         listener.forget("meta", str(workspace_id))
-
-
-async def get_metadata_version(session: AsyncSession, workspace_id: uuid.UUID) -> int:
-    """Bumped by every metadata change: caches of per-workspace derived data (GraphQL schemas) key on it."""
-    version = await session.scalar(select(Workspace.metadata_version).where(Workspace.id == workspace_id))
-    return version or 0
