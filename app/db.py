@@ -2,6 +2,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from sqlalchemy import DateTime, ForeignKey, MetaData, func
@@ -93,3 +94,30 @@ async def unit_of_work(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncI
         except BaseException:
             await session.rollback()
             raise
+
+
+class SessionConnection:
+    """The asyncpg connection under a session (in its transaction, if one has begun), used under SQLAlchemy's own
+    lock for it: GraphQL resolves fields concurrently on one session."""
+
+    def __init__(self, adapted: Any) -> None:
+        self._adapted = adapted
+        self._connection = adapted.driver_connection
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        async with self._adapted._execute_mutex:
+            return await self._connection.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        async with self._adapted._execute_mutex:
+            return await self._connection.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self._adapted._execute_mutex:
+            return await self._connection.fetchval(sql, *args)
+
+
+async def session_connection(session: AsyncSession) -> SessionConnection:
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return SessionConnection(raw.dbapi_connection)

@@ -1,5 +1,6 @@
 """Imports every model so Alembic and the mappers see the whole schema."""
 
+from app.access.models import AccessRole, Department, UserRole
 from app.auth.models import ApiKey
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent
 from app.elements.models import Element, ElementValue, StageHistory, StageTotal
@@ -19,10 +20,12 @@ from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscrip
 from app.workspaces.models import Workspace
 
 __all__ = [
+    "AccessRole",
     "ApiKey",
     "AutomationRule",
     "AutomationRun",
     "AutomationTimer",
+    "Department",
     "Element",
     "ElementLink",
     "ElementValue",
@@ -45,6 +48,7 @@ __all__ = [
     "Task",
     "TimelineEntry",
     "User",
+    "UserRole",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookSubscription",

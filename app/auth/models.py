@@ -1,11 +1,15 @@
 import enum
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import DateTime, Enum, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import DateTime, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, created_at_column, uuid_pk, workspace_fk
+
+if TYPE_CHECKING:
+    from app.access.models import AccessRole
 
 
 class Role(enum.StrEnum):
@@ -20,10 +24,16 @@ class ApiKey(Base):
     id: Mapped[uuid.UUID] = uuid_pk()
     workspace_id: Mapped[uuid.UUID] = workspace_fk()
     name: Mapped[str] = mapped_column(String(200), nullable=False)
-    role: Mapped[Role] = mapped_column(Enum(Role, name="api_key_role"), nullable=False)
+    role_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("roles.id", ondelete="RESTRICT"), nullable=False)
+    access_role: Mapped["AccessRole"] = relationship(lazy="joined")
     # The visible part of the key ("sf_<prefix>_…"), unique so a request finds its key in one lookup.
     prefix: Mapped[str] = mapped_column(String(16), nullable=False, unique=True)
     secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = created_at_column()
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def role(self) -> str:
+        name: str = self.access_role.name
+        return name

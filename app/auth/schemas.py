@@ -9,7 +9,13 @@ from app.kit.shown_once import SHOWN_ONCE
 
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    role: Role = Role.editor
+    role: str = Field(
+        default=Role.editor.value,
+        min_length=1,
+        max_length=100,
+        description="The role the key acts with: `admin`, `editor`, `viewer` or the name of a workspace role",
+    )
+    role_id: uuid.UUID | None = Field(default=None, description="A workspace role by id (instead of `role`)")
 
 
 class ApiKeyRead(BaseModel):
@@ -17,7 +23,8 @@ class ApiKeyRead(BaseModel):
 
     id: uuid.UUID
     name: str
-    role: Role
+    role: str
+    role_id: uuid.UUID
     prefix: str
     created_at: datetime
     last_used_at: datetime | None

@@ -11,9 +11,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access.service import find_role
+from app.access.snapshot import load_snapshot
 from app.auth.actor import Actor
 from app.auth.models import ApiKey, Role
 from app.auth.schemas import ApiKeyCreate
+from app.db import session_connection
 from app.errors import NotFound, Unauthorized
 from app.kit.invalidation import TimedCache, listener
 
@@ -31,9 +34,13 @@ def new_key_material() -> tuple[str, str, str]:
     return key, prefix, _hash(key)
 
 
-async def issue_key(session: AsyncSession, workspace_id: uuid.UUID, *, name: str, role: Role) -> tuple[ApiKey, str]:
+async def issue_key(
+    session: AsyncSession, workspace_id: uuid.UUID, *, name: str, role: Role | str | uuid.UUID
+) -> tuple[ApiKey, str]:
+    """A new key acting with a role: a built-in one, or a role of the workspace by name or id."""
+    role_row = await find_role(session, workspace_id, role)
     key, prefix, digest = new_key_material()
-    api_key = ApiKey(workspace_id=workspace_id, name=name, role=role, prefix=prefix, secret_hash=digest)
+    api_key = ApiKey(workspace_id=workspace_id, name=name, access_role=role_row, prefix=prefix, secret_hash=digest)
     session.add(api_key)
     await session.flush()
     return api_key, key
@@ -41,7 +48,7 @@ async def issue_key(session: AsyncSession, workspace_id: uuid.UUID, *, name: str
 
 async def create_api_key(session: AsyncSession, actor: Actor, data: ApiKeyCreate) -> tuple[ApiKey, str]:
     actor.ensure_admin()
-    return await issue_key(session, actor.workspace_id, name=data.name, role=data.role)
+    return await issue_key(session, actor.workspace_id, name=data.name, role=data.role_id or data.role)
 
 
 async def list_api_keys(session: AsyncSession, actor: Actor) -> list[ApiKey]:
@@ -72,7 +79,7 @@ async def revoke_api_key(session: AsyncSession, actor: Actor, key_id: uuid.UUID)
 class KeyEntry:
     id: uuid.UUID
     workspace_id: uuid.UUID
-    role: Role
+    role_id: uuid.UUID
     secret_hash: str
     last_used_at: datetime | None
 
@@ -80,7 +87,7 @@ class KeyEntry:
 # Active keys by prefix, so a request costs no query for its key; revocation drops the entry (NOTIFY).
 _keys: TimedCache[str, KeyEntry] = TimedCache("key", 10_000, str)
 _touched: dict[uuid.UUID, datetime] = {}
-KEY_COLUMNS = "id, workspace_id, role, secret_hash, last_used_at"
+KEY_COLUMNS = "id, workspace_id, role_id, secret_hash, last_used_at"
 
 
 def _key_prefix(authorization: str | None) -> tuple[str, str]:
@@ -105,6 +112,7 @@ def _touch_due(entry: KeyEntry, now: datetime, touch_seconds: int) -> bool:
 
 
 async def _authenticate(
+    connection: Any,
     authorization: str | None,
     load: Callable[[str], Awaitable[KeyEntry | None]],
     touch: Callable[[uuid.UUID, datetime], Awaitable[None]],
@@ -122,7 +130,16 @@ async def _authenticate(
     now = datetime.now(UTC)
     if _touch_due(entry, now, touch_seconds):
         await touch(entry.id, now)
-    return Actor(workspace_id=entry.workspace_id, role=entry.role, api_key_id=entry.id)
+    snapshot = await load_snapshot(connection, entry.workspace_id)
+    role = snapshot.roles.get(entry.role_id)
+    if role is None:  # the role was deleted a moment ago
+        raise Unauthorized("The API key is not valid")
+    return Actor(
+        workspace_id=entry.workspace_id,
+        role=role.level,
+        api_key_id=entry.id,
+        access=snapshot.for_key(entry.id, entry.role_id),
+    )
 
 
 async def authenticate(session: AsyncSession, authorization: str | None, *, touch_seconds: int = 60) -> Actor:
@@ -132,12 +149,12 @@ async def authenticate(session: AsyncSession, authorization: str | None, *, touc
         api_key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None)))
         if api_key is None:
             return None
-        return KeyEntry(api_key.id, api_key.workspace_id, api_key.role, api_key.secret_hash, api_key.last_used_at)
+        return KeyEntry(api_key.id, api_key.workspace_id, api_key.role_id, api_key.secret_hash, api_key.last_used_at)
 
     async def touch(key_id: uuid.UUID, now: datetime) -> None:
         await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
 
-    return await _authenticate(authorization, load, touch, touch_seconds)
+    return await _authenticate(await session_connection(session), authorization, load, touch, touch_seconds)
 
 
 async def authenticate_raw(connection: Any, authorization: str | None, *, touch_seconds: int = 60) -> Actor:
@@ -148,9 +165,9 @@ async def authenticate_raw(connection: Any, authorization: str | None, *, touch_
             f"SELECT {KEY_COLUMNS} FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL",  # noqa: S608
             prefix,
         )
-        return None if row is None else KeyEntry(row[0], row[1], Role(row[2]), row[3], row[4])
+        return None if row is None else KeyEntry(row[0], row[1], row[2], row[3], row[4])
 
     async def touch(key_id: uuid.UUID, now: datetime) -> None:
         await connection.execute("UPDATE api_keys SET last_used_at = $1 WHERE id = $2", now, key_id)
 
-    return await _authenticate(authorization, load, touch, touch_seconds)
+    return await _authenticate(connection, authorization, load, touch, touch_seconds)

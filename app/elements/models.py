@@ -38,6 +38,9 @@ class Element(Base):
         ),
         # Filters and sorts on the system field `score`, and a user's load (open elements assigned to them).
         Index("ix_elements_type_score", "entity_type_id", "score", "id", postgresql_where=LIVE),
+        # The `own` and `department` permission scopes: assigned to or created by one of some people.
+        Index("ix_elements_type_assigned", "entity_type_id", "assigned_to", postgresql_where=LIVE),
+        Index("ix_elements_type_creator", "entity_type_id", "created_by", postgresql_where=LIVE),
         Index(
             "ix_elements_assigned",
             "workspace_id",

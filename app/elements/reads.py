@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.actor import Actor
+from app.db import session_connection
 from app.elements.meta_cache import cached_type_meta, lean_type_meta
 from app.elements.schemas import ElementPage, ElementRead, ElementSearch
 from app.entity_types.meta import TypeMeta
@@ -31,33 +32,6 @@ Sessionmaker = async_sessionmaker[AsyncSession]
 # type's metadata, which is checked on every read.
 _pipeline_types: OrderedDict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = OrderedDict()
 PIPELINE_TYPES_SIZE = 10_000
-
-
-class SessionConnection:
-    """The asyncpg connection under a session (in its transaction, if one has begun), used under SQLAlchemy's own
-    lock for it: GraphQL resolves fields concurrently on one session."""
-
-    def __init__(self, adapted: Any) -> None:
-        self._adapted = adapted
-        self._connection = adapted.driver_connection
-
-    async def fetch(self, sql: str, *args: Any) -> Any:
-        async with self._adapted._execute_mutex:
-            return await self._connection.fetch(sql, *args)
-
-    async def fetchrow(self, sql: str, *args: Any) -> Any:
-        async with self._adapted._execute_mutex:
-            return await self._connection.fetchrow(sql, *args)
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        async with self._adapted._execute_mutex:
-            return await self._connection.fetchval(sql, *args)
-
-
-async def session_connection(session: AsyncSession) -> SessionConnection:
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    return SessionConnection(raw.dbapi_connection)
 
 
 def _loader(sessionmaker: Sessionmaker, actor: Actor, type_ref: str | uuid.UUID) -> Callable[[], Awaitable[TypeMeta]]:

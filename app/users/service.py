@@ -8,9 +8,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access.models import Department
+from app.access.service import set_user_roles, user_role_ids
 from app.auth.actor import Actor
+from app.auth.passwords import hash_password
 from app.elements.models import Element
-from app.errors import Conflict, ErrorCollector, NotFound
+from app.errors import Conflict, ErrorCollector, FieldError, Invalid, NotFound
 from app.pipelines.models import Stage, StageSemantic
 from app.users.models import User, UserTier
 from app.users.schemas import UserCreate, UserRead, UserUpdate
@@ -46,7 +49,7 @@ async def loads(
     return {user_id: counts.get(user_id, 0) for user_id in user_ids}
 
 
-def _read(user: User, load: int) -> UserRead:
+def _read(user: User, load: int, role_ids: list[uuid.UUID]) -> UserRead:
     return UserRead(
         id=user.id,
         name=user.name,
@@ -55,10 +58,33 @@ def _read(user: User, load: int) -> UserRead:
         capacity=user.capacity,
         timezone=user.timezone,
         active=user.active,
+        department_id=user.department_id,
+        role_ids=sorted(role_ids),
+        has_password=user.password_hash is not None,
         load=load,
         created_at=user.created_at,
         updated_at=user.updated_at,
     )
+
+
+async def _reads(session: AsyncSession, actor: Actor, users: list[User]) -> list[UserRead]:
+    """Users with their loads and roles: two queries for any number of users."""
+    ids = [u.id for u in users]
+    by_user = await loads(session, actor.workspace_id, ids)
+    roles = await user_role_ids(session, ids) if ids else {}
+    return [_read(u, by_user[u.id], roles[u.id]) for u in users]
+
+
+async def _check_department(session: AsyncSession, actor: Actor, department_id: uuid.UUID | None) -> None:
+    if department_id is None:
+        return
+    found = await session.scalar(
+        select(Department.id).where(Department.workspace_id == actor.workspace_id, Department.id == department_id)
+    )
+    if found is None:
+        raise Invalid(
+            "Unknown department", errors=[FieldError("department_id", f"department {department_id} not found")]
+        )
 
 
 async def _get(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
@@ -79,6 +105,7 @@ async def _email_taken(session: AsyncSession, actor: Actor, email: str, *, other
 async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> UserRead:
     actor.ensure_admin()
     await _email_taken(session, actor, data.email)
+    await _check_department(session, actor, data.department_id)
     now = datetime.now(UTC)
     user = User(
         workspace_id=actor.workspace_id,
@@ -88,6 +115,8 @@ async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> 
         capacity=data.capacity,
         timezone=data.timezone,
         active=data.active,
+        department_id=data.department_id,
+        password_hash=await hash_password(data.password) if data.password else None,
         created_at=now,
         updated_at=now,
     )
@@ -96,12 +125,13 @@ async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> 
         await session.flush()
     except IntegrityError as exc:  # a concurrent create with the same email
         raise Conflict(f"A user with email {data.email!r} exists already") from exc
-    return _read(user, 0)
+    if data.role_ids:
+        await set_user_roles(session, actor, user, data.role_ids)
+    return (await _reads(session, actor, [user]))[0]
 
 
 async def get_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> UserRead:
-    user = await _get(session, actor, user_id)
-    return _read(user, (await loads(session, actor.workspace_id, [user.id]))[user.id])
+    return (await _reads(session, actor, [await _get(session, actor, user_id)]))[0]
 
 
 async def get_users(session: AsyncSession, actor: Actor, user_ids: Sequence[uuid.UUID]) -> list[UserRead]:
@@ -111,8 +141,7 @@ async def get_users(session: AsyncSession, actor: Actor, user_ids: Sequence[uuid
     users = list(
         await session.scalars(select(User).where(User.workspace_id == actor.workspace_id, User.id.in_(set(user_ids))))
     )
-    by_user = await loads(session, actor.workspace_id, [u.id for u in users])
-    return [_read(u, by_user[u.id]) for u in users]
+    return await _reads(session, actor, users)
 
 
 async def list_users(
@@ -124,14 +153,19 @@ async def list_users(
     if active is not None:
         statement = statement.where(User.active == active)
     users = list(await session.scalars(statement))
-    by_user = await loads(session, actor.workspace_id, [u.id for u in users])
-    return [_read(u, by_user[u.id]) for u in users]
+    return await _reads(session, actor, users)
 
 
 async def update_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID, data: UserUpdate) -> UserRead:
     actor.ensure_admin()
     user = await _get(session, actor, user_id)
     changes = data.model_dump(exclude_unset=True)
+    role_ids = changes.pop("role_ids", None)
+    password = changes.pop("password", None)
+    if "department_id" in changes:
+        await _check_department(session, actor, changes["department_id"])
+    if password is not None:
+        user.password_hash = await hash_password(password)
     for name in ("name", "tier", "capacity", "timezone", "active", "email"):
         if changes.get(name) is None and name in changes:
             changes.pop(name)  # these columns cannot be cleared
@@ -141,7 +175,9 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID, d
         setattr(user, name, value)
     user.updated_at = datetime.now(UTC)
     await session.flush()
-    return _read(user, (await loads(session, actor.workspace_id, [user.id]))[user.id])
+    if role_ids is not None:
+        await set_user_roles(session, actor, user, role_ids)
+    return (await _reads(session, actor, [user]))[0]
 
 
 async def delete_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> None:

@@ -4,6 +4,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from app.access.service import ensure_builtin_roles
 from app.auth import service as auth_service
 from app.auth.models import Role
 from app.kit.invalidation import listener
@@ -15,6 +16,7 @@ async def create_workspace(session: AsyncSession, *, name: str) -> tuple[Workspa
     workspace = Workspace(name=name)
     session.add(workspace)
     await session.flush()
+    await ensure_builtin_roles(session, workspace.id)
     _, secret = await auth_service.issue_key(session, workspace.id, name="admin", role=Role.admin)
     return workspace, secret
 

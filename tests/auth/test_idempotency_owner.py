@@ -155,7 +155,7 @@ def test_every_secret_looking_response_field_is_marked_shown_once(app: FastAPI) 
     marked = []
     for name, schema in app.openapi()["components"]["schemas"].items():
         for prop, spec in (schema.get("properties") or {}).items():
-            if prop in SECRET_NAMES:
+            if prop in SECRET_NAMES and not spec.get("writeOnly"):  # a request field is never stored
                 assert spec.get("x-shown-once") is True, f"{name}.{prop}"
                 marked.append(f"{name}.{prop}")
     assert {"ApiKeyCreated.api_key", "SubscriptionCreated.secret", "RuleRead.hook_url"} <= set(marked)

@@ -37,8 +37,8 @@ from app.api.graphql.errors import DomainErrorExtension, refusal_of
 from app.api.graphql.generic import Mutation, Query, Subscription
 from app.api.graphql.limits import limit_extensions
 from app.api.graphql.typed import BIG_INT, BigInt, TypedBuilder, TypedPart
+from app.db import session_connection
 from app.elements.meta_cache import cached_version
-from app.elements.reads import session_connection
 from app.entity_types import service as entity_type_service
 from app.entity_types.meta import load_type_meta
 from app.settings import Settings
