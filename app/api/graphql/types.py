@@ -153,6 +153,9 @@ class User:
     capacity: int = strawberry.field(description="How many open elements the user can hold")
     timezone: str
     active: bool
+    department_id: uuid.UUID | None
+    role_ids: list[uuid.UUID]
+    has_password: bool
     load: int = strawberry.field(description="Open elements (stage semantic `process`) assigned to the user")
     created_at: datetime
     updated_at: datetime
