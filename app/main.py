@@ -12,6 +12,7 @@ from app.api.guards import install_guards
 from app.api.rest import (
     api_keys,
     automation,
+    counters,
     elements,
     entity_types,
     imports,
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scoring,
         routing_policies,
         imports,
+        counters,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

@@ -3,6 +3,7 @@
 from app.access.models import AccessRole, Department, UserRole
 from app.auth.models import ApiKey
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent
+from app.counters.models import CounterDeadline, user_counters
 from app.elements.models import Element, ElementValue, StageHistory, StageTotal
 from app.entity_types.models import EntityType, Field, FieldOption
 from app.idempotency.models import IdempotencyKey
@@ -25,6 +26,7 @@ __all__ = [
     "AutomationRule",
     "AutomationRun",
     "AutomationTimer",
+    "CounterDeadline",
     "Department",
     "Element",
     "ElementLink",
@@ -53,4 +55,5 @@ __all__ = [
     "WebhookDelivery",
     "WebhookSubscription",
     "Workspace",
+    "user_counters",
 ]

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.automation import engine
 from app.automation.engine import Followups, Waker
+from app.counters import service as counters
 from app.db import unit_of_work
 from app.errors import DomainError
 from app.kit.failures import describe_failure
@@ -82,7 +83,7 @@ async def fire_timer(sessionmaker: Sessionmaker, settings: Settings, waker: Wake
 
 
 async def tick(sessionmaker: Sessionmaker, settings: Settings, waker: Waker, *, events: bool) -> Followups:
-    """The periodic sweep: due timers, due or abandoned runs, due deliveries, events nobody handled.
+    """The periodic sweep: due timers, due or abandoned runs, due deliveries, events nobody handled, counters.
 
     Each part in its own transaction, and a part that fails does not keep the other from running.
     """
@@ -90,6 +91,7 @@ async def tick(sessionmaker: Sessionmaker, settings: Settings, waker: Waker, *, 
     parts: list[tuple[str, Callable[[AsyncSession], Awaitable[Followups]]]] = [
         ("timers", lambda session: engine.fire_timers(session, settings)),
         ("runs and deliveries", lambda session: engine.sweep(session, settings, events=events)),
+        ("counters", _fire_counters),
     ]
     for name, part in parts:
         try:
@@ -99,6 +101,12 @@ async def tick(sessionmaker: Sessionmaker, settings: Settings, waker: Waker, *, 
             logger.exception("the sweep of %s failed; the rest of the tick goes on", name)
     await wake(waker, out)
     return out
+
+
+async def _fire_counters(session: AsyncSession) -> Followups:
+    """Elements past their stage's time limit and tasks past their due time, for the people's counters."""
+    await counters.fire_due(session)
+    return Followups()
 
 
 async def deliver(

@@ -71,6 +71,8 @@ class Element(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     moved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the element outstayed its stage's time limit; kept by triggers and the counters' timer (app/counters).
+    overdue_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ElementValue(Base):

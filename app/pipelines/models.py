@@ -2,7 +2,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import Boolean, CheckConstraint, Enum, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, created_at_column, uuid_pk, workspace_fk
@@ -37,11 +37,16 @@ class Pipeline(Base):
     created_at: Mapped[datetime] = created_at_column()
 
 
+# A year: longer limits are a mistake, not a process.
+MAX_TIME_LIMIT_MINUTES = 366 * 24 * 60
+
+
 class Stage(Base):
     __tablename__ = "stages"
     __table_args__ = (
         UniqueConstraint("workspace_id", "pipeline_id", "code"),
         Index("ix_stages_pipeline_id", "pipeline_id"),
+        CheckConstraint(f"time_limit_minutes BETWEEN 1 AND {MAX_TIME_LIMIT_MINUTES}", name="time_limit_minutes_range"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -52,4 +57,6 @@ class Stage(Base):
     semantic: Mapped[StageSemantic] = mapped_column(Enum(StageSemantic, name="stage_semantic"), nullable=False)
     color: Mapped[str | None] = mapped_column(String(20))
     sort: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # How long an element may stay here before it counts as overdue for its assignee (app/counters); none: forever.
+    time_limit_minutes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = created_at_column()

@@ -1,13 +1,22 @@
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.kit.types import SortPosition
-from app.pipelines.models import StageSemantic
+from app.pipelines.models import MAX_TIME_LIMIT_MINUTES, StageSemantic
 
 STAGE_CODE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,62}$"
 COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+TIME_LIMIT_DESCRIPTION = (
+    "Minutes an element may stay in the stage; past that it counts as overdue for its assignee "
+    "(`GET /me/counters`). null: no limit"
+)
+
+
+def _time_limit() -> Any:
+    return Field(default=None, ge=1, le=MAX_TIME_LIMIT_MINUTES, description=TIME_LIMIT_DESCRIPTION, examples=[1440])
 
 
 class StageCreate(BaseModel):
@@ -18,6 +27,7 @@ class StageCreate(BaseModel):
     semantic: StageSemantic = StageSemantic.process
     color: str | None = Field(default=None, pattern=COLOR_PATTERN)
     sort: SortPosition | None = Field(default=None, description="Position; by default after the last stage")
+    time_limit_minutes: int | None = _time_limit()
 
 
 class StageUpdate(BaseModel):
@@ -28,6 +38,7 @@ class StageUpdate(BaseModel):
     semantic: StageSemantic | None = None
     color: str | None = Field(default=None, pattern=COLOR_PATTERN)
     sort: SortPosition | None = None
+    time_limit_minutes: int | None = _time_limit()
 
 
 class StageRead(BaseModel):
@@ -40,6 +51,7 @@ class StageRead(BaseModel):
     semantic: StageSemantic
     color: str | None
     sort: int
+    time_limit_minutes: int | None = Field(default=None, description=TIME_LIMIT_DESCRIPTION)
 
 
 class StageList(BaseModel):

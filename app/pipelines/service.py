@@ -152,6 +152,7 @@ async def add_pipeline(
                 semantic=spec.semantic,
                 color=spec.color,
                 sort=spec.sort if spec.sort is not None else (index + 1) * SORT_STEP,
+                time_limit_minutes=spec.time_limit_minutes,
             )
         )
     await session.flush()
@@ -256,6 +257,7 @@ async def create_stage(session: AsyncSession, actor: Actor, pipeline_id: uuid.UU
         semantic=data.semantic,
         color=data.color,
         sort=sort,
+        time_limit_minutes=data.time_limit_minutes,
     )
     session.add(stage)
     await session.flush()
@@ -274,8 +276,10 @@ async def update_stage(session: AsyncSession, actor: Actor, stage_id: uuid.UUID,
         if taken:
             raise Conflict(f"Stage code {data.code!r} is already used in this pipeline")
     for name, value in data.model_dump(exclude_unset=True).items():
-        if value is not None:
+        # A null clears the time limit; for the other fields it means "unchanged".
+        if value is not None or name == "time_limit_minutes":
             setattr(stage, name, value)
+    # Triggers re-derive which of the stage's elements are overdue under a new limit (migration 20261130_counters).
     await session.flush()
     await _metadata_changed(session, actor, "stage.updated", stage.id)
     return stage

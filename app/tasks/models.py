@@ -2,7 +2,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, Enum, Index, String, Text
+from sqlalchemy import DateTime, Enum, ForeignKey, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -22,6 +22,12 @@ class Task(Base):
     __table_args__ = (
         Index("ix_tasks_workspace_status", "workspace_id", "status", "created_at"),
         Index("ix_tasks_element", "element_id"),
+        # What the counters' timer looks for: open tasks whose due time may have come (app/counters).
+        Index(
+            "ix_tasks_due",
+            "due_at",
+            postgresql_where=text("status = 'open' AND overdue_since IS NULL AND due_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -36,6 +42,11 @@ class Task(Base):
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The type of the task's element, so the assignee's overdue count per type needs no join (and survives the
+    # element's purge); a deleted type leaves its tasks counted with the ones about no element.
+    entity_type_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("entity_types.id", ondelete="SET NULL"))
+    # When the due time passed (set by triggers and the counters' timer while the task is open).
+    overdue_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Notification(Base):

@@ -18,14 +18,16 @@ from app.users.service import check_assignees
 MAX_LIST = 500
 
 
-async def _check_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID | None) -> None:
+async def _check_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The element's entity type (the task's overdue count goes to it), or Invalid when there is no such element."""
     if element_id is None:
-        return
-    found = await session.scalar(
-        select(Element.id).where(Element.workspace_id == actor.workspace_id, Element.id == element_id)
+        return None
+    type_id = await session.scalar(
+        select(Element.entity_type_id).where(Element.workspace_id == actor.workspace_id, Element.id == element_id)
     )
-    if found is None:
+    if type_id is None:
         raise Invalid("The task is not valid", errors=[FieldError("element_id", f"element {element_id} not found")])
+    return type_id
 
 
 async def _check_user(session: AsyncSession, actor: Actor, path: str, user_id: uuid.UUID | None, detail: str) -> None:
@@ -39,13 +41,14 @@ async def create_task(
     session: AsyncSession, actor: Actor, data: TaskCreate, *, run_id: uuid.UUID | None = None
 ) -> TaskRead:
     actor.ensure_can_write()
-    await _check_element(session, actor, data.element_id)
+    entity_type_id = await _check_element(session, actor, data.element_id)
     await _check_user(session, actor, "assignee_id", data.assignee_id, "The task is not valid")
     now = datetime.now(UTC)
     task = Task(
         id=uuid.uuid4(),
         workspace_id=actor.workspace_id,
         element_id=data.element_id,
+        entity_type_id=entity_type_id,
         title=data.title,
         description=data.description,
         assignee_id=data.assignee_id,

@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 
 from app.api.graphql.types import StageSemantic
 from app.pipelines.models import StageSemantic as SemanticEnum
+from app.pipelines.schemas import TIME_LIMIT_DESCRIPTION
 
 UNSET = strawberry.UNSET
 
@@ -90,6 +91,7 @@ class StageCreateInput:
     semantic: StageSemantic = SemanticEnum.process  # type: ignore[valid-type]
     color: str | None = UNSET
     sort: int | None = UNSET
+    time_limit_minutes: int | None = strawberry.field(default=UNSET, description=TIME_LIMIT_DESCRIPTION)
 
 
 @strawberry.input
@@ -99,6 +101,7 @@ class StageUpdateInput:
     semantic: StageSemantic | None = UNSET  # type: ignore[valid-type]
     color: str | None = UNSET
     sort: int | None = UNSET
+    time_limit_minutes: int | None = strawberry.field(default=UNSET, description=TIME_LIMIT_DESCRIPTION)
 
 
 @strawberry.input

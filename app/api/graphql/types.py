@@ -19,7 +19,7 @@ from app.entity_types.schemas import FieldRead
 from app.errors import FieldError, Invalid
 from app.pipelines.models import Stage as StageRow
 from app.pipelines.models import StageSemantic as SemanticEnum
-from app.pipelines.schemas import PipelineRead, StageRead
+from app.pipelines.schemas import TIME_LIMIT_DESCRIPTION, PipelineRead, StageRead
 from app.relations.schemas import LinkRead, RelationRead
 from app.timeline.models import TimelineEntry as TimelineRow
 from app.users.models import UserTier as UserTierEnum
@@ -90,6 +90,7 @@ class Stage:
     semantic: StageSemantic  # type: ignore[valid-type]
     color: str | None
     sort: int
+    time_limit_minutes: int | None = strawberry.field(default=None, description=TIME_LIMIT_DESCRIPTION)
 
     @classmethod
     def from_read(cls, read: StageRead | StageRow) -> Stage:
