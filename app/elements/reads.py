@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.access.permissions import PermissionDenied, TypeAccess
 from app.auth.actor import Actor
 from app.db import session_connection
 from app.elements.meta_cache import cached_type_meta, lean_type_meta
@@ -61,10 +62,19 @@ async def _with_fresh_retry(
         return await read(fresh)
 
 
+def readable(meta: TypeMeta, actor: Actor) -> tuple[TypeMeta, TypeAccess]:
+    """The actor's view of the type and their access to it; PermissionDenied when they may read none of it."""
+    access = actor.on(meta)
+    if not access.can_read_any():
+        raise PermissionDenied(f"{meta.code}.read", f"Your role may not read {meta.code} elements")
+    return meta.without(access.hidden), access
+
+
 async def _page(connection: Any, meta: TypeMeta, actor: Actor, search: ElementSearch) -> RawPage:
+    view, access = readable(meta, actor)
     return await reader.list_page(
         connection,
-        meta,
+        view,
         actor.workspace_id,
         parse_filter(search.filter),
         sort=search.sort,
@@ -72,6 +82,7 @@ async def _page(connection: Any, meta: TypeMeta, actor: Actor, search: ElementSe
         cursor=search.cursor,
         with_total=search.with_total,
         deleted=search.deleted,
+        access=access,
     )
 
 
@@ -88,7 +99,7 @@ async def list_page(
 
 
 async def get_json(connection: Any, actor: Actor, element_id: uuid.UUID) -> str:
-    return await reader.get_json(connection, actor.workspace_id, element_id)
+    return await reader.get_json(connection, actor.workspace_id, element_id, actor.grants)
 
 
 async def _pipeline_type(connection: Any, actor: Actor, pipeline_id: uuid.UUID) -> uuid.UUID:
@@ -114,8 +125,9 @@ async def _board(
 ) -> str:
     if pipeline_id not in meta.pipelines:
         raise NotFound("Pipeline not found")
+    view, access = readable(meta, actor)
     return await reader.board_json(
-        connection, meta, actor.workspace_id, pipeline_id, parse_filter(filter_raw), per_stage=per_stage
+        connection, view, actor.workspace_id, pipeline_id, parse_filter(filter_raw), per_stage=per_stage, access=access
     )
 
 

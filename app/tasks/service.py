@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
-from app.elements.models import Element
+from app.elements.service import load_element_row
 from app.errors import ErrorCollector, FieldError, Invalid, NotFound
 from app.outbox.service import record_event
 from app.tasks.models import Notification, Task, TaskStatus
@@ -21,11 +21,12 @@ MAX_LIST = 500
 async def _check_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID | None) -> None:
     if element_id is None:
         return
-    found = await session.scalar(
-        select(Element.id).where(Element.workspace_id == actor.workspace_id, Element.id == element_id)
-    )
-    if found is None:
-        raise Invalid("The task is not valid", errors=[FieldError("element_id", f"element {element_id} not found")])
+    try:
+        await load_element_row(session, actor, element_id)
+    except NotFound as exc:
+        raise Invalid(
+            "The task is not valid", errors=[FieldError("element_id", f"element {element_id} not found")]
+        ) from exc
 
 
 async def _check_user(session: AsyncSession, actor: Actor, path: str, user_id: uuid.UUID | None, detail: str) -> None:
