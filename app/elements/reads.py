@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -62,16 +62,17 @@ async def _with_fresh_retry(
         return await read(fresh)
 
 
-def readable(meta: TypeMeta, actor: Actor) -> tuple[TypeMeta, TypeAccess]:
-    """The actor's view of the type and their access to it; PermissionDenied when they may read none of it."""
+def readable(meta: TypeMeta, actor: Actor, action: str = "read") -> tuple[TypeMeta, TypeAccess]:
+    """The actor's view of the type and their access to it; PermissionDenied when they may read (or export) none
+    of it."""
     access = actor.on(meta)
-    if not access.can_read_any():
-        raise PermissionDenied(f"{meta.code}.read", f"Your role may not read {meta.code} elements")
+    if not access.can_read_any(action):
+        raise PermissionDenied(f"{meta.code}.{action}", f"Your role may not {action} {meta.code} elements")
     return meta.without(access.hidden), access
 
 
-async def _page(connection: Any, meta: TypeMeta, actor: Actor, search: ElementSearch) -> RawPage:
-    view, access = readable(meta, actor)
+async def _page(connection: Any, meta: TypeMeta, actor: Actor, search: ElementSearch, action: str = "read") -> RawPage:
+    view, access = readable(meta, actor, action)
     return await reader.list_page(
         connection,
         view,
@@ -83,6 +84,7 @@ async def _page(connection: Any, meta: TypeMeta, actor: Actor, search: ElementSe
         with_total=search.with_total,
         deleted=search.deleted,
         access=access,
+        action=action,
     )
 
 
@@ -96,6 +98,24 @@ async def list_page(
         type_ref,
         lambda meta: _page(connection, meta, actor, search),
     )
+
+
+async def export_pages(
+    pool: Any, sessionmaker: Sessionmaker, actor: Actor, type_ref: str, search: ElementSearch
+) -> AsyncIterator[tuple[TypeMeta, RawPage]]:
+    """Every element the actor may export that matches, page by page (keyset, so a long export stays cheap and
+    consistent per page); the first page is read before the answer starts, so a bad query is still a 4xx."""
+    async with pool.acquire() as connection:
+        load = _loader(sessionmaker, actor, type_ref)
+        meta = await lean_type_meta(connection, load, actor.workspace_id, type_ref)
+        view, _ = readable(meta, actor, "export")
+        page = await _page(connection, meta, actor, search, "export")
+    yield view, page
+    while page.next_cursor:
+        async with pool.acquire() as connection:
+            search = search.model_copy(update={"cursor": page.next_cursor, "with_total": False})
+            page = await _page(connection, meta, actor, search, "export")
+        yield view, page
 
 
 async def get_json(connection: Any, actor: Actor, element_id: uuid.UUID) -> str:

@@ -451,9 +451,9 @@ class PageStatement:
         return encode_cursor([_encode(row[i + 1]) for i in range(len(self.keys))])
 
 
-def read_scope(access: TypeAccess | None, meta: TypeMeta, params: Params) -> str:
-    """The elements `access` may read, as a condition on `e`: by pipeline, then by whose they are."""
-    groups = None if access is None else access.read_groups(meta.pipelines)
+def read_scope(access: TypeAccess | None, meta: TypeMeta, params: Params, action: str = "read") -> str:
+    """The elements `access` may read (or export), as a condition on `e`: by pipeline, then by whose they are."""
+    groups = None if access is None else access.read_groups(meta.pipelines, action)
     if access is None or groups is None:
         return "true"
     parts = []
@@ -494,6 +494,7 @@ def page_statement(
     cursor: str | None,
     deleted: bool,
     access: TypeAccess | None = None,
+    action: str = "read",
 ) -> PageStatement:
     """The page (limit + 1 rows, to tell whether more follow) and the statement that counts every match.
 
@@ -504,7 +505,7 @@ def page_statement(
     params = Params([workspace_id, meta.id])
     compiler = FilterCompiler(meta, params)
     where = compiler.compile(node)
-    readable = read_scope(access, meta, params)
+    readable = read_scope(access, meta, params, action)
     if readable != "true":
         where = f"{where} AND {readable}"
     joined = compiler.uses_read_model or shape.uses_read_model

@@ -72,9 +72,10 @@ async def list_page(
     with_total: bool = False,
     deleted: bool = False,
     access: TypeAccess | None = None,
+    action: str = "read",
 ) -> RawPage:
     statement = page_statement(
-        meta, workspace_id, node, sort=sort, limit=limit, cursor=cursor, deleted=deleted, access=access
+        meta, workspace_id, node, sort=sort, limit=limit, cursor=cursor, deleted=deleted, access=access, action=action
     )
     rows = await connection.fetch(statement.sql, *statement.params)
     has_more = len(rows) > limit

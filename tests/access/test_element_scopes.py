@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from gql import GraphQLRequest
@@ -51,7 +52,9 @@ async def own_client(
         app,
         tenant,
         name="own deals",
-        grants=[{"entity_type": "deal", "read": "own", "add": "all", "update": "own", "delete": "none"}],
+        grants=[
+            {"entity_type": "deal", "read": "own", "add": "all", "update": "own", "delete": "none", "export": "own"}
+        ],
         stage_rules=[{"stage_id": stages[won]["id"], "move_into": False}],
         field_rules=[{"entity_type": "deal", "field": "margin", "access": "hidden"}],
     )
@@ -172,6 +175,37 @@ class TestHiddenFields:
         assert (await own_client.get("/entity-types/deal/elements", params={"sort": "-margin"})).status_code == 422
         write = await own_client.patch(f"/elements/{element['id']}", json={"values": {"margin": 1}})
         assert write.status_code == 403
+
+
+class TestExport:
+    async def test_exports_only_what_the_export_scope_covers_without_hidden_fields(
+        self, app: FastAPI, tenant: Tenant, client: httpx.AsyncClient, own_client: httpx.AsyncClient
+    ) -> None:
+        mine, _ = await seed(client, own_client)
+        everything = await client.get("/entity-types/deal/elements/export")
+        assert everything.status_code == 200
+        assert everything.headers["content-type"].startswith("application/x-ndjson")
+        assert len(everything.text.splitlines()) == 8
+        assert '"margin"' in everything.text
+        own = await own_client.get("/entity-types/deal/elements/export")
+        lines = [orjson.loads(line) for line in own.text.splitlines()]
+        assert sorted(e["id"] for e in lines) == sorted(mine)
+        assert all("margin" not in e["values"] for e in lines)
+        as_csv = await own_client.get("/entity-types/deal/elements/export", params={"format": "csv"})
+        header, *rows = as_csv.text.splitlines()
+        assert "budget" in header.split(",")
+        assert "margin" not in header
+        assert len(rows) == 3
+        await make_role(app, tenant, name="readers", grants=[{"entity_type": "deal", "read": "all"}])
+        async with make_client(app, await key_with_role(client, "readers")) as reader:
+            refused = await reader.get("/entity-types/deal/elements/export")
+        assert refused.status_code == 403
+        assert refused.json()["errors"] == [{"field": "permission", "message": "deal.export"}]
+
+    async def test_a_bad_filter_is_a_4xx_before_the_stream_starts(self, client: httpx.AsyncClient) -> None:
+        await create_type(client, "deal")
+        bad = await client.get("/entity-types/deal/elements/export", params={"filter": '{"field": "nope", "op": "eq"}'})
+        assert bad.status_code in (400, 422)
 
 
 class TestGraphQL:
