@@ -168,14 +168,15 @@ class TypeAccess:
     ) -> bool:
         return self.full or self.covers(self.scope(action, pipeline_id), assigned_to, created_by)
 
-    def read_groups(self, pipeline_ids: Iterable[uuid.UUID]) -> list[ReadGroup] | None:
-        """The read scope as groups of pipelines, for the SQL of a list; None when every element is readable."""
+    def read_groups(self, pipeline_ids: Iterable[uuid.UUID], action: str = "read") -> list[ReadGroup] | None:
+        """The scope of `action` (read, or export) as groups of pipelines, for the SQL of a list; None when it
+        covers every element."""
         if self.full:
             return None
         by_scope: dict[Scope, list[uuid.UUID]] = {}
         for pipeline_id in pipeline_ids:
-            by_scope.setdefault(self.scope("read", pipeline_id), []).append(pipeline_id)
-        default = self.grants.actions["read"]
+            by_scope.setdefault(self.scope(action, pipeline_id), []).append(pipeline_id)
+        default = self.grants.actions[action]
         scopes = set(by_scope) | {default}
         if scopes == {Scope.all}:
             return None
@@ -190,8 +191,8 @@ class TypeAccess:
             if scope is not Scope.none
         ]
 
-    def can_read_any(self) -> bool:
-        return self.full or RANK[self.grants.any_scope("read")] > 0
+    def can_read_any(self, action: str = "read") -> bool:
+        return self.full or RANK[self.grants.any_scope(action)] > 0
 
     def check(
         self,
@@ -212,6 +213,11 @@ class TypeAccess:
                 f"{self.type_code}.{action}",
                 f"Your role does not allow `{action}` on this {self.type_code} element",
             )
+
+    def check_add(self, pipeline_id: uuid.UUID | None) -> None:
+        """Adding needs a scope other than none: the new element is created by the actor, so any scope covers it."""
+        if not self.full and self.scope("add", pipeline_id) is Scope.none:
+            raise PermissionDenied(f"{self.type_code}.add", f"Your role may not add {self.type_code} elements here")
 
     def check_move_into(self, stage_id: uuid.UUID, stage_code: str) -> None:
         if not self.full and stage_id in self.grants.no_move_into:

@@ -241,7 +241,7 @@ async def _pipeline_types(
             Pipeline.workspace_id == workspace_id, Pipeline.id.in_(pipeline_ids)
         )
     )
-    return dict(rows.tuples().all())
+    return {row[0]: row[1] for row in rows}
 
 
 async def _name_taken(session: AsyncSession, actor: Actor, name: str, other_than: uuid.UUID | None = None) -> None:

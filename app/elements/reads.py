@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.access.permissions import PermissionDenied, TypeAccess
 from app.auth.actor import Actor
 from app.db import session_connection
 from app.elements.meta_cache import cached_type_meta, lean_type_meta
@@ -61,10 +62,20 @@ async def _with_fresh_retry(
         return await read(fresh)
 
 
-async def _page(connection: Any, meta: TypeMeta, actor: Actor, search: ElementSearch) -> RawPage:
+def readable(meta: TypeMeta, actor: Actor, action: str = "read") -> tuple[TypeMeta, TypeAccess]:
+    """The actor's view of the type and their access to it; PermissionDenied when they may read (or export) none
+    of it."""
+    access = actor.on(meta)
+    if not access.can_read_any(action):
+        raise PermissionDenied(f"{meta.code}.{action}", f"Your role may not {action} {meta.code} elements")
+    return meta.without(access.hidden), access
+
+
+async def _page(connection: Any, meta: TypeMeta, actor: Actor, search: ElementSearch, action: str = "read") -> RawPage:
+    view, access = readable(meta, actor, action)
     return await reader.list_page(
         connection,
-        meta,
+        view,
         actor.workspace_id,
         parse_filter(search.filter),
         sort=search.sort,
@@ -72,6 +83,8 @@ async def _page(connection: Any, meta: TypeMeta, actor: Actor, search: ElementSe
         cursor=search.cursor,
         with_total=search.with_total,
         deleted=search.deleted,
+        access=access,
+        action=action,
     )
 
 
@@ -87,8 +100,26 @@ async def list_page(
     )
 
 
+async def export_pages(
+    pool: Any, sessionmaker: Sessionmaker, actor: Actor, type_ref: str, search: ElementSearch
+) -> AsyncIterator[tuple[TypeMeta, RawPage]]:
+    """Every element the actor may export that matches, page by page (keyset, so a long export stays cheap and
+    consistent per page); the first page is read before the answer starts, so a bad query is still a 4xx."""
+    async with pool.acquire() as connection:
+        load = _loader(sessionmaker, actor, type_ref)
+        meta = await lean_type_meta(connection, load, actor.workspace_id, type_ref)
+        view, _ = readable(meta, actor, "export")
+        page = await _page(connection, meta, actor, search, "export")
+    yield view, page
+    while page.next_cursor:
+        async with pool.acquire() as connection:
+            search = search.model_copy(update={"cursor": page.next_cursor, "with_total": False})
+            page = await _page(connection, meta, actor, search, "export")
+        yield view, page
+
+
 async def get_json(connection: Any, actor: Actor, element_id: uuid.UUID) -> str:
-    return await reader.get_json(connection, actor.workspace_id, element_id)
+    return await reader.get_json(connection, actor.workspace_id, element_id, actor.grants)
 
 
 async def _pipeline_type(connection: Any, actor: Actor, pipeline_id: uuid.UUID) -> uuid.UUID:
@@ -114,8 +145,9 @@ async def _board(
 ) -> str:
     if pipeline_id not in meta.pipelines:
         raise NotFound("Pipeline not found")
+    view, access = readable(meta, actor)
     return await reader.board_json(
-        connection, meta, actor.workspace_id, pipeline_id, parse_filter(filter_raw), per_stage=per_stage
+        connection, view, actor.workspace_id, pipeline_id, parse_filter(filter_raw), per_stage=per_stage, access=access
     )
 
 

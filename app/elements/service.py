@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access.permissions import TypeAccess
 from app.auth.actor import Actor
 from app.elements import reads
 from app.elements.bulk import insert_all
@@ -86,7 +87,7 @@ def _entry(actor: Actor, element_id: uuid.UUID, kind: str, data: dict[str, Any])
         "workspace_id": actor.workspace_id,
         "element_id": element_id,
         "kind": kind,
-        "actor_id": actor.api_key_id,
+        "actor_id": actor.principal_id,
         "data": data,
     }
 
@@ -161,10 +162,15 @@ async def _validate_creates(
     errors: ErrorCollector,
 ) -> list[PreparedCreate]:
     prepared: list[tuple[ElementCreate, Stage | None, ParsedValues]] = []
+    access = actor.on(meta)
     for prefix, data in items:
         stage = _resolve_stage(
             meta, errors, prefix, pipeline_id=data.pipeline_id, stage_id=data.stage_id, stage_code=data.stage_code
         )
+        access.check_add(stage.pipeline_id if stage else None)
+        access.check_fields(data.values or {})
+        if stage is not None:
+            access.check_move_into(stage.id, stage.code)
         prepared.append((data, stage, parse_values(meta, data.values, errors, prefix=prefix, creating=True)))
     await check_references(
         session,
@@ -210,8 +216,8 @@ async def _insert_creates(
             score=None,
             values=parsed.snapshot(meta),
             version=1,
-            created_by=actor.api_key_id,
-            updated_by=actor.api_key_id,
+            created_by=actor.principal_id,
+            updated_by=actor.principal_id,
             created_at=now,
             updated_at=now,
             moved_at=now if stage else None,
@@ -229,7 +235,7 @@ async def _insert_creates(
                     "element_id": element.id,
                     "to_pipeline_id": stage.pipeline_id,
                     "to_stage_id": stage.id,
-                    "moved_by": actor.api_key_id,
+                    "moved_by": actor.principal_id,
                     "moved_at": now,
                 }
             )
@@ -245,7 +251,8 @@ async def _insert_creates(
             (TimelineEntry, entries),
         ],
     )
-    return [to_read(e, meta) for e in elements]
+    access = actor.on(meta)
+    return [shown(to_read(e, meta), access) for e in elements]
 
 
 def _str(value: uuid.UUID | None) -> str | None:
@@ -253,7 +260,6 @@ def _str(value: uuid.UUID | None) -> str | None:
 
 
 async def create_element(session: AsyncSession, actor: Actor, type_ref: str, data: ElementCreate) -> ElementRead:
-    actor.ensure_can_write()
     meta = await cached_type_meta(session, actor.workspace_id, type_ref)
     errors = ErrorCollector()
     prepared = await _validate_creates(session, actor, meta, [("", data)], errors)
@@ -261,17 +267,27 @@ async def create_element(session: AsyncSession, actor: Actor, type_ref: str, dat
     return (await _insert_creates(session, actor, meta, prepared))[0]
 
 
+def shown(read: ElementRead, access: TypeAccess) -> ElementRead:
+    """An element as someone who may not see the hidden fields gets it."""
+    if not access.hidden or not read.values.keys() & access.hidden:
+        return read
+    return read.model_copy(update={"values": {k: v for k, v in read.values.items() if k not in access.hidden}})
+
+
 # --- read ------------------------------------------------------------------------------------------------------
 
 
 async def load_element_row(
-    session: AsyncSession, actor: Actor, element_id: uuid.UUID, *, lock: bool = False
+    session: AsyncSession, actor: Actor, element_id: uuid.UUID, *, lock: bool = False, action: str | None = "read"
 ) -> Element:
-    """The workspace's element row (locked FOR UPDATE when asked), or NotFound."""
+    """The workspace's element row (locked FOR UPDATE when asked) once the actor may take `action` on it; NotFound
+    when it is missing or the actor may not read it."""
     statement = select(Element).where(Element.workspace_id == actor.workspace_id, Element.id == element_id)
     element = await session.scalar(statement.with_for_update() if lock else statement)
     if element is None:
         raise NotFound(f"Element {element_id} not found")
+    if action is not None and not actor.grants.full:
+        _allowed(actor, await cached_type_meta(session, actor.workspace_id, element.entity_type_id), action, element)
     return element
 
 
@@ -285,12 +301,20 @@ async def get_elements(
     rows = await session.scalars(
         select(Element).where(Element.workspace_id == actor.workspace_id, Element.id.in_(list(element_ids)))
     )
-    by_id = {e.id: e for e in rows}
-    return [to_read(by_id[i], meta) for i in element_ids if i in by_id]
+    access = actor.on(meta)
+    by_id = {e.id: e for e in rows if access.may("read", e.pipeline_id, e.assigned_to, e.created_by)}
+    return [shown(to_read(by_id[i], meta), access) for i in element_ids if i in by_id]
 
 
 async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, search: ElementSearch) -> ElementPage:
     return await reads.list_elements(session, actor, type_ref, search)
+
+
+def _allowed(actor: Actor, meta: TypeMeta, action: str, element: Element) -> TypeAccess:
+    """The actor's access to the type, once it allows `action` on this element (404 if they may not even read it)."""
+    access = actor.on(meta)
+    access.check(action, element.pipeline_id, element.assigned_to, element.created_by, element_id=element.id)
+    return access
 
 
 # --- update ----------------------------------------------------------------------------------------------------
@@ -329,7 +353,7 @@ async def _apply_update(
         changed.extend(f"values.{code}" for code in changed_values)
     element.version += 1
     element.updated_at = datetime.now(UTC)
-    element.updated_by = actor.api_key_id
+    element.updated_by = actor.principal_id
     return (
         _event(actor, meta, element.id, "element.updated", {"changed": changed}),
         _entry(actor, element.id, "updated", {"changed": changed}),
@@ -339,9 +363,10 @@ async def _apply_update(
 async def update_element(
     session: AsyncSession, actor: Actor, element_id: uuid.UUID, data: ElementUpdate, *, if_match: int | None = None
 ) -> ElementRead:
-    actor.ensure_can_write()
-    element = await load_element_row(session, actor, element_id, lock=True)
+    element = await load_element_row(session, actor, element_id, lock=True, action=None)
     meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
+    access = _allowed(actor, meta, "update", element)
+    access.check_fields(data.values or {})
     _check_version(element, if_match if if_match is not None else data.version)
     _ensure_live(element)
     errors = ErrorCollector()
@@ -353,7 +378,7 @@ async def update_element(
     await autoscore(session, meta, [element])
     await session.flush()
     await _record(session, [event], [entry])
-    return to_read(element, meta)
+    return shown(to_read(element, meta), access)
 
 
 # --- move ------------------------------------------------------------------------------------------------------
@@ -362,9 +387,9 @@ async def update_element(
 async def move_element(
     session: AsyncSession, actor: Actor, element_id: uuid.UUID, data: ElementMove, *, if_match: int | None = None
 ) -> ElementRead:
-    actor.ensure_can_write()
-    element = await load_element_row(session, actor, element_id, lock=True)
+    element = await load_element_row(session, actor, element_id, lock=True, action=None)
     meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
+    access = _allowed(actor, meta, "update", element)
     _check_version(element, if_match if if_match is not None else data.version)
     _ensure_live(element)
     errors = ErrorCollector()
@@ -381,9 +406,12 @@ async def move_element(
     if stage is None:
         raise Conflict(f"Entity type {meta.code!r} has no stages")
     if stage.id == element.stage_id:
-        return to_read(element, meta)
+        return shown(to_read(element, meta), access)
+    access.check_move_into(stage.id, stage.code)
+    if stage.pipeline_id != element.pipeline_id:
+        access.check("update", stage.pipeline_id, element.assigned_to, element.created_by)
     await _apply_moves(session, actor, meta, [element], stage)
-    return to_read(element, meta)
+    return shown(to_read(element, meta), access)
 
 
 async def move_stage_elements(session: AsyncSession, actor: Actor, source: Stage, target: Stage) -> None:
@@ -409,7 +437,7 @@ async def _apply_moves(
                 "from_stage_id": element.stage_id,
                 "to_pipeline_id": stage.pipeline_id,
                 "to_stage_id": stage.id,
-                "moved_by": actor.api_key_id,
+                "moved_by": actor.principal_id,
                 "moved_at": now,
             }
         )
@@ -424,7 +452,7 @@ async def _apply_moves(
         }
         element.pipeline_id, element.stage_id = stage.pipeline_id, stage.id
         element.moved_at = element.updated_at = now
-        element.updated_by = actor.api_key_id
+        element.updated_by = actor.principal_id
         element.version += 1
         events.append(_event(actor, meta, element.id, "element.moved", move))
         entries.append(_entry(actor, element.id, "moved", move))
@@ -436,9 +464,9 @@ async def _apply_moves(
 
 
 async def delete_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> None:
-    actor.ensure_can_write()
-    element = await load_element_row(session, actor, element_id, lock=True)
+    element = await load_element_row(session, actor, element_id, lock=True, action=None)
     meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
+    _allowed(actor, meta, "delete", element)
     if meta.settings.recycle_bin_enabled:
         _ensure_live(element)
         element.deleted_at = datetime.now(UTC)
@@ -456,11 +484,11 @@ async def delete_element(session: AsyncSession, actor: Actor, element_id: uuid.U
 
 
 async def restore_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> ElementRead:
-    actor.ensure_can_write()
-    element = await load_element_row(session, actor, element_id, lock=True)
+    element = await load_element_row(session, actor, element_id, lock=True, action=None)
+    meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
+    access = _allowed(actor, meta, "delete", element)
     if element.deleted_at is None:
         raise Conflict("The element is not in the recycle bin")
-    meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     element.deleted_at = None
     element.version += 1
     element.updated_at = datetime.now(UTC)
@@ -468,7 +496,7 @@ async def restore_element(session: AsyncSession, actor: Actor, element_id: uuid.
     await _record(
         session, [_event(actor, meta, element.id, "element.restored", {})], [_entry(actor, element.id, "restored", {})]
     )
-    return to_read(element, meta)
+    return shown(to_read(element, meta), access)
 
 
 # --- batch -----------------------------------------------------------------------------------------------------
@@ -488,7 +516,6 @@ def _parse_item(
 
 async def batch(session: AsyncSession, actor: Actor, type_ref: str, data: ElementBatch) -> list[ElementRead]:
     """Up to 1000 creates or updates, all or nothing; every item's problems are reported with its index."""
-    actor.ensure_can_write()
     meta = await cached_type_meta(session, actor.workspace_id, type_ref)
     errors = ErrorCollector()
     creates: list[tuple[int, str, ElementCreate]] = []
@@ -535,13 +562,16 @@ async def _plan_updates(
         .with_for_update()
     )
     by_id = {e.id: e for e in rows}
+    access = actor.on(meta)
     planned: list[PlannedUpdate] = []
     checks = []
     for index, prefix, element_id, update in updates:
         element = by_id.get(element_id)
-        if element is None:
+        if element is None or not access.may("read", element.pipeline_id, element.assigned_to, element.created_by):
             errors.add(f"{prefix}id", f"element {element_id} not found in {meta.code!r}")
             continue
+        access.check("update", element.pipeline_id, element.assigned_to, element.created_by)
+        access.check_fields(update.values or {})
         if update.version is not None and update.version != element.version:
             errors.add(f"{prefix}version", f"the element is at version {element.version}")
         if element.deleted_at is not None:
@@ -567,4 +597,5 @@ async def _apply_updates(
     await autoscore(session, meta, [element for _, element, _, _ in planned])
     await session.flush()
     await _record(session, events, entries)
-    return {index: to_read(element, meta) for index, element, _, _ in planned}
+    access = actor.on(meta)
+    return {index: shown(to_read(element, meta), access) for index, element, _, _ in planned}

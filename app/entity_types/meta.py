@@ -5,7 +5,7 @@ Element services, the query compiler and the adapters read this instead of query
 
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -52,10 +52,28 @@ class TypeMeta:
     active_scoring_model_id: uuid.UUID | None = None
     # Statements compiled for this snapshot of the type (app.readmodel.compiler): they die with it.
     compiled: OrderedDict[Any, Any] = field(default_factory=OrderedDict, repr=False, compare=False)
+    # Fields a reader may not see: left out of `fields` (so they cannot be filtered or sorted on) and of `values`.
+    hidden: frozenset[str] = frozenset()
 
     @property
     def id(self) -> uuid.UUID:
         return self.entity_type.id
+
+    def without(self, hidden: frozenset[str]) -> "TypeMeta":
+        """This snapshot as seen by someone who may not see `hidden` (cached with the snapshot)."""
+        if not hidden:
+            return self
+        key = ("hidden", hidden)
+        view = self.compiled.get(key)
+        if view is None:
+            view = replace(
+                self,
+                fields={code: f for code, f in self.fields.items() if code not in hidden},
+                compiled=OrderedDict(),
+                hidden=hidden | self.hidden,
+            )
+            self.compiled[key] = view
+        return view
 
     @property
     def code(self) -> str:

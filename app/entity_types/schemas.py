@@ -38,6 +38,8 @@ class EntityTypeSettings(BaseModel):
     client_enabled: bool = False
     source_enabled: bool = False
     products_enabled: bool = False
+    # The seed's "access on pipeline create": roles get a new pipeline as they have the type; off, it starts closed.
+    open_new_pipelines: bool = True
 
 
 class EntityTypeSettingsPatch(BaseModel):
@@ -54,6 +56,7 @@ class EntityTypeSettingsPatch(BaseModel):
     client_enabled: bool | None = None
     source_enabled: bool | None = None
     products_enabled: bool | None = None
+    open_new_pipelines: bool | None = None
 
 
 class EntityTypeCreate(BaseModel):

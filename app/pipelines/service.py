@@ -3,6 +3,7 @@ import uuid
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access.service import close_new_pipeline
 from app.auth.actor import Actor
 from app.elements import service as element_service
 from app.elements.models import Element
@@ -184,6 +185,8 @@ async def create_pipeline(session: AsyncSession, actor: Actor, type_ref: str, da
     pipeline = await add_pipeline(
         session, entity_type, title=data.title, is_default=make_default, sort=sort, stages=data.stages
     )
+    if existing and not settings.open_new_pipelines:
+        await close_new_pipeline(session, entity_type.id, actor.workspace_id, pipeline.id)
     await _metadata_changed(session, actor, "pipeline.created", pipeline.id)
     return await _pipeline_read(session, pipeline)
 

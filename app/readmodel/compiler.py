@@ -18,6 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from app.access.permissions import TypeAccess
 from app.entity_types.fields import (
     DateKind,
     DateTimeKind,
@@ -81,8 +82,11 @@ COMPARISONS = {"eq": "=", "ne": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": 
 # --- the JSON of one element, built by PostgreSQL ------------------------------------------------------------------
 
 
-def row_json(type_code_sql: str, stage_code_sql: str, *, as_text: bool = True) -> str:
+def row_json(
+    type_code_sql: str, stage_code_sql: str, *, as_text: bool = True, hidden: frozenset[str] = frozenset()
+) -> str:
     """The API's ElementRead of `e` as JSON (text), in its field order and formats (pydantic's datetimes)."""
+    values = "e.values" if not hidden else f"(e.values - {literal('{' + ','.join(sorted(hidden)) + '}')}::text[])"
     return (
         "json_build_object('id', e.id, 'entity_type', "
         + type_code_sql
@@ -91,7 +95,7 @@ def row_json(type_code_sql: str, stage_code_sql: str, *, as_text: bool = True) -
         + ", 'title', e.title, 'assigned_to', e.assigned_to, 'amount', e.amount::float8, 'currency', e.currency, "
         "'source', e.source, 'begin_date', sf_json_date(e.begin_date), "
         "'close_date', sf_json_date(e.close_date), 'score', e.score, "
-        "'values', e.values, 'version', e.version, 'created_at', sf_json_ts(e.created_at), "
+        "'values', " + values + ", 'version', e.version, 'created_at', sf_json_ts(e.created_at), "
         "'updated_at', sf_json_ts(e.updated_at), 'moved_at', sf_json_ts(e.moved_at), "
         "'deleted_at', sf_json_ts(e.deleted_at))" + ("::text" if as_text else "")
     )
@@ -110,7 +114,7 @@ def stage_code_case(meta: TypeMeta) -> str:
 
 
 def type_row_json(meta: TypeMeta) -> str:
-    return row_json(literal(meta.code), stage_code_case(meta))
+    return row_json(literal(meta.code), stage_code_case(meta), hidden=meta.hidden)
 
 
 # --- filters ---------------------------------------------------------------------------------------------------
@@ -447,6 +451,35 @@ class PageStatement:
         return encode_cursor([_encode(row[i + 1]) for i in range(len(self.keys))])
 
 
+def read_scope(access: TypeAccess | None, meta: TypeMeta, params: Params, action: str = "read") -> str:
+    """The elements `access` may read (or export), as a condition on `e`: by pipeline, then by whose they are."""
+    groups = None if access is None else access.read_groups(meta.pipelines, action)
+    if access is None or groups is None:
+        return "true"
+    parts = []
+    for group in groups:
+        conditions = []
+        if not group.every_pipeline:
+            pipelines = (
+                [f"e.pipeline_id = ANY({params.add(list(group.pipeline_ids))}::uuid[])"] if group.pipeline_ids else []
+            )
+            if group.no_pipeline:
+                pipelines.append("e.pipeline_id IS NULL")
+            if not pipelines:
+                continue
+            conditions.append("(" + " OR ".join(pipelines) + ")")
+        owners = access.owner_ids(group.scope)
+        if owners is not None:
+            if len(owners) == 1:
+                me = params.add(owners[0])
+                conditions.append(f"(e.assigned_to = {me} OR e.created_by = {me})")
+            else:
+                them = params.add(list(owners))
+                conditions.append(f"(e.assigned_to = ANY({them}::uuid[]) OR e.created_by = ANY({them}::uuid[]))")
+        parts.append(" AND ".join(conditions) or "true")
+    return "(" + " OR ".join(parts) + ")" if parts else "false"
+
+
 def from_clause(meta: TypeMeta, joined: bool) -> str:
     return f"FROM elements e JOIN {table_name(meta.id)} r ON r.id = e.id" if joined else "FROM elements e"
 
@@ -460,13 +493,21 @@ def page_statement(
     limit: int,
     cursor: str | None,
     deleted: bool,
+    access: TypeAccess | None = None,
+    action: str = "read",
 ) -> PageStatement:
-    """The page (limit + 1 rows, to tell whether more follow) and the statement that counts every match."""
+    """The page (limit + 1 rows, to tell whether more follow) and the statement that counts every match.
+
+    `meta` is the reader's view of the type (hidden fields left out); `access` limits the rows to what they may read.
+    """
     required = frozenset(required_fields(node))
     shape = frame(meta, sort, required, searched=searches_title(node))
     params = Params([workspace_id, meta.id])
     compiler = FilterCompiler(meta, params)
     where = compiler.compile(node)
+    readable = read_scope(access, meta, params, action)
+    if readable != "true":
+        where = f"{where} AND {readable}"
     joined = compiler.uses_read_model or shape.uses_read_model
     scope = (
         f"WHERE e.workspace_id = $1 AND e.entity_type_id = $2 AND e.deleted_at IS {'NOT ' if deleted else ''}NULL"

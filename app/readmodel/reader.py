@@ -12,14 +12,24 @@ from typing import Any
 
 import orjson
 
+from app.access.permissions import Access, TypeAccess
 from app.entity_types.meta import TypeMeta
 from app.errors import NotFound
 from app.kit.filters import Node
-from app.readmodel.compiler import FilterCompiler, Params, from_clause, page_statement, row_json, stage_code_case
+from app.readmodel.compiler import (
+    FilterCompiler,
+    Params,
+    from_clause,
+    page_statement,
+    read_scope,
+    row_json,
+    stage_code_case,
+)
 
 GET_SQL = (
     "SELECT "
     + row_json("t.code", "s.code")
+    + ", e.entity_type_id, t.code, e.pipeline_id, e.assigned_to, e.created_by"
     + " FROM elements e JOIN entity_types t ON t.id = e.entity_type_id LEFT JOIN stages s ON s.id = e.stage_id "
     "WHERE e.id = $1 AND e.workspace_id = $2"
 )
@@ -61,8 +71,12 @@ async def list_page(
     cursor: str | None,
     with_total: bool = False,
     deleted: bool = False,
+    access: TypeAccess | None = None,
+    action: str = "read",
 ) -> RawPage:
-    statement = page_statement(meta, workspace_id, node, sort=sort, limit=limit, cursor=cursor, deleted=deleted)
+    statement = page_statement(
+        meta, workspace_id, node, sort=sort, limit=limit, cursor=cursor, deleted=deleted, access=access, action=action
+    )
     rows = await connection.fetch(statement.sql, *statement.params)
     has_more = len(rows) > limit
     rows = rows[:limit]
@@ -77,12 +91,20 @@ async def list_page(
     )
 
 
-async def get_json(connection: Any, workspace_id: uuid.UUID, element_id: uuid.UUID) -> str:
-    """One element as the API's JSON, or NotFound (another workspace's element is not found either)."""
-    body: str | None = await connection.fetchval(GET_SQL, element_id, workspace_id)
-    if body is None:
+async def get_json(connection: Any, workspace_id: uuid.UUID, element_id: uuid.UUID, access: Access) -> str:
+    """One element as the API's JSON, or NotFound: another workspace's element, or one `access` may not read."""
+    row = await connection.fetchrow(GET_SQL, element_id, workspace_id)
+    if row is None:
         raise NotFound(f"Element {element_id} not found")
-    return body
+    body, type_id, type_code, pipeline_id, assigned_to, created_by = row
+    on_type = access.on(type_id, type_code)
+    if not on_type.may("read", pipeline_id, assigned_to, created_by):
+        raise NotFound(f"Element {element_id} not found")
+    if on_type.hidden:
+        element = orjson.loads(body)
+        element["values"] = {k: v for k, v in element["values"].items() if k not in on_type.hidden}
+        return orjson.dumps(element).decode()
+    return str(body)
 
 
 async def board_json(
@@ -93,6 +115,7 @@ async def board_json(
     node: Node | None,
     *,
     per_stage: int,
+    access: TypeAccess | None = None,
 ) -> str:
     """The kanban of one pipeline as the API's `Board` JSON, in one statement.
 
@@ -102,9 +125,10 @@ async def board_json(
     params = Params([workspace_id, pipeline_id, per_stage])
     compiler = FilterCompiler(meta, params)
     where = compiler.compile(node)
+    readable = read_scope(access, meta, params)
     source = from_clause(meta, compiler.uses_read_model)
-    live = f"e.workspace_id = $1 AND e.deleted_at IS NULL AND {where}"
-    if node is None:
+    live = f"e.workspace_id = $1 AND e.deleted_at IS NULL AND {where} AND {readable}"
+    if node is None and readable == "true":
         totals = (
             "SELECT stage_id, sum(count)::bigint AS count, sum(amount_sum) AS amount_sum FROM stage_totals "
             "WHERE workspace_id = $1 AND pipeline_id = $2 GROUP BY stage_id"
@@ -114,7 +138,7 @@ async def board_json(
             f"SELECT e.stage_id, count(*) AS count, coalesce(sum(e.amount), 0) AS amount_sum {source} "
             f"WHERE e.pipeline_id = $2 AND {live} GROUP BY e.stage_id"
         )
-    element = row_json(_type_literal(meta), stage_code_case(meta), as_text=False)
+    element = row_json(_type_literal(meta), stage_code_case(meta), as_text=False, hidden=meta.hidden)
     firsts = (
         f"SELECT {element} AS body, e.created_at, e.id {source} "
         f"WHERE e.stage_id = s.id AND {live} ORDER BY e.created_at DESC, e.id DESC LIMIT $3"

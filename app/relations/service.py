@@ -8,8 +8,8 @@ from sqlalchemy.orm import aliased
 from app.auth.actor import Actor
 from app.elements.models import Element
 from app.elements.schemas import ElementRead
-from app.elements.service import to_read
-from app.entity_types.meta import get_entity_type, load_type_meta
+from app.elements.service import load_element_row, shown, to_read
+from app.entity_types.meta import TypeMeta, get_entity_type, load_type_meta
 from app.entity_types.models import EntityType
 from app.errors import Conflict, FieldError, Invalid, NotFound
 from app.outbox.service import record_event
@@ -75,20 +75,24 @@ async def delete_relation(session: AsyncSession, actor: Actor, relation_id: uuid
     record_event(session, actor.workspace_id, "relation.deleted", payload={"id": str(relation_id)})
 
 
-async def _element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> Element:
-    element = await session.scalar(
-        select(Element).where(Element.workspace_id == actor.workspace_id, Element.id == element_id)
-    )
-    if element is None:
-        raise NotFound(f"Element {element_id} not found")
-    return element
+async def _element(session: AsyncSession, actor: Actor, element_id: uuid.UUID, action: str = "read") -> Element:
+    return await load_element_row(session, actor, element_id, action=action)
+
+
+def _readable(actor: Actor, metas: dict[uuid.UUID, TypeMeta], elements: list[Element]) -> list[ElementRead]:
+    """Linked elements as the actor may see them: the ones they may read, without hidden fields."""
+    shown_reads = []
+    for element in elements:
+        access = actor.on(metas[element.entity_type_id])
+        if access.may("read", element.pipeline_id, element.assigned_to, element.created_by):
+            shown_reads.append(shown(to_read(element, metas[element.entity_type_id]), access))
+    return shown_reads
 
 
 async def link(session: AsyncSession, actor: Actor, parent_id: uuid.UUID, child_id: uuid.UUID) -> LinkRead:
-    actor.ensure_can_write()
     if parent_id == child_id:
         raise Invalid("An element cannot be linked to itself", errors=[FieldError("child_id", "is the element itself")])
-    parent = await _element(session, actor, parent_id)
+    parent = await _element(session, actor, parent_id, "update")
     try:
         child = await _element(session, actor, child_id)
     except NotFound as exc:
@@ -128,8 +132,7 @@ async def link(session: AsyncSession, actor: Actor, parent_id: uuid.UUID, child_
 
 
 async def unlink(session: AsyncSession, actor: Actor, parent_id: uuid.UUID, child_id: uuid.UUID) -> None:
-    actor.ensure_can_write()
-    parent = await _element(session, actor, parent_id)
+    parent = await _element(session, actor, parent_id, "update")
     link_row = await session.scalar(
         select(ElementLink).where(
             ElementLink.workspace_id == actor.workspace_id,
@@ -180,7 +183,7 @@ async def linked_elements(
     for type_id in {e.entity_type_id for e in elements}:
         entity_type = await get_entity_type(session, actor.workspace_id, str(type_id))
         metas[type_id] = await load_type_meta(session, entity_type)
-    return [to_read(e, metas[e.entity_type_id]) for e in elements]
+    return _readable(actor, metas, elements)
 
 
 async def linked_elements_many(
@@ -221,5 +224,5 @@ async def linked_elements_many(
         metas[type_id] = await load_type_meta(session, await get_entity_type(session, actor.workspace_id, str(type_id)))
     grouped: dict[uuid.UUID, list[ElementRead]] = {element_id: [] for element_id in element_ids}
     for owner_id, element in rows:
-        grouped[owner_id].append(to_read(element, metas[element.entity_type_id]))
+        grouped[owner_id].extend(_readable(actor, metas, [element]))
     return grouped

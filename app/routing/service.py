@@ -266,7 +266,7 @@ async def route_element(
     session: AsyncSession, actor: Actor, element_id: uuid.UUID, *, policy_id: uuid.UUID | None = None
 ) -> RouteDecision:
     actor.ensure_can_write()
-    element = await element_service.load_element_row(session, actor, element_id, lock=True)
+    element = await element_service.load_element_row(session, actor, element_id, lock=True, action="update")
     if element.deleted_at is not None:
         raise Conflict("The element is in the recycle bin")
     policy = await _policy_for(session, actor, element, policy_id)

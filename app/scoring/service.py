@@ -368,7 +368,7 @@ async def score_element(
 ) -> ScoreResult:
     """Score one element with the type's active model (or a given trained one), store the score, explain it."""
     actor.ensure_can_write()
-    element = await element_service.load_element_row(session, actor, element_id, lock=True)
+    element = await element_service.load_element_row(session, actor, element_id, lock=True, action="update")
     if model_id is not None:
         row = await _get(session, actor, model_id)
         if row.entity_type_id != element.entity_type_id:

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
-from app.elements.models import Element
+from app.elements.service import load_element_row
 from app.errors import ErrorCollector, FieldError, Invalid, NotFound
 from app.outbox.service import record_event
 from app.tasks.models import Notification, Task, TaskStatus
@@ -22,12 +22,13 @@ async def _check_element(session: AsyncSession, actor: Actor, element_id: uuid.U
     """The element's entity type (the task's overdue count goes to it), or Invalid when there is no such element."""
     if element_id is None:
         return None
-    type_id = await session.scalar(
-        select(Element.entity_type_id).where(Element.workspace_id == actor.workspace_id, Element.id == element_id)
-    )
-    if type_id is None:
-        raise Invalid("The task is not valid", errors=[FieldError("element_id", f"element {element_id} not found")])
-    return type_id
+    try:
+        element = await load_element_row(session, actor, element_id)
+    except NotFound as exc:
+        raise Invalid(
+            "The task is not valid", errors=[FieldError("element_id", f"element {element_id} not found")]
+        ) from exc
+    return element.entity_type_id
 
 
 async def _check_user(session: AsyncSession, actor: Actor, path: str, user_id: uuid.UUID | None, detail: str) -> None:

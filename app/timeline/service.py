@@ -13,7 +13,7 @@ def add_entry(
 ) -> None:
     session.add(
         TimelineEntry(
-            workspace_id=actor.workspace_id, element_id=element_id, kind=kind, actor_id=actor.api_key_id, data=data
+            workspace_id=actor.workspace_id, element_id=element_id, kind=kind, actor_id=actor.principal_id, data=data
         )
     )
 
@@ -21,6 +21,9 @@ def add_entry(
 async def element_timeline(
     session: AsyncSession, actor: Actor, element_id: uuid.UUID, *, limit: int
 ) -> list[TimelineEntry]:
+    from app.elements.service import load_element_row  # the element service records timeline entries itself
+
+    await load_element_row(session, actor, element_id)
     rows = await session.scalars(
         select(TimelineEntry)
         .where(TimelineEntry.workspace_id == actor.workspace_id, TimelineEntry.element_id == element_id)

@@ -1,12 +1,13 @@
 import uuid
 from datetime import datetime
+from typing import Any
 from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from app.users.models import UserTier
 
-WRITE_ONLY = {"writeOnly": True}  # a request field never answered back
+WRITE_ONLY: dict[str, Any] = {"writeOnly": True}  # a request field never answered back
 _TIMEZONES = frozenset(available_timezones()) | {"UTC"}
 
 

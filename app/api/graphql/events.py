@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from app.api.graphql.context import Context
 from app.elements import service as element_service
+from app.elements.meta_cache import cached_type_meta
 from app.entity_types import service as entity_type_service
 from app.errors import DomainError, NotFound
 from app.events.bus import EventMessage, subscribe
@@ -27,6 +28,32 @@ async def _pipeline_of(context: Context, message: EventMessage) -> str | None:
         except NotFound:
             return None
     return str(element.pipeline_id) if element.pipeline_id else None
+
+
+async def _as_seen(context: Context, message: EventMessage) -> EventMessage | None:
+    """The event as the subscriber may see it: None for an element they may not read; hidden fields' names taken
+    out of the changes it lists."""
+    who = context.who
+    if who.grants.full or not message["entity_type_id"]:
+        return message
+    async with context.sessionmaker() as session:
+        try:
+            meta = await cached_type_meta(session, context.workspace_id, message["entity_type_id"])
+        except NotFound:
+            return None
+        access = who.on(meta)
+        if access.read_groups(meta.pipelines) is not None and message["element_id"]:
+            try:
+                await element_service.get_element(session, who, uuid.UUID(message["element_id"]))
+            except NotFound:
+                return None
+        elif not access.can_read_any():
+            return None
+    changed = message["payload"].get("changed")
+    if access.hidden and isinstance(changed, list):
+        hidden = {f"values.{code}" for code in access.hidden}
+        message = {**message, "payload": {**message["payload"], "changed": [c for c in changed if c not in hidden]}}
+    return message
 
 
 async def element_events(
@@ -50,4 +77,6 @@ async def element_events(
             pipelines = moved or {p for p in [await _pipeline_of(context, message)] if p}
             if str(pipeline_id) not in pipelines:
                 continue
-        yield message
+        seen = await _as_seen(context, message)
+        if seen is not None:
+            yield seen

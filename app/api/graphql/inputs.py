@@ -27,6 +27,7 @@ class EntityTypeSettingsInput:
     client_enabled: bool | None = UNSET
     source_enabled: bool | None = UNSET
     products_enabled: bool | None = UNSET
+    open_new_pipelines: bool | None = UNSET
 
 
 @strawberry.input

@@ -47,6 +47,7 @@ class EntityTypeSettings:
     client_enabled: bool
     source_enabled: bool
     products_enabled: bool
+    open_new_pipelines: bool
 
 
 @strawberry.type

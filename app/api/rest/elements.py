@@ -1,8 +1,10 @@
 import uuid
+from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Annotated
 
-from fastapi import Query, Response
+from fastapi import Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from app.api.rest.common import READ_ERRORS, SEARCH_ERRORS, WRITE_ERRORS, make_router
 from app.api.rest.deps import (
@@ -16,7 +18,8 @@ from app.api.rest.deps import (
 )
 from app.api.rest.problems import problem_responses
 from app.api.rest.routing import lean_read
-from app.elements import reads, service
+from app.elements import export, reads, service
+from app.elements.export import ExportFormat
 from app.elements.schemas import (
     MAX_PAGE,
     ElementBatch,
@@ -28,7 +31,9 @@ from app.elements.schemas import (
     ElementSearch,
     ElementUpdate,
 )
+from app.entity_types.meta import TypeMeta
 from app.kit.filters import decode_filter_json
+from app.readmodel.reader import RawPage
 from app.relations import service as relation_service
 from app.relations.schemas import LinkCreate, LinkDirection, LinkedElements, LinkRead
 from app.timeline import service as timeline_service
@@ -36,6 +41,7 @@ from app.timeline.schemas import TimelineEntryRead, TimelineList
 
 router = make_router(tags=["elements"])
 VERSIONED_WRITE_ERRORS = {**WRITE_ERRORS, **problem_responses(412)}
+EXPORT_PAGE = 1000
 
 
 @router.post("/entity-types/{type}/elements", status_code=HTTPStatus.CREATED, responses=WRITE_ERRORS)
@@ -61,6 +67,46 @@ async def list_elements(
         filter=decode_filter_json(filter), sort=sort, limit=limit, cursor=cursor, with_total=with_total, deleted=deleted
     )
     return json_body((await reads.list_page(connection, sessionmaker, actor, type, search)).body())
+
+
+@router.get(
+    "/entity-types/{type}/elements/export",
+    responses={
+        **READ_ERRORS,
+        200: {"content": {"application/x-ndjson": {}, "text/csv": {}}, "description": "The elements, streamed"},
+    },
+    response_class=StreamingResponse,
+)
+@lean_read
+async def export_elements(
+    type: str,
+    request: Request,
+    sessionmaker: SessionmakerDep,
+    actor: LeanActorDep,
+    format: Annotated[ExportFormat, Query(description="ndjson: one element JSON per line; csv: a column per field")] = (
+        "ndjson"
+    ),
+    sort: Annotated[str | None, Query(description="e.g. -budget,created_at", max_length=300)] = None,
+    filter: Annotated[str | None, Query(description="A JSON filter (see the filter language)")] = None,
+    deleted: Annotated[bool, Query(description="Export the recycle bin instead")] = False,
+) -> StreamingResponse:
+    """Every element you may export (your role's `export` scope) that matches, streamed; hidden fields left out."""
+    search = ElementSearch.model_construct(
+        filter=decode_filter_json(filter), sort=sort, limit=EXPORT_PAGE, cursor=None, with_total=False, deleted=deleted
+    )
+    pages = reads.export_pages(request.app.state.read_pool, sessionmaker, actor, type, search)
+    first = await anext(pages)  # a bad filter or a missing permission is answered before the stream starts
+
+    async def from_first() -> AsyncIterator[tuple[TypeMeta, RawPage]]:
+        yield first
+        async for page in pages:
+            yield page
+
+    return StreamingResponse(
+        export.encode(from_first(), format),
+        media_type=export.MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{first[0].code}.{format}"'},
+    )
 
 
 @router.post("/entity-types/{type}/elements/search", response_model=ElementPage, responses=SEARCH_ERRORS)
