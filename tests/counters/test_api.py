@@ -1,5 +1,6 @@
-"""Who sees which counters, through REST and GraphQL; the repair endpoint."""
+"""Who sees which counters, through REST and GraphQL; the repair (endpoint, mutation, CLI)."""
 
+import json
 from typing import Any
 
 import httpx
@@ -7,12 +8,15 @@ import pytest
 from fastapi import FastAPI
 from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
+from typer.testing import CliRunner
 
 from app.access.schemas import RoleCreate
 from app.access.service import create_role
 from app.auth.actor import Actor
 from app.auth.models import Role
+from app.cli import cli
 from app.db import unit_of_work
+from app.settings import get_settings
 from tests.conftest import Tenant, make_client, make_tenant
 from tests.counters.conftest import Crm, add_person, person_token
 from tests.graphql.conftest import http_client
@@ -182,3 +186,25 @@ class TestRecount:
         async with http_client(crm.app, person_token(crm.tenant, crm.bob)) as session:
             data = await session.execute(GraphQLRequest(query, variable_values={"u": None}))
         assert data["recountCounters"]["__typename"] == "Forbidden"
+
+
+def test_cli_recount(crm_with_drift: tuple[Tenant, str], database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tenant, ann = crm_with_drift
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    try:
+        args = ["recount-counters", "--workspace", str(tenant.workspace_id)]
+        first = CliRunner().invoke(cli, args)
+        again = CliRunner().invoke(cli, [*args, "--user", ann])
+    finally:
+        get_settings.cache_clear()
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output) == {"workspace_id": str(tenant.workspace_id), "drift_count": 1}
+    assert json.loads(again.output)["drift_count"] == 0
+
+
+@pytest.fixture
+async def crm_with_drift(crm: Crm) -> tuple[Tenant, str]:
+    await crm.element(crm.ann)
+    await crm.sql("UPDATE user_counters SET new_elements = 5 WHERE user_id = :u", u=crm.ann)
+    return crm.tenant, crm.ann
