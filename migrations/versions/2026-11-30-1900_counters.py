@@ -103,8 +103,7 @@ BEGIN
         INSERT INTO counter_deadlines (element_id, workspace_id, stage_id, due_at)
         SELECT n.id, n.workspace_id, n.stage_id, n.moved_at + make_interval(mins => s.time_limit_minutes)
         FROM new_rows n JOIN stages s ON s.id = n.stage_id
-        WHERE s.time_limit_minutes IS NOT NULL AND n.moved_at IS NOT NULL AND n.deleted_at IS NULL
-        ON CONFLICT (element_id) DO UPDATE SET stage_id = excluded.stage_id, due_at = excluded.due_at;
+        WHERE s.time_limit_minutes IS NOT NULL AND n.moved_at IS NOT NULL AND n.deleted_at IS NULL;
         {_element_deltas([("new_rows", "1")])}
     ELSIF TG_OP = 'DELETE' THEN
         DELETE FROM counter_deadlines d USING old_rows o WHERE d.element_id = o.id;
@@ -254,7 +253,9 @@ RELIMIT = """
             SELECT n.id, n.time_limit_minutes AS minutes FROM new_rows n JOIN old_rows o ON o.id = n.id
             WHERE n.time_limit_minutes IS DISTINCT FROM o.time_limit_minutes ORDER BY n.id
         LOOP
-            DELETE FROM counter_deadlines WHERE stage_id = limited.id;
+            -- Only live elements of a stage have deadlines, and always in their own stage.
+            DELETE FROM counter_deadlines d USING elements e
+            WHERE e.stage_id = limited.id AND e.deleted_at IS NULL AND d.element_id = e.id;
             UPDATE elements e SET overdue_since = stage_overdue_since(e.moved_at, limited.minutes)
             WHERE e.stage_id = limited.id AND e.deleted_at IS NULL
                 AND e.overdue_since IS DISTINCT FROM stage_overdue_since(e.moved_at, limited.minutes);
@@ -457,17 +458,9 @@ def upgrade() -> None:
         sa.Column("workspace_id", sa.UUID(), nullable=False),
         sa.Column("stage_id", sa.UUID(), nullable=False),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["stage_id"], ["stages.id"], name=op.f("fk_counter_deadlines_stage_id_stages"), ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["workspace_id"], ["workspaces.id"], name=op.f("fk_counter_deadlines_workspace_id_workspaces"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("element_id", name=op.f("pk_counter_deadlines")),
     )
     op.create_index("ix_counter_deadlines_due_at", "counter_deadlines", ["due_at"])
-    op.create_index("ix_counter_deadlines_stage_id", "counter_deadlines", ["stage_id"])
     for function in (
         *HELPERS,
         OVERDUE_SINCE_FUNCTION,

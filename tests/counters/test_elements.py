@@ -1,5 +1,8 @@
 """New elements and elements past their stage's time limit, as the triggers and the timer keep them."""
 
+from sqlalchemy import text
+
+from app.db import unit_of_work
 from tests.counters.conftest import Crm
 from tests.factories import create_type, created
 
@@ -222,3 +225,22 @@ async def test_a_stage_limit_through_graphql(crm: Crm) -> None:
             )
         )
         assert result["updateStage"] == {"timeLimitMinutes": None}
+
+
+async def test_deleting_a_type_takes_its_counters_and_deadlines(crm: Crm) -> None:
+    await crm.set_limit("NEW", 5)
+    await crm.set_limit("IN_PROGRESS", 1)
+    await crm.element(crm.ann)
+    late = await crm.element(crm.ann, stage="IN_PROGRESS")
+    await crm.sql("UPDATE elements SET moved_at = now() - interval '3 minutes' WHERE id = :id", id=late["id"])
+    assert await crm.of(crm.ann) == (1, 1, 0)
+    assert (await crm.client.delete("/entity-types/lead", params={"force": True})).status_code == 204
+    assert (await crm.counters(crm.ann))["types"] == []
+    async with unit_of_work(crm.app.state.sessionmaker) as session:
+        left = await session.scalar(
+            text("SELECT count(*) FROM counter_deadlines WHERE workspace_id = :ws"), {"ws": crm.tenant.workspace_id}
+        )
+        rows = await session.scalar(
+            text("SELECT count(*) FROM user_counters WHERE workspace_id = :ws"), {"ws": crm.tenant.workspace_id}
+        )
+    assert (left, rows) == (0, 0)
