@@ -187,6 +187,8 @@ async def fire_due(session: AsyncSession, *, now: datetime | None = None, limit:
     of each, in the caller's transaction; the triggers count them. Idempotent: a mark is set only once."""
     params: dict[str, Any] = {"now": now or datetime.now(UTC), "limit": limit}
     elements: Any = await session.execute(MARK_DUE_ELEMENTS, params)
-    await session.execute(DROP_STALE_DEADLINES, params)
+    if elements.rowcount < limit:
+        # Past a backlog only: the due rows left are then few (held by someone, or stale).
+        await session.execute(DROP_STALE_DEADLINES, params)
     tasks: Any = await session.execute(MARK_DUE_TASKS, params)
     return Fired(elements=elements.rowcount, tasks=tasks.rowcount)

@@ -244,3 +244,25 @@ async def test_deleting_a_type_takes_its_counters_and_deadlines(crm: Crm) -> Non
             text("SELECT count(*) FROM user_counters WHERE workspace_id = :ws"), {"ws": crm.tenant.workspace_id}
         )
     assert (left, rows) == (0, 0)
+
+
+async def test_the_timer_skips_what_someone_holds_and_drops_stale_deadlines(crm: Crm) -> None:
+    await crm.set_limit("NEW", 1)
+    held = await crm.element(crm.ann)
+    await crm.sql(
+        "INSERT INTO counter_deadlines (element_id, workspace_id, stage_id, due_at) "
+        "VALUES (gen_random_uuid(), :ws, :stage, now() - interval '1 hour')",
+        ws=crm.tenant.workspace_id,
+        stage=crm.stages["NEW"],
+    )
+    async with crm.app.state.sessionmaker() as holder, holder.begin():
+        await holder.execute(text("SELECT 1 FROM elements WHERE id = :id FOR UPDATE"), {"id": held["id"]})
+        assert (await crm.fire(2)).elements == 0  # no wait: the row in use is left for a later tick
+    assert await crm.of(crm.ann) == (1, 0, 0)
+    assert (await crm.fire(2)).elements == 1
+    assert await crm.of(crm.ann) == (1, 1, 0)
+    async with unit_of_work(crm.app.state.sessionmaker) as session:
+        left = await session.scalar(
+            text("SELECT count(*) FROM counter_deadlines WHERE workspace_id = :ws"), {"ws": crm.tenant.workspace_id}
+        )
+    assert left == 0
