@@ -11,7 +11,9 @@ from app.api.graphql.router import mount_graphql
 from app.api.guards import install_guards
 from app.api.rest import (
     api_keys,
+    audit,
     automation,
+    departments,
     elements,
     entity_types,
     imports,
@@ -22,6 +24,7 @@ from app.api.rest import (
     tasks,
     users,
     webhooks,
+    workplaces,
 )
 from app.api.rest.problems import install_problem_handlers
 from app.db import make_engine, make_sessionmaker, open_read_pool, plain_dsn
@@ -105,6 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scoring,
         routing_policies,
         imports,
+        departments,
+        workplaces,
+        audit,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

@@ -15,6 +15,7 @@ from app.api.graphql.automation import AutomationMutation, AutomationQuery
 from app.api.graphql.context import Info
 from app.api.graphql.errors import mutate, parse, plain
 from app.api.graphql.events import element_events
+from app.api.graphql.org import OrgMutation, OrgQuery
 from app.api.graphql.people import PeopleMutation, PeopleQuery
 from app.api.graphql.types import (
     Board,
@@ -96,7 +97,7 @@ def _bounds(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @strawberry.type
-class Query(AutomationQuery, PeopleQuery):  # the automation, users, scoring and routing fields are theirs
+class Query(AutomationQuery, PeopleQuery, OrgQuery):  # the automation, users, scoring and routing fields are theirs
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
         rows = await entity_type_service.list_entity_types(info.context.session, info.context.who)
@@ -146,7 +147,7 @@ class Query(AutomationQuery, PeopleQuery):  # the automation, users, scoring and
 
 
 @strawberry.type
-class Mutation(AutomationMutation, PeopleMutation):
+class Mutation(AutomationMutation, PeopleMutation, OrgMutation):
     # --- entity types and fields ---
 
     @strawberry.mutation
