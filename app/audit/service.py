@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.models import AuditEntry
 from app.audit.schemas import AuditEntryRead, AuditPage
 from app.auth.actor import Actor
+from app.elements.models import Element
 from app.errors import FieldError, Invalid, NotFound
 from app.kit.cursor import decode_cursor, encode_cursor
 
@@ -29,7 +30,6 @@ INSERT_SQL = text(
     "status, details) VALUES (:workspace_id, :user_id, :api_key_id, :address, :action, :object_type, :object_id, "
     ":element_id, :status, CAST(:details AS jsonb))"
 )
-ELEMENT_EXISTS_SQL = text("SELECT 1 FROM elements WHERE workspace_id = :workspace_id AND id = :element_id")
 
 
 @dataclass
@@ -177,7 +177,9 @@ async def element_entries(
     page = await list_entries(session, actor, element_id=element_id, limit=limit, cursor=cursor)
     # Rows are the workspace's own, so a non-empty page proves the element was ours: only an empty one costs a check.
     if not page.items and cursor is None:
-        found = await session.scalar(ELEMENT_EXISTS_SQL, {"workspace_id": actor.workspace_id, "element_id": element_id})
+        found = await session.scalar(
+            select(Element.id).where(Element.workspace_id == actor.workspace_id, Element.id == element_id)
+        )
         if found is None:
             raise NotFound(f"Element {element_id} not found")
     return page

@@ -1,5 +1,6 @@
 """The audit log: every committed write through REST or GraphQL leaves one row (who, from where, what, when)."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ from fastapi import FastAPI
 from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 
-from tests.conftest import Tenant, make_client
+from tests.conftest import QueryCounter, Tenant, make_client
 from tests.factories import create_element, create_type, create_user
 from tests.graphql.conftest import Run, http_client
 
@@ -64,6 +65,17 @@ class TestRest:
             "details": {"params": {"element_id": element["id"]}, "fields": ["title", "values"], "values": ["budget"]},
         }
         assert patched["at"] > created["at"]
+
+    async def test_a_write_costs_one_statement_more(
+        self, client: httpx.AsyncClient, count_queries: Callable[[], QueryCounter]
+    ) -> None:
+        await create_type(client, "lead")
+        element = await create_element(client, "lead", title="A")
+        counter = count_queries()
+        assert (await client.patch(f"/elements/{element['id']}", json={"title": "B"})).status_code == 200
+        audit_statements = [s for s in counter.statements if "audit_log" in s]
+        assert len(audit_statements) == 1
+        assert audit_statements[0].startswith("INSERT INTO audit_log")
 
     async def test_secrets_are_never_recorded(self, client: httpx.AsyncClient) -> None:
         user = await create_user(client, "Ann", password="correct horse battery")
