@@ -11,8 +11,10 @@ from app.api.graphql.router import mount_graphql
 from app.api.guards import install_guards
 from app.api.rest import (
     api_keys,
+    audit,
     automation,
     counters,
+    departments,
     elements,
     entity_types,
     imports,
@@ -23,6 +25,7 @@ from app.api.rest import (
     tasks,
     users,
     webhooks,
+    workplaces,
 )
 from app.api.rest.problems import install_problem_handlers
 from app.db import make_engine, make_sessionmaker, open_read_pool, plain_dsn
@@ -107,6 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routing_policies,
         imports,
         counters,
+        departments,
+        workplaces,
+        audit,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

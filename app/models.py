@@ -1,6 +1,7 @@
 """Imports every model so Alembic and the mappers see the whole schema."""
 
 from app.access.models import AccessRole, Department, UserRole
+from app.audit.models import AuditEntry
 from app.auth.models import ApiKey
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent
 from app.counters.models import CounterDeadline, user_counters
@@ -18,11 +19,13 @@ from app.tasks.models import Notification, Task
 from app.timeline.models import TimelineEntry
 from app.users.models import User
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from app.workplaces.models import Workplace
 from app.workspaces.models import Workspace
 
 __all__ = [
     "AccessRole",
     "ApiKey",
+    "AuditEntry",
     "AutomationRule",
     "AutomationRun",
     "AutomationTimer",
@@ -54,6 +57,7 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookSubscription",
+    "Workplace",
     "Workspace",
     "user_counters",
 ]

@@ -232,3 +232,47 @@ class TestGraphQL:
                 )
             assert refused.value.errors
             assert refused.value.errors[0]["extensions"]["status"] == 404
+
+
+class TestPipelines:
+    async def test_a_pipeline_grant_overrides_the_types_and_new_pipelines_follow_the_type_setting(
+        self, app: FastAPI, tenant: Tenant, client: httpx.AsyncClient
+    ) -> None:
+        await create_type(client, "deal", settings={"pipelines_enabled": True, "open_new_pipelines": False})
+        first = await default_pipeline(client, "deal")
+        second = created(await client.post("/entity-types/deal/pipelines", json={"title": "Second"}))
+        await make_role(
+            app,
+            tenant,
+            name="first only",
+            grants=[
+                {"entity_type": "deal", "read": "all"},
+                {"entity_type": "deal", "pipeline_id": second["id"], "read": "none"},
+            ],
+        )
+        in_first = await create_element(client, "deal", title="first", pipeline_id=first["id"])
+        in_second = await create_element(client, "deal", title="second", pipeline_id=second["id"])
+        # A pipeline made after the role, on a type that keeps new pipelines closed: the role gets none on it.
+        third = created(await client.post("/entity-types/deal/pipelines", json={"title": "Third"}))
+        in_third = await create_element(client, "deal", title="third", pipeline_id=third["id"])
+        async with make_client(app, await key_with_role(client, "first only")) as reader:
+            listed = (await reader.get("/entity-types/deal/elements", params={"with_total": True})).json()
+            assert [e["id"] for e in listed["items"]] == [in_first["id"]]
+            assert listed["total"] == 1
+            assert (await reader.get(f"/elements/{in_second['id']}")).status_code == 404
+            assert (await reader.get(f"/elements/{in_third['id']}")).status_code == 404
+            board = (await reader.get(f"/pipelines/{third['id']}/board")).json()
+            assert sum(stage["count"] for stage in board["stages"]) == 0
+        await client.patch("/entity-types/deal", json={"settings": {"open_new_pipelines": True}})
+        fourth = created(await client.post("/entity-types/deal/pipelines", json={"title": "Fourth"}))
+        in_fourth = await create_element(client, "deal", title="fourth", pipeline_id=fourth["id"])
+        async with make_client(app, await key_with_role(client, "first only")) as reader:
+            assert (await reader.get(f"/elements/{in_fourth['id']}")).status_code == 200
+
+    async def test_another_workspaces_elements_are_not_found(
+        self, client: httpx.AsyncClient, other_client: httpx.AsyncClient, deals: dict[str, Any]
+    ) -> None:
+        element = await create_element(client, "deal", title="ours")
+        assert (await other_client.get(f"/elements/{element['id']}")).status_code == 404
+        assert (await other_client.patch(f"/elements/{element['id']}", json={"title": "x"})).status_code == 404
+        assert (await other_client.get(f"/pipelines/{deals['pipeline']['id']}/board")).status_code == 404

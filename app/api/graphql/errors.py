@@ -86,9 +86,12 @@ async def mutate(
     info: Info, call: Callable[[], Awaitable[T]], *, rename: Callable[[str], str] | None = None
 ) -> T | ErrorTypes:
     """Run one write: commit when it succeeds, roll back and return the error as data when it is refused."""
+    from app.api.graphql.audit import record_mutation  # here: it needs the GraphQL types, which import this module
+
     session = info.context.session
     try:
         result = await call()
+        await record_mutation(info, result)
         await session.commit()
     except DomainError as exc:
         await session.rollback()

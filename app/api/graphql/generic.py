@@ -16,6 +16,7 @@ from app.api.graphql.context import Info
 from app.api.graphql.counters import CountersMutation, CountersQuery
 from app.api.graphql.errors import mutate, parse, plain
 from app.api.graphql.events import element_events
+from app.api.graphql.org import OrgMutation, OrgQuery
 from app.api.graphql.people import PeopleMutation, PeopleQuery
 from app.api.graphql.types import (
     Board,
@@ -97,7 +98,7 @@ def _bounds(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @strawberry.type
-class Query(AutomationQuery, PeopleQuery, CountersQuery):  # the automation, people and counters fields are theirs
+class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery):  # those fields are theirs
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
         rows = await entity_type_service.list_entity_types(info.context.session, info.context.who)
@@ -147,7 +148,7 @@ class Query(AutomationQuery, PeopleQuery, CountersQuery):  # the automation, peo
 
 
 @strawberry.type
-class Mutation(AutomationMutation, PeopleMutation, CountersMutation):
+class Mutation(AutomationMutation, PeopleMutation, OrgMutation, CountersMutation):
     # --- entity types and fields ---
 
     @strawberry.mutation
