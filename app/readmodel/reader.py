@@ -148,7 +148,7 @@ async def board_json(
         + _type_literal(meta)
         + ", 'stages', coalesce(json_agg(json_build_object("
         "'stage', json_build_object('id', s.id, 'pipeline_id', s.pipeline_id, 'code', s.code, 'title', s.title, "
-        "'semantic', s.semantic, 'color', s.color, 'sort', s.sort), "
+        "'semantic', s.semantic, 'color', s.color, 'sort', s.sort, 'time_limit_minutes', s.time_limit_minutes), "
         "'count', coalesce(t.count, 0), 'amount_sum', coalesce(t.amount_sum, 0)::float8, "
         "'elements', coalesce((SELECT json_agg(f.body ORDER BY f.created_at DESC, f.id DESC) "
         f"FROM ({firsts}) f), '[]'::json)) ORDER BY s.sort, s.code), '[]'::json))::text "

@@ -1,7 +1,7 @@
 """counters: each person's new elements, elements past their stage's time limit and overdue tasks, per entity type
 
 Revision ID: 20261130_counters
-Revises: 20261130_people
+Revises: 20261130_org
 Create Date: 2026-11-30 19:00:00
 
 `user_counters` holds deltas folded in by statement-level triggers on `elements` and `tasks` (set-based, like
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261130_counters"
-down_revision: str | None = "20261130_people"
+down_revision: str | None = "20261130_org"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
