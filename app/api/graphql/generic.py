@@ -11,6 +11,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.api.graphql import inputs
+from app.api.graphql.auth import AuthMutation, AuthQuery
 from app.api.graphql.automation import AutomationMutation, AutomationQuery
 from app.api.graphql.context import Info
 from app.api.graphql.errors import mutate, parse, plain
@@ -97,7 +98,7 @@ def _bounds(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @strawberry.type
-class Query(AutomationQuery, PeopleQuery, OrgQuery):  # the automation, users, scoring and routing fields are theirs
+class Query(AutomationQuery, PeopleQuery, OrgQuery, AuthQuery):  # automation, users, scoring, routing, me: theirs
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
         rows = await entity_type_service.list_entity_types(info.context.session, info.context.who)
@@ -147,7 +148,7 @@ class Query(AutomationQuery, PeopleQuery, OrgQuery):  # the automation, users, s
 
 
 @strawberry.type
-class Mutation(AutomationMutation, PeopleMutation, OrgMutation):
+class Mutation(AutomationMutation, PeopleMutation, OrgMutation, AuthMutation):
     # --- entity types and fields ---
 
     @strawberry.mutation
