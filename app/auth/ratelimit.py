@@ -6,13 +6,15 @@ shares them. Losing them (a Redis restart) only resets the windows. When Redis i
 process counts in its own memory meanwhile, so logins neither fail nor go unlimited.
 
 A window is fixed: it starts with the first failure and lasts LOGIN_FAILURE_WINDOW_SECONDS. The account is the e-mail
-(lower case) and the workspace given, whether or not such a user exists, so a limited login answers the same 429 for
-both. Only failures count; a successful login clears its account's count.
+(lower case), whether or not such a user exists (in any workspace), so a limited login answers the same 429 for both.
+An IPv6 client counts by its /64 network (one host usually holds a whole /64). Only failures count; a successful
+login clears its account's count.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import math
 import time
@@ -33,6 +35,18 @@ PREFIX = "stageflow:login-failures:"
 class Counter:
     key: str
     limit: int
+
+
+def _network(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:100]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class LoginLimiter:
@@ -65,7 +79,7 @@ class LoginLimiter:
         digest = hashlib.sha256(account.encode()).hexdigest()  # no e-mail addresses in Redis
         counters = [Counter(f"{PREFIX}account:{digest}", self.per_account)]
         if address:
-            counters.append(Counter(f"{PREFIX}address:{address}", self.per_address))
+            counters.append(Counter(f"{PREFIX}address:{_network(address)}", self.per_address))
         return counters
 
     async def check(self, account: str, address: str | None) -> None:

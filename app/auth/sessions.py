@@ -64,7 +64,8 @@ def _hash(secret: str) -> str:
 
 async def login(session: AsyncSession, authority: Authority, data: LoginRequest, *, address: str | None) -> TokenPair:
     email = data.email.strip().lower()
-    account = f"{data.workspace_id or '*'}:{email}"
+    # The account counted is the e-mail alone: naming one workspace or another, or none, gives no fresh guesses.
+    account = email
     await authority.limiter.check(account, address)
     statement = select(User.id, User.workspace_id, User.password_hash, User.active).where(
         func.lower(User.email) == email

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
+from app.auth.service import authenticate_raw
 from app.settings import Settings
 from tests.auth.conftest import PASSWORD, Person, add_person, anonymous_client, log_in, new_address
 from tests.conftest import Tenant, make_client, make_tenant
@@ -256,6 +257,46 @@ class TestAccessToken:
         assert first.json()["id"] not in theirs.text
 
 
+class CountingConnection:
+    """A real read-pool connection that records the statements sent through it."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.statements: list[str] = []
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        self.statements.append(sql)
+        return await self.connection.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        self.statements.append(sql)
+        return await self.connection.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        self.statements.append(sql)
+        return await self.connection.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        self.statements.append(sql)
+        return await self.connection.execute(sql, *args)
+
+
+async def test_a_valid_token_costs_no_query_once_the_access_snapshot_is_cached(
+    app: FastAPI, tenant: Tenant, client: httpx.AsyncClient
+) -> None:
+    person = await add_person(app, tenant, client, role="editor")
+    authorization = f"Bearer {(await log_in(app, person))['access_token']}"
+    async with app.state.read_pool.acquire() as raw:
+        connection = CountingConnection(raw)
+        await authenticate_raw(connection, authorization, tokens=app.state.bearer_tokens)  # may load the snapshot
+        connection.statements.clear()
+        actor = await authenticate_raw(connection, authorization, tokens=app.state.bearer_tokens, address="192.0.2.7")
+    assert connection.statements == []
+    assert (actor.user_id, actor.workspace_id, actor.api_key_id) == (uuid.UUID(person.id), tenant.workspace_id, None)
+    assert (actor.role, actor.address) == ("editor", "192.0.2.7")
+    assert actor.access is not None
+
+
 class TestBadTokens:
     async def test_an_expired_token_is_401(
         self, app: FastAPI, settings: Settings, tenant: Tenant, client: httpx.AsyncClient
@@ -351,3 +392,11 @@ class TestBadTokens:
         async with anonymous_client(app, token=pair["access_token"]) as http:
             assert (await http.get("/me")).status_code == 401
             assert (await http.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})).status_code == 401
+
+
+async def test_an_api_key_actor_carries_the_client_address(app: FastAPI, tenant: Tenant) -> None:
+    async with app.state.read_pool.acquire() as connection:
+        actor = await authenticate_raw(
+            connection, f"Bearer {tenant.admin_key}", tokens=app.state.bearer_tokens, address="198.51.100.4"
+        )
+    assert (actor.api_key_id is not None, actor.user_id, actor.address) == (True, None, "198.51.100.4")

@@ -15,11 +15,14 @@ from tests.auth.conftest import add_person, anonymous_client, new_address
 from tests.conftest import Tenant
 
 
-async def attempt(app: FastAPI, workspace_id: uuid.UUID, email: str, password: str, address: str) -> httpx.Response:
+async def attempt(
+    app: FastAPI, workspace_id: uuid.UUID | None, email: str, password: str, address: str
+) -> httpx.Response:
+    body = {"email": email, "password": password}
+    if workspace_id is not None:
+        body["workspace_id"] = str(workspace_id)
     async with anonymous_client(app, address) as http:
-        return await http.post(
-            "/auth/login", json={"workspace_id": str(workspace_id), "email": email, "password": password}
-        )
+        return await http.post("/auth/login", json=body)
 
 
 class TestPerAccount:
@@ -27,8 +30,9 @@ class TestPerAccount:
         self, app: FastAPI, tenant: Tenant, client: httpx.AsyncClient
     ) -> None:
         person = await add_person(app, tenant, client)
-        for n in range(5):  # each from another address: the account's count alone
-            response = await attempt(app, tenant.workspace_id, person.email, f"wrong-{n}", new_address())
+        for n in range(5):  # each from another address, naming various workspaces: the e-mail's count alone
+            workspace = (tenant.workspace_id, uuid.uuid4(), None)[n % 3]
+            response = await attempt(app, workspace, person.email, f"wrong-{n}", new_address())
             assert response.status_code == 401
         limited = await attempt(app, tenant.workspace_id, person.email.upper(), person.password, new_address())
         assert limited.status_code == 429
@@ -95,6 +99,19 @@ class TestStore:
             with pytest.raises(TooManyRequests) as refused:
                 await limiter.check(account, "192.0.2.1")
             assert 55 <= refused.value.retry_after <= 60
+        finally:
+            await redis.aclose()
+
+    async def test_an_ipv6_client_counts_by_its_64(self, settings: Settings) -> None:
+        redis = Redis.from_url(str(settings.REDIS_URL))
+        network = f"2001:db8:{uuid.uuid4().int % 65536:x}:{uuid.uuid4().int % 65536:x}"
+        try:
+            limiter = LoginLimiter(redis, per_account=100, per_address=2, window_seconds=60)
+            await limiter.failed(f"{uuid.uuid4()}@example.com", f"{network}::1")
+            await limiter.failed(f"{uuid.uuid4()}@example.com", f"{network}:0:0:0:2")
+            with pytest.raises(TooManyRequests):
+                await limiter.check(f"{uuid.uuid4()}@example.com", f"{network}::ffff")
+            await limiter.check(f"{uuid.uuid4()}@example.com", "2001:db8::1")  # another /64
         finally:
             await redis.aclose()
 
