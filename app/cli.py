@@ -153,8 +153,13 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
     server: ServerOption = DEFAULT_SERVER,
 ) -> None:
-    """Serve the API (production: needs DATABASE_URL and REDIS_URL; run `stageflow migrate` first)."""
-    get_settings().database_url  # noqa: B018  (fail early with a clear message)
+    """Serve the API (production: needs DATABASE_URL, REDIS_URL and JWT_SECRET; run `stageflow migrate` first)."""
+    settings = get_settings()
+    settings.database_url  # noqa: B018  (fail early with a clear message)
+    try:
+        settings.jwt_secret  # noqa: B018
+    except RuntimeError as exc:
+        raise typer.BadParameter(str(exc)) from None
     _serve(host, port, workers, server)
 
 

@@ -60,6 +60,18 @@ class Forbidden(DomainError):
     title = "Forbidden"
 
 
+class TooManyRequests(DomainError):
+    """Refused for now; `retry_after` seconds later it may pass (the `Retry-After` header)."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    slug = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+
+
 @dataclass
 class ErrorCollector:
     """Gathers every validation problem so a request reports them all at once."""

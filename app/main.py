@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
 
 from app.api import ops
 from app.api.graphql.router import mount_graphql
@@ -12,6 +13,7 @@ from app.api.guards import install_guards
 from app.api.rest import (
     api_keys,
     audit,
+    auth,
     automation,
     counters,
     departments,
@@ -28,6 +30,8 @@ from app.api.rest import (
     workplaces,
 )
 from app.api.rest.problems import install_problem_handlers
+from app.auth.service import BearerTokens
+from app.auth.sessions import Authority
 from app.db import make_engine, make_sessionmaker, open_read_pool, plain_dsn
 from app.kit import background
 from app.kit.invalidation import listener
@@ -41,7 +45,8 @@ from workers.queue import event_sinks
 API_PREFIX = "/api/v1"
 DESCRIPTION = """Stageflow: a headless backend for user-defined business processes ("smart processes").
 
-Every `/api/v1` route takes `Authorization: Bearer <api key>`. Errors are `application/problem+json`.
+Every `/api/v1` route takes `Authorization: Bearer <token>`: an API key (`sf_…`), or a person's access token from
+`POST /api/v1/auth/login` (refreshed at `/auth/refresh`). Errors are `application/problem+json`.
 """
 
 
@@ -53,6 +58,8 @@ def operation_id(route: APIRoute) -> str:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    # Production refuses to start without JWT_SECRET (RuntimeError) rather than sign tokens with a guessable key.
+    app.state.bearer_tokens = BearerTokens.from_settings(settings)
     owns_engine = not hasattr(app.state, "engine")
     if owns_engine:
         app.state.engine = make_engine(settings)
@@ -63,6 +70,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Read-model indexes a stopped process left half-built are built again, in the background.
     background.start(lambda: resume_index_builds(app.state.sessionmaker))
     app.state.redis = ArqRedis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
+    app.state.authority = Authority.from_settings(settings, app.state.bearer_tokens.access, app.state.redis)
     # The outbox dispatcher in the API process: a lone process still delivers events (SKIP LOCKED keeps many safe).
     stop = asyncio.Event()
     dispatcher = None
@@ -97,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     for module in (
+        auth,
         entity_types,
         pipelines,
         elements,
@@ -120,4 +129,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_guards(app, settings)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
+    install_cors(app, settings)
     return app
+
+
+# What a browser frontend sends and may read: Bearer tokens (no cookies needed), JSON, idempotent writes, versions.
+CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "If-None-Match", "X-Request-ID"]
+CORS_EXPOSED_HEADERS = [
+    "ETag",
+    "Location",
+    "Retry-After",
+    "WWW-Authenticate",
+    "Idempotent-Replayed",
+    "X-Request-ID",
+    "Content-Disposition",
+]
+
+
+def install_cors(app: FastAPI, settings: Settings) -> None:
+    """CORS for the origins in CORS_ORIGINS, outermost, so a preflight is answered before anything else runs.
+    `*` allows any origin but then without credentials (browsers refuse credentials for a wildcard)."""
+    origins = settings.cors_origins
+    if not origins:
+        return
+    wildcard = "*" in origins
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"] if wildcard else origins,
+        allow_credentials=not wildcard,
+        allow_methods=CORS_METHODS,
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        max_age=600,
+    )

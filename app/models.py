@@ -2,7 +2,7 @@
 
 from app.access.models import AccessRole, Department, UserRole
 from app.audit.models import AuditEntry
-from app.auth.models import ApiKey
+from app.auth.models import ApiKey, RefreshToken
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent
 from app.counters.models import CounterDeadline, user_counters
 from app.elements.models import Element, ElementValue, StageHistory, StageTotal
@@ -44,6 +44,7 @@ __all__ = [
     "OutboxEvent",
     "Pipeline",
     "ReadModelField",
+    "RefreshToken",
     "Relation",
     "RoutingPolicy",
     "ScoringModel",

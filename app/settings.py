@@ -1,6 +1,9 @@
+import hashlib
+import uuid
 from functools import lru_cache
+from typing import Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,11 +53,64 @@ class Settings(BaseSettings):
     WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
     WEBHOOK_MAX_ATTEMPTS: int = 8
     INCOMING_WEBHOOK_MAX_BYTES: int = 256 * 1024
+    # People who log in (app.auth.sessions). Access tokens are HS256 JWTs signed with JWT_SECRET: required outside
+    # development and test (the server refuses to start without it), at least 32 characters.
+    JWT_SECRET: str | None = Field(default=None, repr=False)
+    ACCESS_TOKEN_MINUTES: int = Field(default=15, gt=0, le=24 * 60)
+    REFRESH_TOKEN_DAYS: int = Field(default=30, gt=0, le=365)
+    # Failed logins allowed per account (workspace + email) and per client address within the window; then 429.
+    LOGIN_MAX_FAILURES_PER_ACCOUNT: int = Field(default=5, gt=0)
+    LOGIN_MAX_FAILURES_PER_ADDRESS: int = Field(default=20, gt=0)
+    LOGIN_FAILURE_WINDOW_SECONDS: int = Field(default=15 * 60, gt=0)
+    # An external OpenID Connect provider: its tokens (`iss` = OIDC_ISSUER) are verified against its JWKS and map to
+    # the active user of OIDC_WORKSPACE_ID with the token's e-mail. All four are set together, or none.
+    OIDC_ISSUER: str | None = None
+    OIDC_JWKS_URL: str | None = None
+    OIDC_AUDIENCE: str | None = None
+    OIDC_WORKSPACE_ID: uuid.UUID | None = None
+    OIDC_JWKS_TTL_SECONDS: float = Field(default=3600, gt=0)
+    # A token with a key id the cached JWKS lacks fetches it again, at most once per this many seconds.
+    OIDC_JWKS_REFETCH_SECONDS: float = Field(default=60, ge=0)
+    OIDC_TIMEOUT_SECONDS: float = Field(default=5, gt=0)
+    # Browser origins allowed to call the API (comma-separated, e.g. `https://app.example.com`); empty: no CORS.
+    CORS_ORIGINS: str = ""
 
     @field_validator("DATABASE_URL")
     @classmethod
     def _normalise_database_url(cls, value: str | None) -> str | None:
         return to_asyncpg_url(value) if value else value
+
+    @field_validator("JWT_SECRET")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 characters (e.g. `openssl rand -base64 48`)")
+        return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Self:
+        oidc = [self.OIDC_ISSUER, self.OIDC_JWKS_URL, self.OIDC_AUDIENCE, self.OIDC_WORKSPACE_ID]
+        if any(oidc) and not all(oidc):
+            raise ValueError("OIDC_ISSUER, OIDC_JWKS_URL, OIDC_AUDIENCE and OIDC_WORKSPACE_ID are set together")
+        return self
+
+    @property
+    def jwt_secret(self) -> str:
+        """The access tokens' signing secret. Development and test derive one from the database URL (stable across
+        restarts and worker processes); production must configure it."""
+        if self.JWT_SECRET:
+            return self.JWT_SECRET
+        if self.ENVIRONMENT in ("development", "test"):
+            return hashlib.sha256(f"stageflow {self.ENVIRONMENT} jwt:{self.DATABASE_URL}".encode()).hexdigest()
+        raise RuntimeError("JWT_SECRET is not set: it signs the access tokens of people who log in (32+ characters)")
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return self.OIDC_ISSUER is not None
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [origin.strip().rstrip("/") for origin in self.CORS_ORIGINS.split(",") if origin.strip()]
 
     @property
     def database_url(self) -> str:

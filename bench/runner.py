@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import random
+import secrets
 import subprocess
 import sys
 import time
@@ -146,6 +147,7 @@ def api_server(database_url: str, workers: int, concurrency: int, server: str) -
         LOG_LEVEL="WARNING",
         ENVIRONMENT="production",
     )
+    env.setdefault("JWT_SECRET", secrets.token_urlsafe(48))  # production refuses to start without one
     command = [
         sys.executable,
         "-m",

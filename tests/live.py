@@ -1,6 +1,7 @@
 """A real API process on a free loopback port, for tests that need HTTP from outside (contract, WebSocket)."""
 
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +15,9 @@ from app.kit.net import free_port, wait_until_healthy
 def live_server(database_url: str, redis_url: str, log_path: Path, **env: str) -> Iterator[str]:
     """Run `stageflow serve` against the given services; yields its base URL and stops it afterwards."""
     port = free_port()
-    environment = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, **env}
+    # Production settings: the server refuses to start without a JWT_SECRET.
+    secret = os.environ.get("JWT_SECRET") or secrets.token_urlsafe(48)
+    environment = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "JWT_SECRET": secret, **env}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -4,6 +4,7 @@ and the workers write the app's JSON access log (spawned workers do not inherit 
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,13 @@ def test_serve_with_two_workers(server: str, database_url: str, embedded: dict[s
         pytest.importorskip("granian", reason="the optional granian extra is not installed")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    environment = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": embedded["redis"], "LOG_LEVEL": "INFO"}
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": embedded["redis"],
+        "LOG_LEVEL": "INFO",
+        "JWT_SECRET": secrets.token_urlsafe(48),  # production settings: the server refuses to start without one
+    }
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2", "--server", server]
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:

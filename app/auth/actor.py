@@ -16,7 +16,8 @@ def _builtin(level: Role) -> Access:
 @dataclass(frozen=True)
 class Actor:
     """Who is acting: a workspace, a level (`role`: admin / editor / viewer, for configuration) and, for elements,
-    the permissions of their roles (`access`). A person acting through a token carries `user_id`."""
+    the permissions of their roles (`access`). A person acting through a token carries `user_id`; `address` is the
+    client's IP address."""
 
     workspace_id: uuid.UUID
     role: Role
@@ -24,6 +25,8 @@ class Actor:
     user_id: uuid.UUID | None = None
     access: Access | None = None
     address: str | None = None
+    # When the person's token lapses (seconds since the epoch): a WebSocket it opened is closed then.
+    token_expires_at: int | None = None
 
     @property
     def grants(self) -> Access:

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import hashlib
 import hmac
 import secrets
@@ -15,10 +17,13 @@ from app.access.service import find_role
 from app.access.snapshot import load_snapshot
 from app.auth.actor import Actor
 from app.auth.models import ApiKey, Role
+from app.auth.oidc import OidcVerifier
 from app.auth.schemas import ApiKeyCreate
+from app.auth.tokens import AccessClaims, AccessTokens, unverified_issuer
 from app.db import session_connection
 from app.errors import NotFound, Unauthorized
 from app.kit.invalidation import TimedCache, listener
+from app.settings import Settings
 
 KEY_PREFIX = "sf"
 
@@ -90,14 +95,17 @@ _touched: dict[uuid.UUID, datetime] = {}
 KEY_COLUMNS = "id, workspace_id, role_id, secret_hash, last_used_at"
 
 
-def _key_prefix(authorization: str | None) -> tuple[str, str]:
-    if not authorization or not authorization.lower().startswith("bearer "):
-        raise Unauthorized("Send the API key as `Authorization: Bearer <key>`")
-    key = authorization[7:].strip()
+def _bearer(authorization: str | None) -> str:
+    if not authorization or not authorization.lower().startswith("bearer ") or not authorization[7:].strip():
+        raise Unauthorized("Send an API key or an access token as `Authorization: Bearer <token>`")
+    return authorization[7:].strip()
+
+
+def _key_prefix(key: str) -> str:
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         raise Unauthorized("The API key is not valid")
-    return parts[1], key
+    return parts[1]
 
 
 def _touch_due(entry: KeyEntry, now: datetime, touch_seconds: int) -> bool:
@@ -111,21 +119,62 @@ def _touch_due(entry: KeyEntry, now: datetime, touch_seconds: int) -> bool:
     return True
 
 
+class BearerTokens:
+    """The Bearer values that are not API keys: Stageflow's access tokens, and the OpenID Connect provider's ID
+    tokens when one is configured (told apart by their `iss`, then verified by the issuer's own rules)."""
+
+    def __init__(self, access: AccessTokens, oidc: OidcVerifier | None = None) -> None:
+        self.access = access
+        self.oidc = oidc
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BearerTokens:
+        """Raises RuntimeError in production without JWT_SECRET: the server does not start."""
+        access = AccessTokens(settings.jwt_secret, settings.ACCESS_TOKEN_MINUTES * 60)
+        return cls(access, OidcVerifier.from_settings(settings))
+
+    async def claims(self, connection: Any, token: str) -> AccessClaims:
+        if self.oidc is not None and unverified_issuer(token) == self.oidc.issuer:
+            return await self.oidc.claims(connection, token)
+        return self.access.verify(token)
+
+
+async def person_actor(connection: Any, claims: AccessClaims, address: str | None = None) -> Actor:
+    """The actor of a person: their roles merged (from the cached access snapshot), or 401 once they are inactive."""
+    snapshot = await load_snapshot(connection, claims.workspace_id)
+    access = snapshot.for_user(claims.user_id)
+    if access is None:
+        raise Unauthorized("The token's user is not an active user of this workspace")
+    return Actor(
+        workspace_id=claims.workspace_id,
+        role=access.level,
+        user_id=claims.user_id,
+        access=access,
+        address=address,
+        token_expires_at=claims.expires_at,
+    )
+
+
 async def _authenticate(
     connection: Any,
     authorization: str | None,
     load: Callable[[str], Awaitable[KeyEntry | None]],
     touch: Callable[[uuid.UUID, datetime], Awaitable[None]],
     touch_seconds: int,
+    tokens: BearerTokens | None,
+    address: str | None,
 ) -> Actor:
-    prefix, key = _key_prefix(authorization)
+    token = _bearer(authorization)
+    if tokens is not None and not token.startswith(f"{KEY_PREFIX}_"):
+        return await person_actor(connection, await tokens.claims(connection, token), address)
+    prefix = _key_prefix(token)
     entry = _keys.get(prefix)
     if entry is None:
         loaded_at = time.monotonic()
         entry = await load(prefix)
         if entry is not None:
             _keys.put(prefix, entry, loaded_at=loaded_at)
-    if entry is None or not hmac.compare_digest(entry.secret_hash, _hash(key)):
+    if entry is None or not hmac.compare_digest(entry.secret_hash, _hash(token)):
         raise Unauthorized("The API key is not valid")
     now = datetime.now(UTC)
     if _touch_due(entry, now, touch_seconds):
@@ -139,11 +188,20 @@ async def _authenticate(
         role=role.level,
         api_key_id=entry.id,
         access=snapshot.for_key(entry.id, entry.role_id),
+        address=address,
     )
 
 
-async def authenticate(session: AsyncSession, authorization: str | None, *, touch_seconds: int = 60) -> Actor:
-    """Resolve a `Bearer sf_<prefix>_<secret>` header to an actor, or raise Unauthorized."""
+async def authenticate(
+    session: AsyncSession,
+    authorization: str | None,
+    *,
+    touch_seconds: int = 60,
+    tokens: BearerTokens | None = None,
+    address: str | None = None,
+) -> Actor:
+    """Resolve `Authorization: Bearer …` to an actor, or raise Unauthorized: an API key (`sf_<prefix>_<secret>`), or
+    with `tokens`, a person's access token (or the OpenID Connect provider's token). `address`: the client's."""
 
     async def load(prefix: str) -> KeyEntry | None:
         api_key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None)))
@@ -154,11 +212,20 @@ async def authenticate(session: AsyncSession, authorization: str | None, *, touc
     async def touch(key_id: uuid.UUID, now: datetime) -> None:
         await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
 
-    return await _authenticate(await session_connection(session), authorization, load, touch, touch_seconds)
+    connection = await session_connection(session)
+    return await _authenticate(connection, authorization, load, touch, touch_seconds, tokens, address)
 
 
-async def authenticate_raw(connection: Any, authorization: str | None, *, touch_seconds: int = 60) -> Actor:
-    """`authenticate` on a plain asyncpg connection (the lean read path, outside any transaction)."""
+async def authenticate_raw(
+    connection: Any,
+    authorization: str | None,
+    *,
+    touch_seconds: int = 60,
+    tokens: BearerTokens | None = None,
+    address: str | None = None,
+) -> Actor:
+    """`authenticate` on a plain asyncpg connection (the lean read path, outside any transaction). A person's token
+    costs no query beyond the workspace's access snapshot, which is cached."""
 
     async def load(prefix: str) -> KeyEntry | None:
         row = await connection.fetchrow(
@@ -170,4 +237,4 @@ async def authenticate_raw(connection: Any, authorization: str | None, *, touch_
     async def touch(key_id: uuid.UUID, now: datetime) -> None:
         await connection.execute("UPDATE api_keys SET last_used_at = $1 WHERE id = $2", now, key_id)
 
-    return await _authenticate(connection, authorization, load, touch, touch_seconds)
+    return await _authenticate(connection, authorization, load, touch, touch_seconds, tokens, address)

@@ -16,7 +16,8 @@ class IdempotencyKey(Base):
     workspace_id: Mapped[uuid.UUID] = workspace_fk()
     key: Mapped[str] = mapped_column(String(200), nullable=False)
     request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
-    # The API key that made the record, and its role then: only that key, with that role, gets the answer again.
+    # The API key (or the person: `Actor.principal_id`) that made the record, and its role then: only they, with that
+    # role, get the answer again.
     api_key_id: Mapped[uuid.UUID | None] = mapped_column(PgUUID(as_uuid=True))
     role: Mapped[Role | None] = mapped_column(Enum(Role, name="api_key_role", create_type=False))
     # NULL while the first request is still running.

@@ -1,9 +1,9 @@
 """Idempotency-Key: the first answer to a POST is stored with the write it made and replayed for repeats.
 
-A record belongs to the API key that made it: another key (even of the same workspace) is refused, never answered
-with the stored body, and the key's role must be the one it had. An answer that carried a secret shown once (a new
-API key, a webhook secret, a hook URL: fields marked `SHOWN_ONCE`) is stored with the secret blanked, and a replay of
-it is refused with 409: the write happened, but its secret is not kept anywhere to be shown again.
+A record belongs to the API key (or the person) that made it: another key or person (even of the same workspace) is
+refused, never answered with the stored body, and the role must be the one it had. An answer that carried a secret
+shown once (a new API key, a webhook secret, a hook URL: fields marked `SHOWN_ONCE`) is stored with the secret blanked,
+and a replay of it is refused with 409: the write happened, but its secret is not kept anywhere to be shown again.
 """
 
 import hashlib
@@ -62,7 +62,7 @@ async def claim(
     inserted = await session.scalar(
         insert(IdempotencyKey)
         .values(
-            workspace_id=workspace_id, key=key, request_hash=fingerprint, api_key_id=actor.api_key_id, role=actor.role
+            workspace_id=workspace_id, key=key, request_hash=fingerprint, api_key_id=actor.principal_id, role=actor.role
         )
         .on_conflict_do_nothing()
         .returning(IdempotencyKey.key)
@@ -75,7 +75,7 @@ async def claim(
     if row is None:  # claimed and released in between: treat as new next time
         raise Conflict("A request with this Idempotency-Key is in progress; retry later")
     # Ownership first: another key learns nothing about the record (not even whether it is the same request).
-    if row.api_key_id is None or row.api_key_id != actor.api_key_id:
+    if row.api_key_id is None or row.api_key_id != actor.principal_id:
         raise Invalid(
             "This Idempotency-Key was used by another API key",
             errors=[FieldError(HEADER, "belongs to another API key; use a key of your own")],

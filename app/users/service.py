@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.models import Department
 from app.access.service import set_user_roles, user_role_ids
+from app.access.snapshot import access_changed
 from app.auth.actor import Actor
 from app.auth.passwords import hash_password
+from app.auth.sessions import revoke_user_sessions
 from app.elements.models import Element
 from app.errors import Conflict, ErrorCollector, FieldError, Invalid, NotFound
 from app.pipelines.models import Stage, StageSemantic
@@ -127,6 +129,7 @@ async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> 
         raise Conflict(f"A user with email {data.email!r} exists already") from exc
     if data.role_ids:
         await set_user_roles(session, actor, user, data.role_ids)
+    await access_changed(session, actor.workspace_id)  # this process's next request knows the new user
     return (await _reads(session, actor, [user]))[0]
 
 
@@ -175,6 +178,10 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID, d
         setattr(user, name, value)
     user.updated_at = datetime.now(UTC)
     await session.flush()
+    if password is not None or changes.get("active") is False:
+        await revoke_user_sessions(session, user.id)  # a new password or a deactivation ends every login
+    if "active" in changes or "department_id" in changes:
+        await access_changed(session, actor.workspace_id)
     if role_ids is not None:
         await set_user_roles(session, actor, user, role_ids)
     return (await _reads(session, actor, [user]))[0]
@@ -193,6 +200,7 @@ async def delete_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -
         raise Conflict(f"{assigned} elements are assigned to this user: reassign them or set active=false")
     await session.delete(user)
     await session.flush()
+    await access_changed(session, actor.workspace_id)
 
 
 async def check_assignees(

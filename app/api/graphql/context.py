@@ -13,11 +13,13 @@ from strawberry.fastapi import BaseContext
 
 from app.api.graphql.loaders import Loaders
 from app.auth.actor import Actor
-from app.errors import DomainError
+from app.errors import DomainError, Unauthorized
 from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.api.graphql.schema import SchemaCache
+    from app.auth.service import BearerTokens
+    from app.auth.sessions import Authority
 
 
 class NoSession(DomainError):
@@ -33,6 +35,10 @@ class Context(BaseContext):
     schemas: SchemaCache
     actor: Actor | None = None
     db: AsyncSession | None = None
+    # Logging in and verifying tokens (None where the app's lifespan did not run); the client's IP address.
+    authority: Authority | None = None
+    bearer_tokens: BearerTokens | None = None
+    address: str | None = None
     connection_params: dict[str, Any] = field(default_factory=dict)
     ws_authorization: str | None = None
     _loaders: Loaders | None = None
@@ -50,7 +56,7 @@ class Context(BaseContext):
     @property
     def who(self) -> Actor:
         if self.actor is None:
-            raise DomainError("Not authenticated")
+            raise Unauthorized("Send an API key or an access token as `Authorization: Bearer <token>`")
         return self.actor
 
     @property

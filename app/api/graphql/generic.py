@@ -11,6 +11,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.api.graphql import inputs
+from app.api.graphql.auth import AuthMutation, AuthQuery
 from app.api.graphql.automation import AutomationMutation, AutomationQuery
 from app.api.graphql.context import Info
 from app.api.graphql.counters import CountersMutation, CountersQuery
@@ -98,7 +99,7 @@ def _bounds(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @strawberry.type
-class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery):  # those fields are theirs
+class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery):  # those fields are theirs
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
         rows = await entity_type_service.list_entity_types(info.context.session, info.context.who)
@@ -148,7 +149,7 @@ class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery):  # those fie
 
 
 @strawberry.type
-class Mutation(AutomationMutation, PeopleMutation, OrgMutation, CountersMutation):
+class Mutation(AutomationMutation, PeopleMutation, OrgMutation, CountersMutation, AuthMutation):
     # --- entity types and fields ---
 
     @strawberry.mutation

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -19,16 +24,29 @@ from app.api.rest.common import make_router
 from app.api.rest.deps import ActorDep, SessionDep
 from app.api.rest.problems import problem_responses
 from app.auth import service as auth_service
-from app.errors import DomainError
+from app.errors import DomainError, Unauthorized
 from app.settings import Settings
 
 sdl_router = make_router(tags=["graphql"])
 
 
+# Root fields a caller with no (or a lapsed) token may use: logging in and keeping a login going.
+ANONYMOUS_FIELDS = frozenset({"login", "refreshToken", "logout", "__typename"})
+# The token lapsed: the socket closes with the code Strawberry uses for a refused connection_init (graphql-ws clients
+# reconnect after it; with `connectionParams` as a function they send a fresh token).
+EXPIRED_CLOSE_CODE = 4403
+
+
 def _base_context(connection: HTTPConnection) -> Context:
     state = connection.app.state
     return Context(
-        settings=state.settings, sessionmaker=state.sessionmaker, redis=state.redis, schemas=state.graphql_schemas
+        settings=state.settings,
+        sessionmaker=state.sessionmaker,
+        redis=state.redis,
+        schemas=state.graphql_schemas,
+        authority=getattr(state, "authority", None),
+        bearer_tokens=getattr(state, "bearer_tokens", None),
+        address=connection.client.host if connection.client else None,
     )
 
 
@@ -46,14 +64,51 @@ async def get_context(connection: HTTPConnection) -> AsyncIterator[Context]:
     settings: Settings = connection.app.state.settings
     async with context.sessionmaker() as session:
         context.db = session
-        context.actor = await auth_service.authenticate(
-            session, connection.headers.get("authorization"), touch_seconds=settings.API_KEY_TOUCH_SECONDS
-        )
-        await session.commit()  # keeps the key's last-used touch
+        try:
+            context.actor = await auth_service.authenticate(
+                session,
+                connection.headers.get("authorization"),
+                touch_seconds=settings.API_KEY_TOUCH_SECONDS,
+                tokens=context.bearer_tokens,
+                address=context.address,
+            )
+        except Unauthorized:
+            # Logging in, or refreshing with a lapsed access token still attached: no actor, and no other field.
+            if not await _anonymous_operation(connection, settings):
+                raise
+            await session.rollback()
+        else:
+            await session.commit()  # keeps the key's last-used touch
         try:
             yield context
         finally:
             await session.rollback()
+
+
+async def _anonymous_operation(connection: HTTPConnection, settings: Settings) -> bool:
+    """Whether the request is a POSTed mutation of ANONYMOUS_FIELDS only (what runs is this same operation)."""
+    if not isinstance(connection, Request) or connection.method != "POST":
+        return False
+    try:
+        body = await connection.json()
+    except ValueError:  # not JSON (a multipart upload, garbage): only signed-in callers get Strawberry's answer
+        return False
+    if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+        return False
+    try:
+        document = parse(body["query"], max_tokens=settings.GRAPHQL_MAX_TOKENS)
+    except GraphQLError:
+        return False
+    name = body.get("operationName")
+    operations = [
+        d
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode) and (not name or (d.name is not None and d.name.value == name))
+    ]
+    if len(operations) != 1 or operations[0].operation is not OperationType.MUTATION:
+        return False
+    selections = operations[0].selection_set.selections
+    return all(isinstance(s, FieldNode) and s.name.value in ANONYMOUS_FIELDS for s in selections)
 
 
 class StageflowGraphQLRouter(GraphQLRouter[Context, None]):
@@ -64,11 +119,41 @@ class StageflowGraphQLRouter(GraphQLRouter[Context, None]):
         async with context.sessionmaker() as session:
             try:
                 context.actor = await auth_service.authenticate(
-                    session, str(header) if header else context.ws_authorization, touch_seconds=10**9
+                    session,
+                    str(header) if header else context.ws_authorization,
+                    touch_seconds=10**9,
+                    tokens=context.bearer_tokens,
+                    address=context.address,
                 )
             except DomainError as exc:
                 raise ConnectionRejectionError({"message": exc.detail}) from exc
+        if context.actor.token_expires_at is not None and isinstance(context.request, WebSocket):
+            _close_at_expiry(context.request, context.actor.token_expires_at)
         return await super().on_ws_connect(context)
+
+
+_expiry_tasks: set[asyncio.Task[None]] = set()
+
+
+def _close_at_expiry(websocket: WebSocket, expires_at: int) -> None:
+    """A subscription lives no longer than the token that opened it: a person made inactive, or whose stolen token
+    lapses, stops receiving events then; the client reconnects with a fresh token."""
+
+    def open() -> bool:
+        connected = WebSocketState.CONNECTED
+        return websocket.application_state is connected and websocket.client_state is connected
+
+    async def close_later() -> None:
+        # Checked every few seconds, so a socket the client closed first is let go of soon, not at the token's end.
+        while open() and (left := expires_at - time.time()) > 0:  # noqa: ASYNC110 (no event tells of a close)
+            await asyncio.sleep(min(left, 5.0))
+        if open():
+            with contextlib.suppress(Exception):  # the client left meanwhile
+                await websocket.close(code=EXPIRED_CLOSE_CODE, reason="Token expired")
+
+    task = asyncio.create_task(close_later())
+    _expiry_tasks.add(task)
+    task.add_done_callback(_expiry_tasks.discard)
 
 
 async def _ws_context(connection: HTTPConnection) -> AsyncIterator[Context]:

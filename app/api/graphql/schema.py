@@ -153,6 +153,8 @@ class SchemaCache:
         return len(self._schemas)
 
     async def for_context(self, context: Context) -> StageflowSchema:
+        if context.actor is None:
+            return self.generic  # logging in: nobody's workspace yet
         actor = context.who
         if context.db is not None:
             return await self._get(context.db, context, actor.workspace_id)

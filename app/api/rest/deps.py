@@ -10,7 +10,21 @@ from app.auth.actor import Actor
 from app.errors import FieldError, Invalid
 from app.settings import Settings
 
-bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sf_…`")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key (`Authorization: Bearer sf_…`), a person's access token from `POST /api/v1/auth/login`, "
+    "or, when configured, an ID token of the OpenID Connect provider",
+)
+
+
+def client_address(request: Request) -> str | None:
+    """The client's IP address (behind a proxy: as the server was told to trust its forwarded headers)."""
+    return request.client.host if request.client else None
+
+
+def bearer_tokens(request: Request) -> auth_service.BearerTokens:
+    tokens: auth_service.BearerTokens = request.app.state.bearer_tokens
+    return tokens
 
 
 def get_session(request: Request) -> AsyncSession:
@@ -27,6 +41,8 @@ async def resolve_actor(request: Request) -> Actor:
             request.state.session,
             request.headers.get("authorization"),
             touch_seconds=settings.API_KEY_TOUCH_SECONDS,
+            tokens=bearer_tokens(request),
+            address=client_address(request),
         )
         request.state.actor = actor
     return actor
@@ -55,7 +71,11 @@ async def get_lean_actor(
     """The actor of a lean read: the key from the in-process cache, or one query on the read connection."""
     settings: Settings = request.app.state.settings
     actor = await auth_service.authenticate_raw(
-        connection, request.headers.get("authorization"), touch_seconds=settings.API_KEY_TOUCH_SECONDS
+        connection,
+        request.headers.get("authorization"),
+        touch_seconds=settings.API_KEY_TOUCH_SECONDS,
+        tokens=bearer_tokens(request),
+        address=client_address(request),
     )
     request.state.actor = actor
     return actor

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import DomainError, FieldError, from_database_error
+from app.errors import DomainError, FieldError, TooManyRequests, from_database_error
 
 logger = logging.getLogger("stageflow.errors")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -66,7 +66,10 @@ def _location(error: dict[str, Any]) -> str:
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)  # noqa: S101
-    return problem(exc.status, exc.title, exc.detail, exc.slug, exc.errors)
+    response = problem(exc.status, exc.title, exc.detail, exc.slug, exc.errors)
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def _request_validation_error(_: Request, exc: Exception) -> JSONResponse:
