@@ -1,8 +1,6 @@
 """People acting through the API, and helpers to read counters.
 
-Main has no login yet (issue 12 item 1 is being built): `Bearer person:<workspace>:<user>` stands in for a user's
-access token here, and is turned into the actor a login makes (`Actor(..., user_id, access=snapshot.for_user(...))`)
-by the real `authenticate` wrapped for these tests only.
+People act with the access tokens a login gives them.
 """
 
 import uuid
@@ -14,40 +12,26 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.service import find_role
-from app.access.snapshot import load_snapshot
-from app.auth import service as auth_service
-from app.auth.actor import Actor
+from app.auth.tokens import AccessTokens
 from app.counters import service as counters_service
-from app.db import session_connection, unit_of_work
-from app.errors import Unauthorized
+from app.db import unit_of_work
+from app.settings import Settings
 from tests.conftest import Tenant, make_client
 from tests.factories import create_type, created, default_pipeline
 
-PREFIX = "Bearer person:"
+_TOKENS: dict[str, AccessTokens] = {}
 
 
 @pytest.fixture(autouse=True)
-def person_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = auth_service.authenticate
-
-    async def authenticate(session: AsyncSession, authorization: str | None, *, touch_seconds: int = 60) -> Actor:
-        if not authorization or not authorization.startswith(PREFIX):
-            return await real(session, authorization, touch_seconds=touch_seconds)
-        workspace_id, user_id = (uuid.UUID(part) for part in authorization.removeprefix(PREFIX).split(":"))
-        snapshot = await load_snapshot(await session_connection(session), workspace_id)
-        access = snapshot.for_user(user_id)
-        if access is None:
-            raise Unauthorized("The token is not valid")
-        return Actor(workspace_id=workspace_id, role=access.level, user_id=user_id, access=access)
-
-    monkeypatch.setattr(auth_service, "authenticate", authenticate)
+def token_signer(settings: Settings) -> None:
+    """Access tokens as a login issues them, signed with the app's secret (the login itself is tested in tests/auth)."""
+    _TOKENS["signer"] = AccessTokens(settings.jwt_secret, settings.ACCESS_TOKEN_MINUTES * 60)
 
 
 def person_token(tenant: Tenant, user_id: str) -> str:
-    return f"person:{tenant.workspace_id}:{user_id}"
+    return _TOKENS["signer"].issue(uuid.UUID(user_id), tenant.workspace_id).token
 
 
 async def role_id(app: FastAPI, tenant: Tenant, name: str) -> str:
