@@ -346,6 +346,15 @@ async def set_user_roles(session: AsyncSession, actor: Actor, user: User, role_i
     await access_changed(session, actor.workspace_id)
 
 
+async def set_roles_of_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID, role_ids: list[uuid.UUID]) -> None:
+    """`set_user_roles` for a user given by id: another workspace's user is not found."""
+    actor.ensure_admin()
+    user = await session.scalar(select(User).where(User.workspace_id == actor.workspace_id, User.id == user_id))
+    if user is None:
+        raise NotFound(f"User {user_id} not found")
+    await set_user_roles(session, actor, user, role_ids)
+
+
 async def close_new_pipeline(
     session: AsyncSession, meta_type_id: uuid.UUID, workspace_id: uuid.UUID, pipeline_id: uuid.UUID
 ) -> None:

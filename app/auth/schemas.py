@@ -19,6 +19,21 @@ class ApiKeyCreate(BaseModel):
     role_id: uuid.UUID | None = Field(default=None, description="A workspace role by id (instead of `role`)")
 
 
+class ApiKeyUpdate(BaseModel):
+    """What to change on a key; the secret stays the same."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    role: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="The role the key acts with from now on: `admin`, `editor`, `viewer` or a workspace role's name",
+    )
+    role_id: uuid.UUID | None = Field(default=None, description="A workspace role by id (instead of `role`)")
+
+
 class ApiKeyRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -18,10 +18,10 @@ from app.access.snapshot import load_snapshot
 from app.auth.actor import Actor
 from app.auth.models import ApiKey, Role
 from app.auth.oidc import OidcVerifier
-from app.auth.schemas import ApiKeyCreate
+from app.auth.schemas import ApiKeyCreate, ApiKeyUpdate
 from app.auth.tokens import AccessClaims, AccessTokens, unverified_issuer
 from app.db import session_connection
-from app.errors import NotFound, Unauthorized
+from app.errors import Conflict, FieldError, Invalid, NotFound, Unauthorized
 from app.kit.invalidation import TimedCache, listener
 from app.settings import Settings
 
@@ -66,8 +66,7 @@ async def list_api_keys(session: AsyncSession, actor: Actor) -> list[ApiKey]:
     return list(rows)
 
 
-async def revoke_api_key(session: AsyncSession, actor: Actor, key_id: uuid.UUID) -> None:
-    actor.ensure_admin()
+async def _active_key(session: AsyncSession, actor: Actor, key_id: uuid.UUID) -> ApiKey:
     api_key = await session.scalar(
         select(ApiKey).where(
             ApiKey.workspace_id == actor.workspace_id, ApiKey.id == key_id, ApiKey.revoked_at.is_(None)
@@ -75,6 +74,32 @@ async def revoke_api_key(session: AsyncSession, actor: Actor, key_id: uuid.UUID)
     )
     if api_key is None:
         raise NotFound("API key not found")
+    return api_key
+
+
+async def update_api_key(session: AsyncSession, actor: Actor, key_id: uuid.UUID, data: ApiKeyUpdate) -> ApiKey:
+    """Rename a key or give it another role; its requests act with the new role at once."""
+    actor.ensure_admin()
+    if data.role is not None and data.role_id is not None:
+        raise Invalid("Give `role` or `role_id`, not both", errors=[FieldError("role_id", "give role or role_id")])
+    api_key = await _active_key(session, actor, key_id)
+    if data.name is not None:
+        api_key.name = data.name
+    role = data.role_id or data.role
+    if role is not None:
+        if api_key.id == actor.api_key_id:
+            # With no key left to act as admin, nobody could give the role back.
+            raise Conflict("A key cannot change its own role: change it with another admin key")
+        api_key.access_role = await find_role(session, actor.workspace_id, role)
+    await session.flush()
+    # The auth cache holds the key's role: this process forgets it now, the others on the update's NOTIFY.
+    listener.forget("key", api_key.prefix)
+    return api_key
+
+
+async def revoke_api_key(session: AsyncSession, actor: Actor, key_id: uuid.UUID) -> None:
+    actor.ensure_admin()
+    api_key = await _active_key(session, actor, key_id)
     api_key.revoked_at = datetime.now(UTC)
     await session.flush()
     listener.forget("key", api_key.prefix)

@@ -19,6 +19,7 @@ from app.api.graphql.errors import mutate, parse, plain
 from app.api.graphql.events import element_events
 from app.api.graphql.org import OrgMutation, OrgQuery
 from app.api.graphql.people import PeopleMutation, PeopleQuery
+from app.api.graphql.roles import RolesMutation, RolesQuery
 from app.api.graphql.types import (
     Board,
     Deleted,
@@ -99,7 +100,7 @@ def _bounds(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @strawberry.type
-class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery):  # those fields are theirs
+class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery, RolesQuery):  # theirs
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
         rows = await entity_type_service.list_entity_types(info.context.session, info.context.who)
@@ -149,7 +150,7 @@ class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery):  
 
 
 @strawberry.type
-class Mutation(AutomationMutation, PeopleMutation, OrgMutation, CountersMutation, AuthMutation):
+class Mutation(AutomationMutation, PeopleMutation, OrgMutation, CountersMutation, AuthMutation, RolesMutation):
     # --- entity types and fields ---
 
     @strawberry.mutation
