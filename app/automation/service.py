@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access.visibility import ensure_reads_logs, ensure_sees_type, reads_everything, sees_type
 from app.auth.actor import Actor
 from app.auth.models import Role
 from app.automation.actions import check_params
@@ -352,20 +353,29 @@ async def set_enabled(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, *
 async def get_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID) -> RuleRead:
     rule = await _get(session, actor, rule_id)
     meta = await get_type_meta_by_id(session, actor.workspace_id, rule.entity_type_id)
+    ensure_sees_type(actor, meta.id, meta.code, f"Rule {rule_id} not found")
     return to_read(rule, meta.code)
 
 
 async def list_rules(session: AsyncSession, actor: Actor, *, entity_type: str | None = None) -> RuleList:
+    """The rules of the types the actor may see (app.access.visibility), in the order they run."""
     statement = select(AutomationRule).where(AutomationRule.workspace_id == actor.workspace_id)
     if entity_type is not None:
         meta = await get_type_meta(session, actor.workspace_id, entity_type)
+        ensure_sees_type(actor, meta.id, meta.code, f"Entity type {entity_type!r} not found")
         statement = statement.where(AutomationRule.entity_type_id == meta.id)
     rules = list(await session.scalars(statement.order_by(AutomationRule.sort, AutomationRule.created_at)))
     rows = await session.execute(
         select(EntityType.id, EntityType.code).where(EntityType.workspace_id == actor.workspace_id)
     )
     codes = {row.id: row.code for row in rows}
-    return RuleList(items=[to_read(rule, codes.get(rule.entity_type_id, "")) for rule in rules])
+    return RuleList(
+        items=[
+            to_read(rule, codes.get(rule.entity_type_id, ""))
+            for rule in rules
+            if sees_type(actor, rule.entity_type_id, codes.get(rule.entity_type_id, ""))
+        ]
+    )
 
 
 async def delete_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID) -> None:
@@ -414,6 +424,7 @@ async def list_runs(
     cursor: str | None = None,
 ) -> RunPage:
     """Newest first, keyset-paged on (created_at, id)."""
+    ensure_reads_logs(actor, "automation runs")
     statement = select(AutomationRun).where(AutomationRun.workspace_id == actor.workspace_id)
     if rule_id is not None:
         statement = statement.where(AutomationRun.rule_id == rule_id)
@@ -449,7 +460,7 @@ async def get_run(session: AsyncSession, actor: Actor, run_id: uuid.UUID) -> Run
     run = await session.scalar(
         select(AutomationRun).where(AutomationRun.workspace_id == actor.workspace_id, AutomationRun.id == run_id)
     )
-    if run is None:
+    if run is None or not reads_everything(actor):
         raise NotFound(f"Run {run_id} not found")
     return RunRead.model_validate(run)
 
@@ -462,7 +473,7 @@ async def retry_run(session: AsyncSession, actor: Actor, run_id: uuid.UUID) -> R
         .where(AutomationRun.workspace_id == actor.workspace_id, AutomationRun.id == run_id)
         .with_for_update()
     )
-    if run is None:
+    if run is None or not reads_everything(actor):
         raise NotFound(f"Run {run_id} not found")
     if run.status != RunStatus.failed:
         raise Conflict(f"Only a failed run can be retried; this one is {run.status.value}")

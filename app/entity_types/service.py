@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import delete, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access.visibility import configures, ensure_sees_type, sees_type
 from app.auth.actor import Actor
 from app.elements.models import Element, ElementValue
 from app.entity_types.fields import (
@@ -59,15 +60,24 @@ async def _changed(session: AsyncSession, actor: Actor, event_type: str, payload
 # --- entity types ----------------------------------------------------------------------------------------------
 
 
-async def list_entity_types(session: AsyncSession, actor: Actor) -> list[EntityType]:
+async def all_entity_types(session: AsyncSession, workspace_id: uuid.UUID) -> list[EntityType]:
+    """Every type of the workspace, whoever asks (the workspace's GraphQL schema is built from them)."""
     rows = await session.scalars(
-        select(EntityType).where(EntityType.workspace_id == actor.workspace_id).order_by(EntityType.created_at)
+        select(EntityType).where(EntityType.workspace_id == workspace_id).order_by(EntityType.created_at)
     )
     return list(rows)
 
 
+async def list_entity_types(session: AsyncSession, actor: Actor) -> list[EntityType]:
+    """The types the actor may see: those they may read elements of, or all for who configures them."""
+    rows = await all_entity_types(session, actor.workspace_id)
+    return [row for row in rows if sees_type(actor, row.id, row.code)]
+
+
 async def get_entity_type_by_ref(session: AsyncSession, actor: Actor, ref: str) -> EntityType:
-    return await get_entity_type(session, actor.workspace_id, ref)
+    entity_type = await get_entity_type(session, actor.workspace_id, ref)
+    ensure_sees_type(actor, entity_type.id, entity_type.code, f"Entity type {ref!r} not found")
+    return entity_type
 
 
 async def create_entity_type(session: AsyncSession, actor: Actor, data: EntityTypeCreate) -> EntityType:
@@ -176,9 +186,16 @@ def field_read(meta: FieldMeta) -> FieldRead:
     )
 
 
+def _shown_fields(actor: Actor, meta: TypeMeta, type_ref: str) -> dict[str, FieldMeta]:
+    """The type's fields for someone who may see the type: without those their roles hide (all for who configures)."""
+    ensure_sees_type(actor, meta.id, meta.code, f"Entity type {type_ref!r} not found")
+    hidden = frozenset() if configures(actor) else actor.on(meta).hidden
+    return {code: f for code, f in meta.fields.items() if code not in hidden}
+
+
 async def list_fields(session: AsyncSession, actor: Actor, type_ref: str) -> list[FieldRead]:
     meta = await get_type_meta(session, actor.workspace_id, type_ref)
-    return [field_read(f) for f in meta.fields.values()]
+    return [field_read(f) for f in _shown_fields(actor, meta, type_ref).values()]
 
 
 def _field_of(meta: TypeMeta, code: str) -> FieldMeta:
@@ -190,7 +207,10 @@ def _field_of(meta: TypeMeta, code: str) -> FieldMeta:
 
 async def get_field(session: AsyncSession, actor: Actor, type_ref: str, code: str) -> FieldRead:
     meta = await get_type_meta(session, actor.workspace_id, type_ref)
-    return field_read(_field_of(meta, code))
+    field_meta = _shown_fields(actor, meta, type_ref).get(code)
+    if field_meta is None:
+        raise NotFound(f"Field {code!r} not found on entity type {meta.code!r}")
+    return field_read(field_meta)
 
 
 def _check_field_settings(

@@ -20,6 +20,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.access.permissions import Scope
+from app.access.visibility import configures, reads_everything
 from app.auth.actor import Actor
 from app.db import make_sessionmaker, unit_of_work
 from app.elements import service as element_service
@@ -335,7 +337,10 @@ async def _job_of_type(
 
 
 async def get_job(session: AsyncSession, actor: Actor, type_ref: str, job_id: uuid.UUID) -> ImportRead:
+    """An import (its rejections quote the file's rows): for who may import into the type or reads everything."""
     job, meta = await _job_of_type(session, actor, type_ref, job_id)
+    if not (configures(actor) or reads_everything(actor) or actor.on(meta).grants.any_scope("import") != Scope.none):
+        raise NotFound(f"Import {job_id} not found")
     return _read(job, meta.code)
 
 

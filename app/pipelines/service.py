@@ -4,6 +4,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.service import close_new_pipeline
+from app.access.visibility import ensure_sees_type
 from app.auth.actor import Actor
 from app.elements import service as element_service
 from app.elements.models import Element
@@ -74,8 +75,17 @@ async def _get_stage(session: AsyncSession, actor: Actor, stage_id: uuid.UUID) -
     return stage
 
 
+async def _shown_pipeline(session: AsyncSession, actor: Actor, pipeline_id: uuid.UUID) -> tuple[Pipeline, str]:
+    """A pipeline and its type's code, for someone who may see the type (app.access.visibility)."""
+    pipeline = await _get_pipeline(session, actor, pipeline_id)
+    type_code = await session.scalar(select(EntityType.code).where(EntityType.id == pipeline.entity_type_id))
+    ensure_sees_type(actor, pipeline.entity_type_id, type_code or "", "Pipeline not found")
+    return pipeline, type_code or ""
+
+
 async def list_pipelines(session: AsyncSession, actor: Actor, type_ref: str) -> list[PipelineRead]:
     entity_type = await get_entity_type(session, actor.workspace_id, type_ref)
+    ensure_sees_type(actor, entity_type.id, entity_type.code, f"Entity type {type_ref!r} not found")
     pipelines = list(
         await session.scalars(
             select(Pipeline)
@@ -88,7 +98,8 @@ async def list_pipelines(session: AsyncSession, actor: Actor, type_ref: str) -> 
 
 
 async def get_pipeline(session: AsyncSession, actor: Actor, pipeline_id: uuid.UUID) -> PipelineRead:
-    return await _pipeline_read(session, await _get_pipeline(session, actor, pipeline_id))
+    pipeline, type_code = await _shown_pipeline(session, actor, pipeline_id)
+    return _read(pipeline, type_code, (await _stages_by_pipeline(session, [pipeline.id]))[pipeline.id])
 
 
 async def count_stages(session: AsyncSession, actor: Actor, pipeline_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
@@ -105,7 +116,7 @@ async def count_stages(session: AsyncSession, actor: Actor, pipeline_ids: list[u
 
 
 async def list_stages(session: AsyncSession, actor: Actor, pipeline_id: uuid.UUID) -> list[Stage]:
-    pipeline = await _get_pipeline(session, actor, pipeline_id)
+    pipeline, _ = await _shown_pipeline(session, actor, pipeline_id)
     return (await _stages_by_pipeline(session, [pipeline.id]))[pipeline.id]
 
 

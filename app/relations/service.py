@@ -5,6 +5,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from app.access.visibility import sees_type
 from app.auth.actor import Actor
 from app.elements.models import Element
 from app.elements.schemas import ElementRead
@@ -60,7 +61,12 @@ async def list_relations(session: AsyncSession, actor: Actor) -> list[RelationRe
         select(Relation).where(Relation.workspace_id == actor.workspace_id).order_by(Relation.created_at)
     )
     codes = await _type_codes(session, actor.workspace_id)
-    return [_relation_read(r, codes) for r in relations]
+    return [
+        _relation_read(r, codes)
+        for r in relations
+        if sees_type(actor, r.parent_type_id, codes[r.parent_type_id])
+        and sees_type(actor, r.child_type_id, codes[r.child_type_id])
+    ]
 
 
 async def delete_relation(session: AsyncSession, actor: Actor, relation_id: uuid.UUID) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access.visibility import ensure_sees_type, sees_type
 from app.auth.actor import Actor
 from app.elements import service as element_service
 from app.elements.models import Element
@@ -130,6 +131,7 @@ async def _get(session: AsyncSession, actor: Actor, policy_id: uuid.UUID) -> Rou
 async def get_policy(session: AsyncSession, actor: Actor, policy_id: uuid.UUID) -> RoutingPolicyRead:
     policy = await _get(session, actor, policy_id)
     meta = await get_type_meta_by_id(session, actor.workspace_id, policy.entity_type_id)
+    ensure_sees_type(actor, meta.id, meta.code, f"Routing policy {policy_id} not found")
     return _read(policy, meta.code)
 
 
@@ -144,8 +146,10 @@ async def list_policies(
     )
     if entity_type is not None:
         meta = await get_type_meta(session, actor.workspace_id, entity_type)
+        ensure_sees_type(actor, meta.id, meta.code, f"Entity type {entity_type!r} not found")
         statement = statement.where(RoutingPolicy.entity_type_id == meta.id)
-    return [_read(p, code) for p, code in (await session.execute(statement)).all()]
+    rows = (await session.execute(statement)).all()
+    return [_read(p, code) for p, code in rows if sees_type(actor, p.entity_type_id, code)]
 
 
 async def update_policy(

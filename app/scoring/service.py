@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.access.visibility import ensure_sees_type, sees_type
 from app.auth.actor import Actor, system_actor
 from app.db import make_sessionmaker, unit_of_work
 from app.elements import service as element_service
@@ -176,7 +177,9 @@ async def create_model(session: AsyncSession, actor: Actor, data: ScoringModelCr
 
 async def get_model(session: AsyncSession, actor: Actor, model_id: uuid.UUID) -> ScoringModelRead:
     row = await _get(session, actor, model_id)
-    return _read(row, await _type_code(session, row.entity_type_id))
+    type_code = await _type_code(session, row.entity_type_id)
+    ensure_sees_type(actor, row.entity_type_id, type_code, f"Scoring model {model_id} not found")
+    return _read(row, type_code)
 
 
 async def list_models(session: AsyncSession, actor: Actor, *, entity_type: str | None = None) -> list[ScoringModelRead]:
@@ -188,8 +191,10 @@ async def list_models(session: AsyncSession, actor: Actor, *, entity_type: str |
     )
     if entity_type is not None:
         meta = await get_type_meta(session, actor.workspace_id, entity_type)
+        ensure_sees_type(actor, meta.id, meta.code, f"Entity type {entity_type!r} not found")
         statement = statement.where(ScoringModel.entity_type_id == meta.id)
-    return [_read(row, code) for row, code in (await session.execute(statement)).all()]
+    rows = (await session.execute(statement)).all()
+    return [_read(row, code) for row, code in rows if sees_type(actor, row.entity_type_id, code)]
 
 
 async def activate_model(session: AsyncSession, actor: Actor, model_id: uuid.UUID) -> ScoringModelRead:

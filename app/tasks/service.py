@@ -3,10 +3,12 @@
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access.visibility import readable_elements, reads_everything, workspace_metas
 from app.auth.actor import Actor
+from app.elements.models import Element
 from app.elements.service import load_element_row
 from app.errors import ErrorCollector, FieldError, Invalid, NotFound
 from app.outbox.service import record_event
@@ -67,8 +69,20 @@ async def create_task(
     return TaskRead.model_validate(task)
 
 
+async def _shown(session: AsyncSession, actor: Actor) -> ColumnElement[bool]:
+    """The tasks the actor may see: all for the built-in roles; else theirs and those on elements they may read."""
+    if reads_everything(actor):
+        return true()
+    metas = await workspace_metas(session, actor.workspace_id)
+    readable = select(Element.id).where(Element.workspace_id == actor.workspace_id, readable_elements(actor, metas))
+    mine = Task.assignee_id == actor.user_id if actor.user_id is not None else false()
+    return or_(mine, Task.element_id.in_(readable))
+
+
 async def _get(session: AsyncSession, actor: Actor, task_id: uuid.UUID, *, lock: bool = False) -> Task:
-    statement = select(Task).where(Task.workspace_id == actor.workspace_id, Task.id == task_id)
+    statement = select(Task).where(
+        Task.workspace_id == actor.workspace_id, Task.id == task_id, await _shown(session, actor)
+    )
     task = await session.scalar(statement.with_for_update() if lock else statement)
     if task is None:
         raise NotFound(f"Task {task_id} not found")
@@ -88,7 +102,7 @@ async def list_tasks(
     status: TaskStatus | None = None,
     limit: int = 100,
 ) -> TaskList:
-    statement = select(Task).where(Task.workspace_id == actor.workspace_id)
+    statement = select(Task).where(Task.workspace_id == actor.workspace_id, await _shown(session, actor))
     if element_id is not None:
         statement = statement.where(Task.element_id == element_id)
     if assignee_id is not None:
@@ -154,6 +168,8 @@ async def list_notifications(
     session: AsyncSession, actor: Actor, *, user_id: uuid.UUID | None = None, unread: bool = False, limit: int = 100
 ) -> NotificationList:
     statement = select(Notification).where(Notification.workspace_id == actor.workspace_id)
+    if not reads_everything(actor):  # everyone's notifications carry any element's news: a person sees their own
+        statement = statement.where(Notification.user_id == actor.user_id if actor.user_id is not None else false())
     if user_id is not None:
         statement = statement.where(Notification.user_id == user_id)
     if unread:

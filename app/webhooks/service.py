@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access.visibility import ensure_reads_logs, reads_everything
 from app.auth.actor import Actor
 from app.automation.service import new_webhook_secret
 from app.errors import FieldError, Invalid, NotFound
@@ -48,7 +49,7 @@ async def _get(session: AsyncSession, actor: Actor, subscription_id: uuid.UUID) 
             WebhookSubscription.workspace_id == actor.workspace_id, WebhookSubscription.id == subscription_id
         )
     )
-    if subscription is None:
+    if subscription is None or not reads_everything(actor):  # its deliveries carry any element's data
         raise NotFound(f"Webhook {subscription_id} not found")
     return subscription
 
@@ -81,6 +82,7 @@ async def create_subscription(session: AsyncSession, actor: Actor, data: Subscri
 
 
 async def list_subscriptions(session: AsyncSession, actor: Actor) -> SubscriptionList:
+    ensure_reads_logs(actor, "webhook subscriptions")
     rows = await session.scalars(
         select(WebhookSubscription)
         .where(WebhookSubscription.workspace_id == actor.workspace_id)
@@ -147,6 +149,7 @@ async def _with_log(session: AsyncSession, deliveries: list[WebhookDelivery]) ->
 
 
 async def list_run_deliveries(session: AsyncSession, actor: Actor, run_id: uuid.UUID) -> DeliveryList:
+    ensure_reads_logs(actor, "webhook deliveries")
     deliveries = list(
         await session.scalars(
             select(WebhookDelivery)

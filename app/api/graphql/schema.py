@@ -182,7 +182,8 @@ class SchemaCache:
             schema = self._cached(workspace_id, version)  # built by the request we waited for
             if schema is not None:
                 return schema
-            rows = await entity_type_service.list_entity_types(session, context.who)
+            # Every type, whoever asks first: the schema serves the whole workspace.
+            rows = await entity_type_service.all_entity_types(session, workspace_id)
             metas = [await load_type_meta(session, row) for row in rows]
             # Building takes ~50 ms per entity type: off the event loop, so other requests go on meanwhile.
             schema = await asyncio.to_thread(self._build, workspace_id, metas)
