@@ -86,6 +86,13 @@ VISIBLE_TO_EVERY_MEMBER: dict[str, tuple[frozenset[str], str]] = {
         "assignees, whatever the member may read",
     ),
     "get_user": (frozenset({PEOPLE}), "one entry of the people directory (see list_users)"),
+    "list_departments": (
+        frozenset({PEOPLE}),
+        "the department tree: everyone in the workspace reads it (README), so frontends group people by department",
+    ),
+    "get_department": (frozenset({PEOPLE}), "one department of the tree (see list_departments)"),
+    "departments": (frozenset({PEOPLE}), "GraphQL's department tree (see list_departments)"),
+    "department": (frozenset({PEOPLE}), "GraphQL's department tree (see list_departments)"),
     "users": (frozenset({PEOPLE}), "GraphQL's people directory (see list_users)"),
     "user": (frozenset({PEOPLE}), "GraphQL's people directory (see list_users)"),
     "get_graphql_schema": (
@@ -187,12 +194,30 @@ async def build_world(app: FastAPI, settings: Settings, name: str) -> World:
         relation = keep(METADATA, await post("/relations", {"parent_type": "company", "child_type": "lead"}))
         world.ids["relation"] = relation["id"]
 
-        vera = await post("/users", {"name": "Vera Vaultkeeper", "email": "vera.vault@example.com", "tier": "senior"})
+        department = await post("/departments", {"name": "Vault Department 9a0"})
+        keep(PEOPLE, department, "department", "Vault Department 9a0")
+        spare_department = await post(
+            "/departments", {"name": "Vault Subdepartment 1b2", "parent_id": department["id"]}
+        )
+        keep(PEOPLE, spare_department, "spare_department", "Vault Subdepartment 1b2")
+        vera = await post(
+            "/users",
+            {
+                "name": "Vera Vaultkeeper",
+                "email": "vera.vault@example.com",
+                "tier": "senior",
+                "department_id": department["id"],
+            },
+        )
         keep(PEOPLE, vera, "user", "Vera Vaultkeeper", "vera.vault@example.com")
         spare = await post("/users", {"name": "Spare Vaultuser", "email": "spare.vault@example.com"})
         keep(PEOPLE, spare, "spare_user", "Spare Vaultuser", "spare.vault@example.com")
         role = await post("/roles", {"name": "Vault desk role", "grants": [{"entity_type": "lead", "read": "own"}]})
         keep(CONFIG, role, "role", "Vault desk role")
+        workplace = await post(
+            "/workplaces", {"name": "Vault workplace 2f5", "entity_types": ["lead"], "role_ids": [role["id"]]}
+        )
+        keep(CONFIG, workplace, "workplace", "Vault workplace 2f5")
         key = await post("/api-keys", {"name": "Vault spare key", "role": "viewer"})
         keep(CONFIG, key, "key", "Vault spare key", key["prefix"])
 
@@ -334,6 +359,8 @@ ADMIN_VIEW = [
     "/scoring/models",
     "/entity-types/lead/imports/{import}",
     "/api-keys",
+    "/departments",
+    "/workplaces",
 ]
 
 
@@ -488,6 +515,8 @@ PATH_VALUES = {
     "webhook_id": "{webhook}",
     "delivery_id": "{delivery}",
     "role_id": "{role}",
+    "department_id": "{department}",
+    "workplace_id": "{workplace}",
     "token": "hk_not_the_real_token",
 }
 PATH_OVERRIDES = {
@@ -496,6 +525,7 @@ PATH_OVERRIDES = {
     "rotate_rule_hook": {"rule_id": "{hook_rule}"},
     "reorder_stages": {"pipeline_id": "{default_pipeline}"},
     "delete_user": {"user_id": "{spare_user}"},
+    "delete_department": {"department_id": "{spare_department}"},
     "set_user_roles": {"user_id": "{spare_user}"},
 }
 # Optional query parameters that name the world's objects (filters a list could be asked to apply).
@@ -560,6 +590,10 @@ BODIES: dict[str, Any] = {
     "create_role": {"name": "Walk role", "grants": [{"entity_type": "lead", "read": "all", "import": "all"}]},
     "update_role": {"description": "Walk", "grants": [{"entity_type": "lead", "read": "all"}]},
     "set_user_roles": {"role_ids": ["{role}"]},
+    "create_department": {"name": "Walk department", "parent_id": "{department}"},
+    "update_department": {"name": "Walk department renamed"},
+    "create_workplace": {"name": "Walk workplace", "entity_types": ["lead"], "role_ids": ["{role}"]},
+    "update_workplace": {"name": "Walk workplace renamed"},
 }
 MULTIPART_BODIES = {
     "import_elements": (
@@ -699,6 +733,8 @@ GRAPHQL_NOUNS = {
     "stage": "stage",
     "element": "element",
     "relation": "relation",
+    "department": "department",
+    "workplace": "workplace",
     "lead": "element",
     "company": "company",
 }
@@ -732,6 +768,7 @@ GRAPHQL_ROOT_ARGUMENTS: dict[str, dict[str, Any]] = {
     "deleteField": {"code": "note"},
     "setUserRoles": {"userId": "{spare_user}"},
     "deleteUser": {"id": "{spare_user}"},
+    "deleteDepartment": {"id": "{spare_department}"},
 }
 GRAPHQL_INPUTS: dict[str, Any] = {
     "AutomationRuleCreateInput": {
@@ -768,6 +805,10 @@ GRAPHQL_INPUTS: dict[str, Any] = {
     "ElementCreateInput": {"title": "Walk element", "values": {"note": "walk"}},
     "ElementUpdateInput": {"title": "Walk element"},
     "BatchItemInput": {"op": "update", "id": "{element}", "data": {"title": "Walk"}},
+    "DepartmentCreateInput": {"name": "Walk department", "parentId": "{department}"},
+    "DepartmentUpdateInput": {"name": "Walk department renamed"},
+    "WorkplaceCreateInput": {"name": "Walk workplace", "entityTypes": ["lead"], "roleIds": ["{role}"]},
+    "WorkplaceUpdateInput": {"name": "Walk workplace renamed"},
 }
 
 
@@ -961,6 +1002,8 @@ DELETE_ORDER = [
     "delete_rule",
     "delete_routing_policy",
     "delete_api_key",
+    "delete_workplace",
+    "delete_department",
     "delete_role",
     "delete_user",
     "delete_element",
