@@ -5,8 +5,9 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import DateTime, ForeignKey, MetaData, func
+from sqlalchemy import DateTime, ForeignKey, MetaData, event, func
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -38,7 +39,7 @@ def created_at_column() -> Mapped[datetime]:
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
@@ -47,6 +48,17 @@ def make_engine(settings: Settings) -> AsyncEngine:
         hide_parameters=True,
         connect_args={"server_settings": SERVER_SETTINGS},
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """A pooled connection asyncpg has closed is dropped at checkout (a flag, no round trip), and the pool hands out
+    another. GraphQL's executor cancels a root field's query when a sibling field fails (graphql-core's
+    gather_with_cancel); asyncpg then closes the connection, which could come back to the pool unnoticed."""
+    raw = getattr(dbapi_connection, "_connection", None)
+    if raw is not None and raw.is_closed():
+        raise DisconnectionError("the connection was closed")
 
 
 SERVER_SETTINGS = {
