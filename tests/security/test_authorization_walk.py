@@ -1020,6 +1020,7 @@ ADMIN_REFUSALS: dict[str, tuple[int, str]] = {
     "restore_element": (409, "the element is deleted only later in the replay: restoring a live one is a conflict"),
     "resume_import": (409, "the world's import finished: only a failed or stale one is resumed"),
     "train_scoring_model": (409, "a factors model needs no training (the state check after the role's)"),
+    "get_my_counters": (403, "counters are a person's: no API key has any, the admin's neither"),
 }
 
 
