@@ -10,8 +10,8 @@ must be a refusal (401, 403, 404, or a 422 that changed nothing) or, for a read,
 title, name or value of the objects (unless the request itself carried it) and no list items. Around every call all
 the workspace's rows are fingerprinted: nothing may change. After the walk the admin sees the same workspace.
 
-Outsiders (`OUTSIDERS`): an API key acting with a custom role of level viewer that grants nothing. Another kind of
-actor (a person logged in with a token) is one more entry there.
+Outsiders (`OUTSIDERS`, one more kind of actor is one more entry): an API key acting with a custom role of level
+viewer that grants nothing, a person logged in (POST /auth/login) holding such a role, and one holding no role.
 
 A new operation needs a plausible body (`BODIES`) and, for a new path parameter, a real object (`build_world`,
 `PATH_VALUES`); an operation meant to show something to every member goes into `VISIBLE_TO_EVERY_MEMBER`, with why.
@@ -20,6 +20,7 @@ A new operation needs a plausible body (`BODIES`) and, for a new path parameter,
 from __future__ import annotations
 
 import json
+import random
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -72,10 +73,16 @@ METHODS = ("get", "put", "post", "patch", "delete")
 # Kinds of the objects' data, for what an answer may show.
 ELEMENT, METADATA, PEOPLE, CONFIG, TASK = "element", "metadata", "people", "config", "task"
 
+# Operations (REST operationIds, GraphQL root fields) that check no role: no role check to pass, but the answer still
+# carries no data and nothing changes.
 PUBLIC: dict[str, str] = {
     "healthz": "liveness probe: the process is up; nothing about any workspace",
     "readyz": "readiness probe: the database and Redis answer; nothing about any workspace",
     "metrics": "Prometheus counters by route template and status; nothing about any workspace",
+    "login": "the e-mail and password are the check (the walk's password is wrong: 401, or 429 once limited)",
+    "refresh_token": "the refresh token is the credential (the walk's is made up: 401)",
+    "refreshToken": "the refresh token is the credential (the walk's is made up: an AuthenticationError)",
+    "logout": "revokes the refresh token it is given: a made-up one revokes nothing",
 }
 
 VISIBLE_TO_EVERY_MEMBER: dict[str, tuple[frozenset[str], str]] = {
@@ -95,6 +102,8 @@ VISIBLE_TO_EVERY_MEMBER: dict[str, tuple[frozenset[str], str]] = {
     "department": (frozenset({PEOPLE}), "GraphQL's department tree (see list_departments)"),
     "users": (frozenset({PEOPLE}), "GraphQL's people directory (see list_users)"),
     "user": (frozenset({PEOPLE}), "GraphQL's people directory (see list_users)"),
+    "get_me": (frozenset(), "the caller's own account: who they are and which roles they hold"),
+    "me": (frozenset(), "the caller's own account (see get_me)"),
     "get_graphql_schema": (
         frozenset({METADATA}),
         "the workspace's typed GraphQL SDL for client code generation: one schema per workspace, so it names every "
@@ -110,8 +119,10 @@ ELEMENT_ENFORCEMENT_PENDING: set[str] = set()
 # Reads sent as POST (a JSON query).
 READ_POSTS = {"search_elements"}
 # The answer codes of a refusal; a 422 counts only if nothing changed (checked around every call).
-REFUSALS = {401, 403, 404, 422}
-GRAPHQL_REFUSALS = {"Forbidden", "NotFound", "ValidationError"}
+REFUSALS = {401, 403, 404, 422, 429}
+GRAPHQL_REFUSALS = {"Forbidden", "NotFound", "ValidationError", "AuthenticationError"}
+# The walk's client address: failed logins count per address (app.auth.ratelimit), so not the other tests' one.
+WALK_CLIENT = (f"198.51.100.{random.randint(1, 254)}", 40000)
 
 
 # --- the workspace --------------------------------------------------------------------------------------------------
@@ -127,6 +138,7 @@ class World:
     admin_view: dict[str, Any] = field(default_factory=dict)
     graphql: GraphQLSchema | None = None
     calls: int = 0
+    outsiders: set[str] = field(default_factory=set)  # the ids of every outsider's own user, role and key
 
     @property
     def workspace_id(self) -> uuid.UUID:
@@ -152,6 +164,7 @@ async def build_world(app: FastAPI, settings: Settings, name: str) -> World:
     """A workspace with a real object of every kind, built by its admin through the API."""
     tenant = await make_tenant(app, name)
     world = World(tenant)
+    world.ids["workspace"] = str(tenant.workspace_id)
     async with make_client(app, tenant.admin_key) as admin:
 
         async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -207,6 +220,7 @@ async def build_world(app: FastAPI, settings: Settings, name: str) -> World:
                 "email": "vera.vault@example.com",
                 "tier": "senior",
                 "department_id": department["id"],
+                "password": "vault-password-7c1",
             },
         )
         keep(PEOPLE, vera, "user", "Vera Vaultkeeper", "vera.vault@example.com")
@@ -365,15 +379,16 @@ ADMIN_VIEW = [
 
 
 async def admin_view(admin: httpx.AsyncClient, world: World, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """What the admin reads of the workspace (keys without their last use, which the walk's own key changes; roles
-    and keys in `skip` left out)."""
+    """What the admin reads of the workspace (keys without their last use, which the walk's own key changes; the
+    outsiders' own users, roles and keys, `skip`, left out)."""
     view = {}
     for path in ADMIN_VIEW:
         response = await admin.get(path.format(**world.ids))
         assert response.status_code == 200, (path, response.text)
         view[path] = response.json()
-    for path in ("/roles", "/api-keys"):
-        view[path]["items"] = [item for item in view[path]["items"] if item["id"] not in skip]
+    for answer in view.values():
+        if isinstance(answer.get("items"), list):
+            answer["items"] = [item for item in answer["items"] if item.get("id") not in skip]
     for key in view["/api-keys"]["items"]:
         key.pop("last_used_at")
     return view
@@ -446,8 +461,35 @@ async def custom_role_key(app: FastAPI, world: World) -> Outsider:
     return Outsider("custom role key", f"Bearer {key['api_key']}", {role["id"], key["id"]})
 
 
+async def person(app: FastAPI, world: World, name: str, role: str | None) -> Outsider:
+    """A user who logged in (POST /auth/login), holding `role` or none at all."""
+    email = f"{name.lower().replace(' ', '.')}@example.com"
+    async with make_client(app, world.tenant.admin_key) as admin:
+        role_ids = []
+        if role is not None:
+            role_ids = [created(await admin.post("/roles", json={"name": role, "level": "viewer"}))["id"]]
+        body = {"name": name, "email": email, "password": "nobody-password-1", "role_ids": role_ids}
+        user = created(await admin.post("/users", json=body))
+    transport = httpx.ASGITransport(app=app, client=WALK_CLIENT)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver/api/v1") as anonymous:
+        login = {"email": email, "password": "nobody-password-1", "workspace_id": str(world.workspace_id)}
+        tokens = await anonymous.post("/auth/login", json=login)
+    assert tokens.status_code == 200, tokens.text
+    return Outsider(f"person ({role or 'no role'})", f"Bearer {tokens.json()['access_token']}", {user["id"], *role_ids})
+
+
+async def person_with_a_role_granting_nothing(app: FastAPI, world: World) -> Outsider:
+    return await person(app, world, "Nora Nobody", "Nobody person")
+
+
+async def person_without_roles(app: FastAPI, world: World) -> Outsider:
+    return await person(app, world, "Rolf Roleless", None)
+
+
 OUTSIDERS: dict[str, Callable[[FastAPI, World], Awaitable[Outsider]]] = {
     "custom_role_key": custom_role_key,
+    "person_with_a_role_granting_nothing": person_with_a_role_granting_nothing,
+    "person_without_roles": person_without_roles,
 }
 
 
@@ -458,7 +500,9 @@ async def world(app: FastAPI, settings: Settings) -> World:
 
 @pytest.fixture(scope="module", params=sorted(OUTSIDERS))
 async def outsider(request: pytest.FixtureRequest, app: FastAPI, world: World) -> Outsider:
-    return await OUTSIDERS[request.param](app, world)
+    made = await OUTSIDERS[request.param](app, world)
+    world.outsiders |= made.own
+    return made
 
 
 # --- REST: the requests -----------------------------------------------------------------------------------------------
@@ -594,6 +638,9 @@ BODIES: dict[str, Any] = {
     "update_department": {"name": "Walk department renamed"},
     "create_workplace": {"name": "Walk workplace", "entity_types": ["lead"], "role_ids": ["{role}"]},
     "update_workplace": {"name": "Walk workplace renamed"},
+    "login": {"email": "vera.vault@example.com", "password": "not-veras-password", "workspace_id": "{workspace}"},
+    "refresh_token": {"refresh_token": "made-up-refresh-token"},
+    "logout": {"refresh_token": "made-up-refresh-token"},
 }
 MULTIPART_BODIES = {
     "import_elements": (
@@ -651,7 +698,8 @@ def rest_request(operation: Operation, world: World) -> Request:
 
 
 async def send(app: FastAPI, authorization: str, request: Request) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # a crash is a 500 to report, not raise
+    # A crash is a 500 to report, not raise.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=WALK_CLIENT)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://testserver", headers={"Authorization": authorization}
     ) as http:
@@ -704,7 +752,7 @@ async def test_an_outsider_gets_nothing_from_rest(
         return
     assert operation.reads, f"a write answered {response.status_code}: {response.text[:2000]}"
     assert 200 <= response.status_code < 300, response.text
-    if allowed or "json" not in response.headers.get("content-type", ""):
+    if operation.operation_id in VISIBLE_TO_EVERY_MEMBER or "json" not in response.headers.get("content-type", ""):
         return
     assert not has_items(response.json()), response.text[:2000]
 
@@ -761,6 +809,7 @@ GRAPHQL_ARGUMENTS: dict[str, Any] = {
     "perStage": 5,
     "deleted": False,
     "force": True,
+    "refreshToken": "made-up-refresh-token",
 }
 GRAPHQL_ROOT_ARGUMENTS: dict[str, dict[str, Any]] = {
     "entityType": {"code": "lead"},
@@ -809,6 +858,7 @@ GRAPHQL_INPUTS: dict[str, Any] = {
     "DepartmentUpdateInput": {"name": "Walk department renamed"},
     "WorkplaceCreateInput": {"name": "Walk workplace", "entityTypes": ["lead"], "roleIds": ["{role}"]},
     "WorkplaceUpdateInput": {"name": "Walk workplace renamed"},
+    "LoginInput": {"email": "vera.vault@example.com", "password": "not-veras-password", "workspaceId": "{workspace}"},
 }
 
 
@@ -912,7 +962,7 @@ async def graphql_walk_call(app: FastAPI, world: World, outsider: Outsider, oper
     assert validate(world.graphql, parse(call.document)) == [], call.document  # else the walk tests nothing
     before = await fingerprint(app, world.workspace_id)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False, client=WALK_CLIENT),
         base_url="http://testserver",
         headers={"Authorization": outsider.authorization},
     ) as http:
@@ -932,9 +982,11 @@ async def graphql_walk_call(app: FastAPI, world: World, outsider: Outsider, oper
         assert all((e.get("extensions") or {}).get("code") for e in body["errors"]), call.document + response.text
         assert value is None, response.text[:2000]
         return
+    if root in PUBLIC:
+        return
     if operation == "mutation":
         assert value["__typename"] in GRAPHQL_REFUSALS, call.document + "\n" + response.text[:2000]
-    elif not allowed:
+    elif root not in VISIBLE_TO_EVERY_MEMBER:
         assert not has_items(value), call.document + "\n" + response.text[:2000]
 
 
@@ -1021,11 +1073,14 @@ ADMIN_REFUSALS: dict[str, tuple[int, str]] = {
     "resume_import": (409, "the world's import finished: only a failed or stale one is resumed"),
     "train_scoring_model": (409, "a factors model needs no training (the state check after the role's)"),
     "get_my_counters": (403, "counters are a person's: no API key has any, the admin's neither"),
+    "get_me": (403, "`me` is a person: an API key is none"),
+    "login": (401, "the walk's password is wrong: the outsider does not know Vera's"),
+    "refresh_token": (401, "the walk's refresh token is made up: a real one is a credential"),
 }
 
 
 async def test_after_the_walk_the_admin_sees_the_same_workspace(app: FastAPI, world: World, outsider: Outsider) -> None:
     """Runs after the walk (same module, same outsider): everything the admin reads is as it was."""
     async with make_client(app, world.tenant.admin_key) as admin:
-        assert await admin_view(admin, world, frozenset(outsider.own)) == world.admin_view
+        assert await admin_view(admin, world, frozenset(world.outsiders)) == world.admin_view
     assert world.calls > 0
