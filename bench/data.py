@@ -88,9 +88,10 @@ class Lead:
     amount: Decimal
     values: dict[str, Any]
 
-    def body(self, pipeline_ids: list[str]) -> dict[str, Any]:
+    def body(self, pipeline_ids: list[str], user_ids: list[str] | None = None) -> dict[str, Any]:
         return {
             "title": self.title,
+            "assigned_to": user_ids[self.index % len(user_ids)] if user_ids else None,
             "pipeline_id": pipeline_ids[self.pipeline],
             "stage_code": self.stage_code,
             "amount": str(self.amount),

@@ -221,6 +221,8 @@ async def metered(meter: CpuMeter, work: Awaitable[Result], *, server: bool = Tr
 class Setup:
     pipeline_ids: list[str]
     stage_ids: dict[str, dict[str, str]]  # pipeline id -> stage code -> stage id
+    user_ids: list[str] = field(default_factory=list)  # the managers leads are assigned to, round robin
+    person_email: str = ""  # manager 0: logs in with a role that reads only their own leads
 
 
 async def _ok(response: httpx.Response) -> dict[str, Any]:
@@ -250,10 +252,31 @@ async def create_schema(client: httpx.AsyncClient) -> Setup:
         response = await client.delete(f"{API}/pipelines/{old['id']}")
         if response.status_code >= 400:
             raise RequestFailed(f"cannot delete the preset pipeline: {response.text}")
+    own = {"name": "own leads", "grants": [{"entity_type": "lead", "read": "own", "update": "own", "export": "own"}]}
+    role = await _ok(await client.post(f"{API}/roles", json=own))
+    user_ids = []
+    for number in range(MANAGERS):
+        user: dict[str, Any] = {"name": f"Manager {number}", "email": f"manager{number}@bench.example"}
+        if number == 0:
+            user.update(password=PERSON_PASSWORD, role_ids=[role["id"]])
+        user_ids.append((await _ok(await client.post(f"{API}/users", json=user)))["id"])
     return Setup(
         pipeline_ids=[p["id"] for p in pipelines],
         stage_ids={p["id"]: {s["code"]: s["id"] for s in p["stages"]} for p in pipelines},
+        user_ids=user_ids,
+        person_email="manager0@bench.example",
     )
+
+
+# Leads are assigned round robin to this many managers: an `own`-scoped person sees 1 in MANAGERS.
+MANAGERS = 50
+PERSON_PASSWORD = secrets.token_urlsafe(16)
+
+
+async def person_token(client: httpx.AsyncClient, setup: Setup, workspace_id: str) -> str:
+    """An access token for manager 0 (role: read own leads), for the permission-filtering scenarios."""
+    body = {"email": setup.person_email, "password": PERSON_PASSWORD, "workspace_id": workspace_id}
+    return str((await _ok(await client.post(f"{API}/auth/login", json=body)))["access_token"])
 
 
 # --- loading ------------------------------------------------------------------------------------------------------
@@ -280,7 +303,7 @@ async def load(
         nonlocal loaded, last_report
         first = batches[index]
         chunk = list(leads(config.seed, first, min(first + config.batch_size, stop)))
-        body = {"items": [{"op": "create", "data": lead.body(setup.pipeline_ids)} for lead in chunk]}
+        body = {"items": [{"op": "create", "data": lead.body(setup.pipeline_ids, setup.user_ids)} for lead in chunk]}
         t0 = time.perf_counter()
         response = await client.post(
             f"{API}/entity-types/lead/elements/batch",
@@ -635,7 +658,7 @@ async def _drop_database(admin_url: str, name: str) -> None:
         await connection.close()
 
 
-async def _workspace(database_url: str) -> str:
+async def _workspace(database_url: str) -> tuple[str, str]:
     from app.db import make_engine, make_sessionmaker, unit_of_work
     from app.settings import Settings
     from app.workspaces import service as workspace_service
@@ -643,8 +666,8 @@ async def _workspace(database_url: str) -> str:
     engine = make_engine(Settings(DATABASE_URL=database_url, DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0))
     try:
         async with unit_of_work(make_sessionmaker(engine)) as session:
-            _, secret = await workspace_service.create_workspace(session, name="bench")
-            return secret
+            workspace, secret = await workspace_service.create_workspace(session, name="bench")
+            return str(workspace.id), secret
     finally:
         await engine.dispose()
 
@@ -654,7 +677,9 @@ def log(config: Config, message: str) -> None:
         print(message, flush=True)
 
 
-async def measure(config: Config, database_url: str, api: ApiServer, secret: str, database: str) -> dict[str, Any]:
+async def measure(
+    config: Config, database_url: str, api: ApiServer, secret: str, database: str, workspace_id: str
+) -> dict[str, Any]:
     report: dict[str, Any] = {"config": {k: str(v) for k, v in asdict(config).items() if k != "admin_url"}}
     report["machine"] = machine()
     report["server"] = {"http": config.server, "workers": config.workers}
@@ -701,6 +726,17 @@ async def measure(config: Config, database_url: str, api: ApiServer, secret: str
         for name in ("get", "filtered", "paging", "board", "search", "graphql", "patch", "move", "create"):
             log(config, f"  {name}")
             results.append(await metered(meter, getattr(scenarios, name)(config.requests)))
+        # The same filtered list and board for a person whose role reads only their own leads (1 in MANAGERS).
+        token = await person_token(client, setup, workspace_id)
+        person_headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=base_url, headers=person_headers, limits=limits, timeout=120) as person:
+            own = Scenarios(person, config, setup, sample)
+            for name in ("filtered", "board"):
+                log(config, f"  {name} (own scope)")
+                result = await metered(meter, getattr(own, name)(config.requests))
+                result.name += OWN_SCOPE
+                result.note = f"a person who may read their own leads only (1 in {MANAGERS}); {result.note}"
+                results.append(result)
     summaries = [r.summary() for r in results]
     by_name = {s["name"]: s for s in summaries}
     if config.growth:
@@ -714,6 +750,10 @@ async def measure(config: Config, database_url: str, api: ApiServer, secret: str
         floor=floors,
         floor_ratio_p50={name: _ratio(ours, plain, "p50_ms") for name, (ours, plain) in pairs.items()},
         floor_ratio_pg_cpu={name: _ratio(ours, plain, "pg_cpu_ms_per_op") for name, (ours, plain) in pairs.items()},
+        permission_cost_p50={
+            name: round(by_name[name + OWN_SCOPE]["p50_ms"] / by_name[name]["p50_ms"], 2)
+            for name in ("filtered list", "board (one pipeline)")
+        },
         growth=growth,
         uptime_after=uptime(),
         n=config.n,
@@ -721,6 +761,7 @@ async def measure(config: Config, database_url: str, api: ApiServer, secret: str
     return report
 
 
+OWN_SCOPE = " (own scope)"
 CPU_NOTE = (
     "CPU ms per operation from /proc (utime + stime): client = the benchmark process; server = the API server's "
     "process tree (master and workers); PG = the PostgreSQL backends connected to the benchmark database; "
@@ -748,6 +789,8 @@ def print_report(report: dict[str, Any]) -> None:
     print_table("Floor: the same queries on a plain table, asyncpg straight", report["floor"])
     print("\np50 over the floor: " + ", ".join(f"{k} {v}×" for k, v in report["floor_ratio_p50"].items()))
     print("PG CPU over the floor: " + ", ".join(f"{k} {v}×" for k, v in report["floor_ratio_pg_cpu"].items()))
+    cost = report.get("permission_cost_p50", {})
+    print("p50 own scope over admin: " + ", ".join(f"{k} {v}×" for k, v in cost.items()))
     if report["growth"]:
         print(f"\n{'elements':>10} {'filtered p50 ms':>16} {'board p50 ms':>13} {'filtered server/PG CPU ms/op':>29}")
         for row in report["growth"]:
@@ -767,10 +810,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from app.settings import to_asyncpg_url
 
         run_migrations(to_asyncpg_url(database_url))
-        secret = asyncio.run(_workspace(database_url))
+        workspace_id, secret = asyncio.run(_workspace(database_url))
         with api_server(database_url, config.workers, config.concurrency, config.server) as api:
             log(config, f"API on {api.base_url} ({config.server}, {config.workers} workers)")
-            report = asyncio.run(measure(config, database_url, api, secret, name))
+            report = asyncio.run(measure(config, database_url, api, secret, name, workspace_id))
         report["command"] = "python3 -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
         config.out.write_text(json.dumps(report, indent=2) + "\n")
         print_report(report)

@@ -19,6 +19,8 @@ SCENARIOS = {
     "board (one pipeline)",
     "title substring search",
     "graphql filtered list",
+    "filtered list (own scope)",
+    "board (one pipeline) (own scope)",
 }
 
 
@@ -66,6 +68,10 @@ def test_a_tiny_run_measures_every_scenario(embedded: dict[str, str], tmp_path: 
     assert by_name["bulk load (batch endpoint)"]["count"] == 200
     assert {f["name"] for f in report["floor"]} == {"floor: filtered list", "floor: get by id"}
     assert report["floor_ratio_p50"]["filtered list"] > 0
+    # Permission filtering: the same list and board for a person who may read their own leads only.
+    assert set(report["permission_cost_p50"]) == {"filtered list", "board (one pipeline)"}
+    assert all(ratio > 0 for ratio in report["permission_cost_p50"].values())
+    assert "own scope over admin" in run.stdout
     assert [g["n"] for g in report["growth"]] == [200]
     assert "p50 over the floor" in run.stdout
     # CPU per operation beside latency: the client, the API server's process tree and the database's backends.
