@@ -26,6 +26,7 @@ from app.access.snapshot import access_changed
 from app.auth.models import ApiKey, Role
 from app.entity_types.meta import TypeMeta, get_type_meta
 from app.errors import Conflict, ErrorCollector, FieldError, Forbidden, Invalid, NotFound
+from app.kit.rows import workspace_row
 from app.pipelines.models import Stage
 from app.users.models import User
 
@@ -108,12 +109,7 @@ def _read(role: AccessRole, codes: dict[str, str]) -> RoleRead:
 
 
 async def _get(session: AsyncSession, actor: Actor, role_id: uuid.UUID) -> AccessRole:
-    role = await session.scalar(
-        select(AccessRole).where(AccessRole.workspace_id == actor.workspace_id, AccessRole.id == role_id)
-    )
-    if role is None:
-        raise NotFound(f"Role {role_id} not found")
-    return role
+    return await workspace_row(session, AccessRole, actor.workspace_id, role_id, "Role")
 
 
 async def list_roles(session: AsyncSession, actor: Actor) -> list[RoleRead]:
@@ -349,9 +345,7 @@ async def set_user_roles(session: AsyncSession, actor: Actor, user: User, role_i
 async def set_roles_of_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID, role_ids: list[uuid.UUID]) -> None:
     """`set_user_roles` for a user given by id: another workspace's user is not found."""
     actor.ensure_admin()
-    user = await session.scalar(select(User).where(User.workspace_id == actor.workspace_id, User.id == user_id))
-    if user is None:
-        raise NotFound(f"User {user_id} not found")
+    user = await workspace_row(session, User, actor.workspace_id, user_id, "User")
     await set_user_roles(session, actor, user, role_ids)
 
 

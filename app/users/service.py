@@ -15,7 +15,8 @@ from app.auth.actor import Actor
 from app.auth.passwords import hash_password
 from app.auth.sessions import revoke_user_sessions
 from app.elements.models import Element
-from app.errors import Conflict, ErrorCollector, FieldError, Invalid, NotFound
+from app.errors import Conflict, ErrorCollector, FieldError, Invalid
+from app.kit.rows import workspace_row
 from app.pipelines.models import Stage, StageSemantic
 from app.users.models import User, UserTier
 from app.users.schemas import UserCreate, UserRead, UserUpdate
@@ -90,10 +91,7 @@ async def _check_department(session: AsyncSession, actor: Actor, department_id: 
 
 
 async def _get(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
-    user = await session.scalar(select(User).where(User.workspace_id == actor.workspace_id, User.id == user_id))
-    if user is None:
-        raise NotFound(f"User {user_id} not found")
-    return user
+    return await workspace_row(session, User, actor.workspace_id, user_id, "User")
 
 
 async def _email_taken(session: AsyncSession, actor: Actor, email: str, *, other_than: uuid.UUID | None = None) -> None:

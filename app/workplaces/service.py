@@ -16,6 +16,7 @@ from app.auth.actor import Actor
 from app.auth.models import Role
 from app.entity_types.models import EntityType
 from app.errors import Conflict, ErrorCollector, NotFound
+from app.kit.rows import workspace_row
 from app.workplaces.models import Workplace
 from app.workplaces.schemas import WorkplaceCreate, WorkplaceEntityType, WorkplaceRead, WorkplaceUpdate
 
@@ -70,12 +71,7 @@ async def _reads(session: AsyncSession, actor: Actor, workplaces: list[Workplace
 
 
 async def _get(session: AsyncSession, actor: Actor, workplace_id: uuid.UUID) -> Workplace:
-    workplace = await session.scalar(
-        select(Workplace).where(Workplace.workspace_id == actor.workspace_id, Workplace.id == workplace_id)
-    )
-    if workplace is None:
-        raise NotFound(f"Workplace {workplace_id} not found")
-    return workplace
+    return await workspace_row(session, Workplace, actor.workspace_id, workplace_id, "Workplace")
 
 
 async def list_workplaces(session: AsyncSession, actor: Actor) -> list[WorkplaceRead]:
