@@ -214,10 +214,13 @@ class TypeAccess:
                 f"Your role does not allow `{action}` on this {self.type_code} element",
             )
 
-    def check_add(self, pipeline_id: uuid.UUID | None) -> None:
-        """Adding needs a scope other than none: the new element is created by the actor, so any scope covers it."""
-        if not self.full and self.scope("add", pipeline_id) is Scope.none:
-            raise PermissionDenied(f"{self.type_code}.add", f"Your role may not add {self.type_code} elements here")
+    def check_add(self, pipeline_id: uuid.UUID | None, action: str = "add") -> None:
+        """Adding (or importing) needs a scope other than none: the new element is created by the actor, so any scope
+        covers it."""
+        if not self.full and self.scope(action, pipeline_id) is Scope.none:
+            raise PermissionDenied(
+                f"{self.type_code}.{action}", f"Your role may not {action} {self.type_code} elements here"
+            )
 
     def check_move_into(self, stage_id: uuid.UUID, stage_code: str) -> None:
         if not self.full and stage_id in self.grants.no_move_into:

@@ -160,6 +160,8 @@ async def _validate_creates(
     meta: TypeMeta,
     items: Sequence[tuple[str, ElementCreate]],
     errors: ErrorCollector,
+    *,
+    action: str = "add",
 ) -> list[PreparedCreate]:
     prepared: list[tuple[ElementCreate, Stage | None, ParsedValues]] = []
     access = actor.on(meta)
@@ -167,7 +169,7 @@ async def _validate_creates(
         stage = _resolve_stage(
             meta, errors, prefix, pipeline_id=data.pipeline_id, stage_id=data.stage_id, stage_code=data.stage_code
         )
-        access.check_add(stage.pipeline_id if stage else None)
+        access.check_add(stage.pipeline_id if stage else None, action)
         access.check_fields(data.values or {})
         if stage is not None:
             access.check_move_into(stage.id, stage.code)
@@ -514,8 +516,11 @@ def _parse_item(
         return None
 
 
-async def batch(session: AsyncSession, actor: Actor, type_ref: str, data: ElementBatch) -> list[ElementRead]:
-    """Up to 1000 creates or updates, all or nothing; every item's problems are reported with its index."""
+async def batch(
+    session: AsyncSession, actor: Actor, type_ref: str, data: ElementBatch, *, action: str = "add"
+) -> list[ElementRead]:
+    """Up to 1000 creates or updates, all or nothing; every item's problems are reported with its index. An import
+    creates under the role's `import` scope instead of `add`."""
     meta = await cached_type_meta(session, actor.workspace_id, type_ref)
     errors = ErrorCollector()
     creates: list[tuple[int, str, ElementCreate]] = []
@@ -533,7 +538,9 @@ async def batch(session: AsyncSession, actor: Actor, type_ref: str, data: Elemen
             if parsed_update is not None:
                 updates.append((index, prefix, item.id, parsed_update))
     planned = await _plan_updates(session, actor, meta, updates, errors)
-    prepared = await _validate_creates(session, actor, meta, [(prefix, c) for _, prefix, c in creates], errors)
+    prepared = await _validate_creates(
+        session, actor, meta, [(prefix, c) for _, prefix, c in creates], errors, action=action
+    )
     errors.raise_if_any("Some elements are not valid")
     results = await _apply_updates(session, actor, meta, planned)
     created = await _insert_creates(session, actor, meta, prepared)

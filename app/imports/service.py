@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.access.permissions import Scope
+from app.access.permissions import PermissionDenied, Scope
 from app.access.visibility import configures, reads_everything
 from app.auth.actor import Actor
 from app.db import make_sessionmaker, unit_of_work
@@ -275,10 +275,11 @@ async def create_job(
     batch_size: int = DEFAULT_BATCH,
 ) -> ImportJob:
     """Check the file and the mapping, and store the job with its CSV (so it can be resumed anywhere)."""
-    actor.ensure_can_write()
     if create_fields:
         actor.ensure_admin()
     meta = await _type_for_import(session, actor, type_ref, create=create_fields)
+    if not actor.on(meta).can_read_any("import"):
+        raise PermissionDenied(f"{meta.code}.import", f"Your role may not import {meta.code} elements")
     parsed = await asyncio.to_thread(_checked_csv, text)  # up to MAX_BYTES: off the event loop
     check_mapping(parsed.header, mapping or {})
     now = datetime.now(UTC)
@@ -350,8 +351,9 @@ STALE_AFTER = timedelta(minutes=10)
 
 async def resume_job(session: AsyncSession, actor: Actor, type_ref: str, job_id: uuid.UUID) -> ImportRead:
     """Carry on a failed or interrupted import after its last committed batch, in the background."""
-    actor.ensure_can_write()
     job, meta = await _job_of_type(session, actor, type_ref, job_id, lock=True)
+    if not actor.on(meta).can_read_any("import"):
+        raise PermissionDenied(f"{meta.code}.import", f"Your role may not import {meta.code} elements")
     stale = job.status == "running" and job.updated_at < datetime.now(UTC) - STALE_AFTER
     if job.status == "done" or job.source is None:
         raise Conflict("The import is finished")
@@ -387,7 +389,7 @@ async def _import_batch(
         batch = ElementBatch.model_construct(items=[BatchItem(op="create", data=bodies[i]) for i in pending])
         try:
             async with session.begin_nested():
-                await element_service.batch(session, actor, type_code, batch)
+                await element_service.batch(session, actor, type_code, batch, action="import")
             return rejected
         except Invalid as exc:
             found = _rejections(exc, len(pending))

@@ -2,6 +2,7 @@
 with a custom role (`own` = the elements the key created). People with `own` and `department` scopes are in
 test_people_scopes.py."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -276,3 +277,28 @@ class TestPipelines:
         assert (await other_client.get(f"/elements/{element['id']}")).status_code == 404
         assert (await other_client.patch(f"/elements/{element['id']}", json={"title": "x"})).status_code == 404
         assert (await other_client.get(f"/pipelines/{deals['pipeline']['id']}/board")).status_code == 404
+
+
+class TestImport:
+    async def test_the_import_scope_decides_not_add(
+        self, app: FastAPI, tenant: Tenant, client: httpx.AsyncClient, deals: dict[str, Any]
+    ) -> None:
+        await make_role(app, tenant, name="importer", grants=[{"entity_type": "deal", "read": "own", "import": "all"}])
+        await make_role(app, tenant, name="adder", grants=[{"entity_type": "deal", "read": "own", "add": "all"}])
+        csv = b"title,budget\nOne,1\nTwo,2\n"
+        async with make_client(app, await key_with_role(client, "adder")) as adder:
+            refused = await adder.post("/entity-types/deal/import", files={"file": ("d.csv", csv, "text/csv")})
+            assert refused.status_code == 403
+            assert refused.json()["errors"] == [{"field": "permission", "message": "deal.import"}]
+        async with make_client(app, await key_with_role(client, "importer")) as importer:
+            started = await importer.post("/entity-types/deal/import", files={"file": ("d.csv", csv, "text/csv")})
+            assert started.status_code == 202, started.text
+            job = started.json()
+            for _ in range(100):
+                job = (await importer.get(f"/entity-types/deal/imports/{job['id']}")).json()
+                if job["status"] in ("done", "failed"):
+                    break
+                await asyncio.sleep(0.05)
+            assert (job["status"], job["imported"]) == ("done", 2), job
+            listed = (await importer.get("/entity-types/deal/elements")).json()["items"]
+            assert sorted(e["title"] for e in listed) == ["One", "Two"]
