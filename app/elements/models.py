@@ -41,6 +41,25 @@ class Element(Base):
         # The `own` and `department` permission scopes: assigned to or created by one of some people.
         Index("ix_elements_type_assigned", "entity_type_id", "assigned_to", postgresql_where=LIVE),
         Index("ix_elements_type_creator", "entity_type_id", "created_by", postgresql_where=LIVE),
+        # A person's board: their elements of a stage, newest first, and their counts and sums without the heap.
+        Index(
+            "ix_elements_assignee_stage",
+            "assigned_to",
+            "stage_id",
+            "created_at",
+            "id",
+            postgresql_where=LIVE,
+            postgresql_include=["workspace_id", "pipeline_id", "amount"],
+        ),
+        Index(
+            "ix_elements_creator_stage",
+            "created_by",
+            "stage_id",
+            "created_at",
+            "id",
+            postgresql_where=LIVE,
+            postgresql_include=["workspace_id", "pipeline_id", "amount", "assigned_to"],
+        ),
         Index(
             "ix_elements_assigned",
             "workspace_id",

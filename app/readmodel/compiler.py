@@ -480,6 +480,27 @@ def read_scope(access: TypeAccess | None, meta: TypeMeta, params: Params, action
     return "(" + " OR ".join(parts) + ")" if parts else "false"
 
 
+def owner_branches(access: TypeAccess | None, meta: TypeMeta, params: Params) -> tuple[str, str] | None:
+    """A read scope that is one owner group over every pipeline (`own` or `department` throughout), as two disjoint
+    conditions: assigned to one of the owners, or created by one of them and assigned to none of them. Each can walk
+    an index that starts with the owner (`ix_elements_assignee_stage`, `ix_elements_creator_stage`), where the OR
+    of the two could only be a bitmap over every element of the owners. None for any other scope."""
+    groups = None if access is None else access.read_groups(meta.pipelines)
+    if access is None or groups is None or len(groups) != 1 or not groups[0].every_pipeline:
+        return None
+    owners = access.owner_ids(groups[0].scope)
+    if owners is None:
+        return None
+    if len(owners) == 1:  # `=`, not `= ANY`: only an equality lets the index give its rows in order
+        me = params.add(owners[0])
+        return f"e.assigned_to = {me}", f"e.created_by = {me} AND e.assigned_to IS DISTINCT FROM {me}"
+    them = params.add(list(owners))
+    return (
+        f"e.assigned_to = ANY({them}::uuid[])",
+        f"e.created_by = ANY({them}::uuid[]) AND (e.assigned_to IS NULL OR NOT e.assigned_to = ANY({them}::uuid[]))",
+    )
+
+
 def from_clause(meta: TypeMeta, joined: bool) -> str:
     return f"FROM elements e JOIN {table_name(meta.id)} r ON r.id = e.id" if joined else "FROM elements e"
 

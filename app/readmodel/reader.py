@@ -20,6 +20,7 @@ from app.readmodel.compiler import (
     FilterCompiler,
     Params,
     from_clause,
+    owner_branches,
     page_statement,
     read_scope,
     row_json,
@@ -125,24 +126,43 @@ async def board_json(
     params = Params([workspace_id, pipeline_id, per_stage])
     compiler = FilterCompiler(meta, params)
     where = compiler.compile(node)
-    readable = read_scope(access, meta, params)
     source = from_clause(meta, compiler.uses_read_model)
-    live = f"e.workspace_id = $1 AND e.deleted_at IS NULL AND {where} AND {readable}"
-    if node is None and readable == "true":
-        totals = (
-            "SELECT stage_id, sum(count)::bigint AS count, sum(amount_sum) AS amount_sum FROM stage_totals "
-            "WHERE workspace_id = $1 AND pipeline_id = $2 GROUP BY stage_id"
-        )
-    else:
-        totals = (
-            f"SELECT e.stage_id, count(*) AS count, coalesce(sum(e.amount), 0) AS amount_sum {source} "
-            f"WHERE e.pipeline_id = $2 AND {live} GROUP BY e.stage_id"
-        )
     element = row_json(_type_literal(meta), stage_code_case(meta), as_text=False, hidden=meta.hidden)
-    firsts = (
-        f"SELECT {element} AS body, e.created_at, e.id {source} "
-        f"WHERE e.stage_id = s.id AND {live} ORDER BY e.created_at DESC, e.id DESC LIMIT $3"
-    )
+    base = f"e.workspace_id = $1 AND e.deleted_at IS NULL AND {where}"
+    branches = owner_branches(access, meta, params)
+    if branches is not None:
+        # A person's own (or their department's) elements: each half walks an index that starts with the owner.
+        totals = (
+            "SELECT stage_id, count(*) AS count, coalesce(sum(amount), 0) AS amount_sum FROM ("
+            + " UNION ALL ".join(
+                f"SELECT e.stage_id, e.amount {source} WHERE e.pipeline_id = $2 AND {base} AND {mine}"
+                for mine in branches
+            )
+            + ") m GROUP BY stage_id"
+        )
+        halves = " UNION ALL ".join(
+            f"(SELECT {element} AS body, e.created_at, e.id {source} WHERE e.stage_id = s.id AND {base} AND {mine} "
+            "ORDER BY e.created_at DESC, e.id DESC LIMIT $3)"
+            for mine in branches
+        )
+        firsts = f"SELECT * FROM ({halves}) h ORDER BY h.created_at DESC, h.id DESC LIMIT $3"
+    else:
+        readable = read_scope(access, meta, params)
+        live = f"{base} AND {readable}"
+        if node is None and readable == "true":
+            totals = (
+                "SELECT stage_id, sum(count)::bigint AS count, sum(amount_sum) AS amount_sum FROM stage_totals "
+                "WHERE workspace_id = $1 AND pipeline_id = $2 GROUP BY stage_id"
+            )
+        else:
+            totals = (
+                f"SELECT e.stage_id, count(*) AS count, coalesce(sum(e.amount), 0) AS amount_sum {source} "
+                f"WHERE e.pipeline_id = $2 AND {live} GROUP BY e.stage_id"
+            )
+        firsts = (
+            f"SELECT {element} AS body, e.created_at, e.id {source} "
+            f"WHERE e.stage_id = s.id AND {live} ORDER BY e.created_at DESC, e.id DESC LIMIT $3"
+        )
     sql = (
         "SELECT json_build_object('pipeline_id', $2::uuid, 'entity_type', "
         + _type_literal(meta)

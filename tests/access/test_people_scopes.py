@@ -119,6 +119,15 @@ class TestRest:
         assert (await titles(org.people["bob"]))[0] == ["b1", "b2", "b3"]
         assert "b3" in (await titles(org.people["alice"]))[0]
         assert "b3" not in (await titles(org.people["carol"]))[0]
+        # On the boards too, counted once whether it is theirs by assignment or by creation.
+        mine = await org.people["bob"].post(
+            "/entity-types/deal/elements", json={"title": "b4", "assigned_to": org.users["bob"]}
+        )
+        assert mine.status_code == 201, mine.text
+        for person, expected in (("bob", ["b1", "b2", "b3", "b4"]), ("alice", ["a1", "b1", "b2", "b3", "b4", "d1"])):
+            board = (await org.people[person].get(f"/pipelines/{org.pipeline_id}/board")).json()
+            assert sum(stage["count"] for stage in board["stages"]) == len(expected)
+            assert sorted(e["title"] for stage in board["stages"] for e in stage["elements"]) == expected
 
     async def test_an_update_needs_the_scope(self, org: Org) -> None:
         carol = org.people["carol"]
