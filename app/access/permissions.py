@@ -288,6 +288,3 @@ class Access:
 def builtin_access(level: Role) -> Access:
     """Access for a built-in role with no stored row at hand (the system itself, tests of the pure logic)."""
     return Access((RoleGrants(uuid.UUID(int=0), level, BUILTIN_ACTIONS[level], {}),))
-
-
-FULL_ACCESS = builtin_access(Role.admin)

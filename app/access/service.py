@@ -25,9 +25,10 @@ from app.access.schemas import (
 from app.access.snapshot import access_changed
 from app.auth.models import ApiKey, Role
 from app.entity_types.meta import TypeMeta, get_type_meta
+from app.entity_types.models import EntityType
 from app.errors import Conflict, ErrorCollector, FieldError, Forbidden, Invalid, NotFound
 from app.kit.rows import workspace_row
-from app.pipelines.models import Stage
+from app.pipelines.models import Pipeline, Stage
 from app.users.models import User
 
 if TYPE_CHECKING:
@@ -78,8 +79,6 @@ async def find_role(session: AsyncSession, workspace_id: uuid.UUID, ref: Role | 
 
 
 async def _type_codes(session: AsyncSession, workspace_id: uuid.UUID) -> dict[str, str]:
-    from app.entity_types.models import EntityType
-
     rows = await session.execute(select(EntityType.id, EntityType.code).where(EntityType.workspace_id == workspace_id))
     return {str(type_id): code for type_id, code in rows}
 
@@ -230,8 +229,6 @@ def _grant_json(type_id: uuid.UUID, grant: GrantIn) -> dict[str, Any]:
 async def _pipeline_types(
     session: AsyncSession, workspace_id: uuid.UUID, pipeline_ids: set[uuid.UUID]
 ) -> dict[uuid.UUID, uuid.UUID]:
-    from app.pipelines.models import Pipeline
-
     rows = await session.execute(
         select(Pipeline.id, Pipeline.entity_type_id).where(
             Pipeline.workspace_id == workspace_id, Pipeline.id.in_(pipeline_ids)
@@ -350,7 +347,7 @@ async def set_roles_of_user(session: AsyncSession, actor: Actor, user_id: uuid.U
 
 
 async def close_new_pipeline(
-    session: AsyncSession, meta_type_id: uuid.UUID, workspace_id: uuid.UUID, pipeline_id: uuid.UUID
+    session: AsyncSession, entity_type_id: uuid.UUID, workspace_id: uuid.UUID, pipeline_id: uuid.UUID
 ) -> None:
     """The type does not open new pipelines to every role: each role with grants on the type gets none on it."""
     roles = list(
@@ -361,10 +358,10 @@ async def close_new_pipeline(
     for role in roles:
         stored = dict(role.permissions or {})
         grants = list(stored.get("grants", []))
-        if not any(g["entity_type_id"] == str(meta_type_id) for g in grants):
+        if not any(g["entity_type_id"] == str(entity_type_id) for g in grants):
             continue
         grants.append(
-            {"entity_type_id": str(meta_type_id), "pipeline_id": str(pipeline_id), **dict.fromkeys(ACTIONS, "none")}
+            {"entity_type_id": str(entity_type_id), "pipeline_id": str(pipeline_id), **dict.fromkeys(ACTIONS, "none")}
         )
         stored["grants"] = grants
         role.permissions = stored

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.access.permissions import Access, RoleGrants
 from app.auth.models import Role
 from app.kit.invalidation import TimedCache, listener
+from app.kit.trees import subtree
 
 ROLES_SQL = "SELECT id, level, builtin, permissions FROM roles WHERE workspace_id = $1"
 USERS_SQL = (
@@ -33,32 +34,19 @@ DEPARTMENTS_SQL = "SELECT id, parent_id FROM departments WHERE workspace_id = $1
 class AccessSnapshot:
     workspace_id: uuid.UUID
     roles: dict[uuid.UUID, RoleGrants]
-    builtin: dict[Role, uuid.UUID]
     user_roles: dict[uuid.UUID, tuple[uuid.UUID, ...]]
     user_department: dict[uuid.UUID, uuid.UUID | None]
     children: dict[uuid.UUID, list[uuid.UUID]]
     _accesses: dict[Any, Access] = field(default_factory=dict, repr=False)
-
-    def subtree(self, department_id: uuid.UUID) -> set[uuid.UUID]:
-        found, stack = set(), [department_id]
-        while stack:
-            node = stack.pop()
-            if node not in found:
-                found.add(node)
-                stack.extend(self.children.get(node, ()))
-        return found
 
     def department_users(self, user_id: uuid.UUID) -> tuple[uuid.UUID, ...]:
         """The user and everyone in the user's department or the departments below it."""
         department_id = self.user_department.get(user_id)
         if department_id is None:
             return (user_id,)
-        departments = self.subtree(department_id)
+        departments = subtree(department_id, lambda node: self.children.get(node, ()))
         members = {u for u, d in self.user_department.items() if d in departments}
         return tuple(sorted(members | {user_id}))
-
-    def is_active_user(self, user_id: uuid.UUID) -> bool:
-        return user_id in self.user_roles
 
     def for_user(self, user_id: uuid.UUID) -> Access | None:
         """The access of an active user (None for an unknown or inactive one)."""
@@ -101,7 +89,6 @@ async def load_snapshot(connection: Any, workspace_id: uuid.UUID) -> AccessSnaps
     snapshot = AccessSnapshot(
         workspace_id=workspace_id,
         roles={row[0]: RoleGrants.from_row(row[0], Role(row[1]), row[2], _json(row[3])) for row in roles},
-        builtin={Role(row[1]): row[0] for row in roles if row[2]},
         user_roles={row[0]: tuple(row[2]) for row in users},
         user_department={row[0]: row[1] for row in users},
         children=children,

@@ -13,6 +13,7 @@ from app.access.snapshot import access_changed
 from app.auth.actor import Actor
 from app.departments.schemas import DepartmentCreate, DepartmentRead, DepartmentUpdate
 from app.errors import Conflict, FieldError, Invalid, NotFound
+from app.kit.trees import subtree
 from app.users.models import User
 
 # Writes to one workspace's tree take turns: two concurrent moves could otherwise close a cycle between them.
@@ -27,13 +28,7 @@ class Tree:
 
     def below(self, department_id: uuid.UUID) -> set[uuid.UUID]:
         """The department and every one under it."""
-        found, stack = set(), [department_id]
-        while stack:
-            node = stack.pop()
-            if node not in found:
-                found.add(node)
-                stack.extend(child.id for child in self.children.get(node, ()))
-        return found
+        return subtree(department_id, lambda node: (child.id for child in self.children.get(node, ())))
 
     def walk(self) -> Iterator[tuple[Department, list[str]]]:
         """Tree order with each department's path of names; a row no root reaches (never written so) comes last."""
