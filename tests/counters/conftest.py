@@ -6,6 +6,7 @@ People act with the access tokens a login gives them.
 import uuid
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -99,11 +100,29 @@ class Crm:
             await session.execute(text(statement), params)
 
     async def fire(self, minutes_ahead: float) -> counters_service.Fired:
-        """The counters' timer as if `minutes_ahead` minutes had passed."""
-        from datetime import UTC, datetime, timedelta
+        """The counters' timer as if `minutes_ahead` minutes had passed, and what it marked in this workspace.
 
+        The timer is global: other tests' workspaces in the same database may have deadlines due too, so what this
+        tenant sees is counted from its own rows rather than from the timer's total."""
+        now = datetime.now(UTC) + timedelta(minutes=minutes_ahead)
+        before = await self._marked()
         async with unit_of_work(self.app.state.sessionmaker) as session:
-            return await counters_service.fire_due(session, now=datetime.now(UTC) + timedelta(minutes=minutes_ahead))
+            await counters_service.fire_due(session, now=now)
+        after = await self._marked()
+        return counters_service.Fired(elements=after[0] - before[0], tasks=after[1] - before[1])
+
+    async def _marked(self) -> tuple[int, int]:
+        async with unit_of_work(self.app.state.sessionmaker) as session:
+            row = (
+                await session.execute(
+                    text(
+                        "SELECT (SELECT count(*) FROM elements WHERE workspace_id = :ws AND overdue_since IS NOT NULL),"
+                        " (SELECT count(*) FROM tasks WHERE workspace_id = :ws AND overdue_since IS NOT NULL)"
+                    ),
+                    {"ws": self.tenant.workspace_id},
+                )
+            ).one()
+        return int(row[0]), int(row[1])
 
     async def check_consistent(self) -> None:
         """The counters the triggers kept are the ones counted from scratch."""
