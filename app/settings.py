@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     AUTOMATION_LEASE_SECONDS: float = Field(default=60, gt=0)
     AUTOMATION_SWEEP_AFTER_SECONDS: float = 10
     WORKER_MAX_JOBS: int = 20
+    # Batches of events (and their runs) handled at once per worker process: CPU work, so about the cores it has.
+    WORKER_ENGINE_CONCURRENCY: int = Field(default=2, gt=0)
     WEBHOOK_ALLOWED_NETWORKS: str = ""
     # How long to wait for a webhook's receiver (capped by the lease: see `webhook_deadline_seconds`).
     WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10, gt=0)

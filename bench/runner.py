@@ -134,7 +134,9 @@ class ApiServer:
 
 
 @contextlib.contextmanager
-def api_server(database_url: str, workers: int, concurrency: int, server: str) -> Iterator[ApiServer]:
+def api_server(
+    database_url: str, workers: int, concurrency: int, server: str, *, extra_env: dict[str, str] | None = None
+) -> Iterator[ApiServer]:
     """`stageflow serve` on a free loopback port with the chosen HTTP server, as in production."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
@@ -147,6 +149,7 @@ def api_server(database_url: str, workers: int, concurrency: int, server: str) -
         LOG_LEVEL="WARNING",
         ENVIRONMENT="production",
     )
+    env.update(extra_env or {})
     env.setdefault("JWT_SECRET", secrets.token_urlsafe(48))  # production refuses to start without one
     command = [
         sys.executable,

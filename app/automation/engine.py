@@ -27,6 +27,7 @@ from app.automation.models import AutomationRule, AutomationRun, AutomationTimer
 from app.automation.service import _schedule_next, duration_seconds
 from app.automation.templates import render
 from app.elements import service as element_service
+from app.elements.meta_cache import cached_type_meta
 from app.elements.models import Element
 from app.elements.schemas import ElementCreate, ElementMove, ElementRead, ElementSearch, ElementUpdate
 from app.entity_types.meta import TypeMeta, get_type_meta_by_id
@@ -57,6 +58,8 @@ TRIGGERS_FOR_EVENT: dict[str, tuple[str, ...]] = {
     "webhook.received": ("webhook.received",),
     "element.scored": ("element.scored",),
 }
+# Rules whose start does more than insert a run (arm a timer, find the element an incoming hook is about).
+RULES_THAT_MAY_FAIL_TO_START = ("time_in_stage", "date_reached", "webhook.received")
 TIMER_BATCH = 100
 SCHEDULE_MAX_ELEMENTS = 500
 EVENT_SWEEP_WINDOW = timedelta(minutes=15)
@@ -257,11 +260,12 @@ async def _condition_problem(
     session: AsyncSession, rule: AutomationRule, element: ElementRead | None, context: dict[str, Any]
 ) -> tuple[RunStatus, str, int] | None:
     """None when the condition holds; else the run's end: skipped, or failed when it no longer fits the type."""
-    # An event's rules share their type: its metadata is read once per transaction.
+    # An event's rules share their type: its metadata is read once per transaction (and served from the process's
+    # cache while the workspace's metadata version is unchanged).
     metas: dict[uuid.UUID, TypeMeta] = session.info.setdefault("automation_type_metas", {})
     meta = metas.get(rule.entity_type_id)
     if meta is None:
-        meta = metas[rule.entity_type_id] = await get_type_meta_by_id(session, rule.workspace_id, rule.entity_type_id)
+        meta = metas[rule.entity_type_id] = await cached_type_meta(session, rule.workspace_id, rule.entity_type_id)
     try:
         node = parse_filter(rule.condition, location="condition")
         if matches(meta, node, record_of(element, context.get("body"))):
@@ -342,10 +346,21 @@ async def _arm_timer(
 
 
 async def _rules_for(session: AsyncSession, event: OutboxEvent) -> list[AutomationRule]:
-    """The enabled rules an event may fire, in order; none when the type has automation turned off."""
+    """The enabled rules an event may fire, in order; none when the type has automation turned off. Read once per
+    transaction for each (type, event type): the events of one batch share them."""
     triggers = TRIGGERS_FOR_EVENT.get(event.event_type)
     if not triggers or event.entity_type_id is None:
         return []
+    known: dict[tuple[uuid.UUID, uuid.UUID, str], list[AutomationRule]] = session.info.setdefault(
+        "automation_rules", {}
+    )
+    key = (event.workspace_id, event.entity_type_id, event.event_type)
+    if key not in known:
+        known[key] = await _load_rules_for(session, event, triggers)
+    return known[key]
+
+
+async def _load_rules_for(session: AsyncSession, event: OutboxEvent, triggers: tuple[str, ...]) -> list[AutomationRule]:
     rows = (
         await session.execute(
             select(AutomationRule, EntityType.settings)
@@ -386,24 +401,66 @@ async def load_element(
 
 async def handle_event(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> Followups:
     """Mark the event handled and create its runs, timers and webhook deliveries; a second call does nothing."""
+    return await handle_events(session, settings, [event_id])
+
+
+async def handle_events(session: AsyncSession, settings: Settings, event_ids: list[uuid.UUID]) -> Followups:
+    """`handle_event` for a batch, in order: the events read and marked handled in one statement each."""
     out = Followups()
-    event = await session.scalar(select(OutboxEvent).where(OutboxEvent.event_id == event_id))
-    if event is None:
+    events = {
+        event.event_id: event
+        for event in await session.scalars(select(OutboxEvent).where(OutboxEvent.event_id.in_(event_ids)))
+    }
+    if not events:
         return out
-    marked = await session.scalar(
-        pg_insert(HandledEvent)
-        .values(event_id=event_id, workspace_id=event.workspace_id)
-        .on_conflict_do_nothing()
-        .returning(HandledEvent.event_id)
+    marked = set(
+        await session.scalars(
+            pg_insert(HandledEvent)
+            .values([{"event_id": e.event_id, "workspace_id": e.workspace_id} for e in events.values()])
+            .on_conflict_do_nothing()
+            .returning(HandledEvent.event_id)
+        )
     )
-    if marked is None:
-        return out
+    for event_id in event_ids:
+        if event_id in marked:
+            out.extend(await _handle_marked(session, settings, events[event_id]))
+    return out
+
+
+def known_elements(session: AsyncSession) -> dict[uuid.UUID, ElementRead]:
+    """Elements as this transaction last saw them (loaded for an event, or as a run left them): the runs of a batch
+    that follow need not read them again. Forgotten when a savepoint rolls back (`forget_elements`)."""
+    known: dict[uuid.UUID, ElementRead] = session.info.setdefault("automation_elements", {})
+    return known
+
+
+def forget_elements(session: AsyncSession) -> None:
+    session.info.pop("automation_elements", None)
+
+
+async def _known_element(
+    session: AsyncSession, workspace_id: uuid.UUID, element_id: uuid.UUID | None
+) -> ElementRead | None:
+    if element_id is None:
+        return None
+    known = known_elements(session)
+    element = known.get(element_id)
+    if element is None:
+        element = await load_element(session, workspace_id, element_id)
+        if element is not None:
+            known[element_id] = element
+    return element
+
+
+async def _handle_marked(session: AsyncSession, settings: Settings, event: OutboxEvent) -> Followups:
+    out = Followups()
+    event_id = event.event_id
     actor = system_actor(event.workspace_id)
     payload = event.payload
     # Load the element only when a subscription or a rule may want it: most follow-up events concern nobody.
-    subscriptions = await webhook_service.subscriptions_for(session, event.workspace_id, event.event_type)
+    subscriptions = await _subscriptions_for(session, event)
     rules = await _rules_for(session, event)
-    element = await load_element(session, event.workspace_id, event.element_id) if subscriptions or rules else None
+    element = await _known_element(session, event.workspace_id, event.element_id) if subscriptions or rules else None
     if subscriptions:
         body = {
             "type": event.event_type,
@@ -416,6 +473,10 @@ async def handle_event(session: AsyncSession, settings: Settings, event_id: uuid
     for rule in rules:
         timed = rule.trigger_type in ("time_in_stage", "date_reached")
         if not timed and not _fires(rule, event.event_type, payload, element):
+            continue
+        if rule.trigger_type not in RULES_THAT_MAY_FAIL_TO_START:
+            # Its condition is checked in memory (a broken one fails the run, not the event): one insert, no savepoint.
+            out.extend(await _start_rule(session, settings, actor, rule, event, element, depth))
             continue
         # Each rule in a savepoint: one that fails to start (a template, a timer it cannot arm…) gets a failed run
         # with its error, and the event's other rules and subscriptions go on.
@@ -441,6 +502,15 @@ async def handle_event(session: AsyncSession, settings: Settings, event_id: uuid
             continue
         out.extend(started)
     return out
+
+
+async def _subscriptions_for(session: AsyncSession, event: OutboxEvent) -> list[Any]:
+    """The event's webhook subscriptions, read once per transaction for each (workspace, event type)."""
+    known: dict[tuple[uuid.UUID, str], list[Any]] = session.info.setdefault("automation_subscriptions", {})
+    key = (event.workspace_id, event.event_type)
+    if key not in known:
+        known[key] = await webhook_service.subscriptions_for(session, event.workspace_id, event.event_type)
+    return known[key]
 
 
 async def _queue_deliveries(
@@ -641,26 +711,42 @@ async def perform_run(session: AsyncSession, settings: Settings, run_id: uuid.UU
 
     Raises when an action fails: the caller rolls back (nothing of this attempt stays) and calls `fail_run`.
     """
+    return await perform_runs(session, settings, [(run_id, attempt)])
+
+
+async def perform_runs(session: AsyncSession, settings: Settings, runs: list[tuple[uuid.UUID, int]]) -> Followups:
+    """`perform_run` for many runs in order, the runs and their rules locked and read in one statement."""
     out = Followups()
-    run = await session.scalar(
-        select(AutomationRun)
-        .where(
-            AutomationRun.id == run_id,
-            AutomationRun.status == RunStatus.running,
-            AutomationRun.attempts == attempt,
-        )
-        .with_for_update()
-    )
-    if run is None:
-        return out  # finished, or taken over by another worker after our lease expired
-    rule = await session.scalar(select(AutomationRule).where(AutomationRule.id == run.rule_id))
+    wanted = dict(runs)
+    found = {
+        run.id: (run, rule)
+        for run, rule in (
+            await session.execute(
+                select(AutomationRun, AutomationRule)
+                .outerjoin(AutomationRule, AutomationRule.id == AutomationRun.rule_id)
+                .where(AutomationRun.id.in_(wanted), AutomationRun.status == RunStatus.running)
+                .order_by(AutomationRun.id)
+                .with_for_update(of=AutomationRun)
+            )
+        ).tuples()
+        # Not ours unless at the attempt we claimed: finished, or taken over after our lease expired.
+        if run.attempts == wanted[run.id]
+    }
+    for run_id, _ in runs:
+        if run_id in found:
+            out.extend(await _perform(session, *found[run_id]))
+    return out
+
+
+async def _perform(session: AsyncSession, run: AutomationRun, rule: AutomationRule | None) -> Followups:
+    out = Followups()
     if rule is None or not rule.enabled:
         run.error = "the rule was disabled before the run started"
         if rule is not None:
             _finish(session, run, rule, RunStatus.skipped)
         return out
     actor = system_actor(run.workspace_id)
-    element = await _element_or_none(session, actor, run.element_id)
+    element = await _known_element(session, run.workspace_id, run.element_id)
     token = event_origin.set({"depth": run.depth, "rule_id": str(rule.id), "run_id": str(run.id)})
     try:
         for index in range(run.step, len(rule.actions)):
@@ -679,6 +765,8 @@ async def perform_run(session: AsyncSession, settings: Settings, run_id: uuid.UU
             run.step = index + 1
     finally:
         event_origin.reset(token)
+    if element is not None:
+        known_elements(session)[element.id] = element
     run.error = None
     _finish(session, run, rule, RunStatus.succeeded)
     return out

@@ -1,5 +1,6 @@
 """Job bodies of the engine: each step in its own transaction, then the follow-ups handed to the queue."""
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from app.settings import Settings
 from app.webhooks import service as webhook_service
 
 logger = logging.getLogger("stageflow.automation")
+ONE_TRANSACTION_SHARE = 1 / 3
 Sessionmaker = async_sessionmaker[AsyncSession]
 
 
@@ -49,13 +51,76 @@ async def execute_run(sessionmaker: Sessionmaker, settings: Settings, run_id: uu
             return await engine.fail_run(session, settings, run_id, attempt, describe_failure(exc), permanent=permanent)
 
 
+async def execute_runs(sessionmaker: Sessionmaker, settings: Settings, runs: list[tuple[uuid.UUID, int]]) -> Followups:
+    """Claimed runs, many in one transaction: each in a savepoint, so a run whose action fails is rolled back alone and
+    marked for its retry (or failed) in the same transaction. Should the transaction itself fail (the database went
+    away, a deadlock), nothing of it stays and every run is tried again on its own."""
+    if len(runs) == 1:
+        return await execute_run(sessionmaker, settings, *runs[0])
+    out = Followups()
+    try:
+        async with unit_of_work(sessionmaker) as session:
+            for run_id, attempt in runs:
+                try:
+                    async with session.begin_nested():
+                        out.extend(await engine.perform_run(session, settings, run_id, attempt))
+                except Exception as exc:
+                    engine.forget_elements(session)  # what the rolled-back run left them as is gone
+                    if engine.is_transient(exc):
+                        raise
+                    permanent = isinstance(exc, DomainError)
+                    if not permanent:
+                        logger.warning("run %s attempt %s failed", run_id, attempt, exc_info=True)
+                    error = describe_failure(exc)
+                    out.extend(await engine.fail_run(session, settings, run_id, attempt, error, permanent=permanent))
+    except Exception:
+        logger.warning("a batch of %d runs failed as a whole; running them one by one", len(runs), exc_info=True)
+        out = Followups()
+        for run_id, attempt in runs:
+            out.extend(await execute_run(sessionmaker, settings, run_id, attempt))
+    return out
+
+
 async def process_event(sessionmaker: Sessionmaker, settings: Settings, waker: Waker, event_id: uuid.UUID) -> int:
     """Handle one outbox event and run its rules right here; returns how many runs it started."""
-    async with unit_of_work(sessionmaker) as session:
-        handled = await engine.handle_event(session, settings, event_id)
+    return await process_events(sessionmaker, settings, waker, [event_id])
+
+
+async def process_events(
+    sessionmaker: Sessionmaker, settings: Settings, waker: Waker, event_ids: list[uuid.UUID]
+) -> int:
+    """Handle a batch of outbox events and run their rules; returns how many runs they started.
+
+    First all in one transaction: events marked handled, runs created, their actions done and the runs finished
+    commit together (or none of it does). Should anything in it fail (a run's action, the database), it is done
+    again in steps: the events in one transaction (each on its own should that fail too), then their runs, each
+    in a savepoint (see `execute_runs`), so a failing run is retried or failed alone.
+    """
+    try:
+        # A part of the job's time: a run that hangs must leave time for the steps, where its lease and attempts
+        # are on record (in one transaction, a hang would roll back the run with it, again and again).
+        async with asyncio.timeout(settings.job_timeout_seconds * ONE_TRANSACTION_SHARE):
+            async with unit_of_work(sessionmaker) as session:
+                done = await engine.handle_events(session, settings, event_ids)
+                started = len(done.runs)
+                runs, done.runs = done.runs, []
+                done.extend(await engine.perform_runs(session, settings, runs))
+    except Exception as exc:
+        if not isinstance(exc, DomainError):
+            logger.info("a batch of %d events failed in one transaction (%r); retrying in steps", len(event_ids), exc)
+    else:
+        await wake(waker, done)
+        return started
+    try:
+        async with unit_of_work(sessionmaker) as session:
+            handled = await engine.handle_events(session, settings, event_ids)
+    except Exception:
+        if len(event_ids) == 1:
+            raise
+        logger.warning("a batch of %d events failed; handling them one by one", len(event_ids), exc_info=True)
+        return sum([await process_events(sessionmaker, settings, waker, [event_id]) for event_id in event_ids])
     runs, handled.runs = handled.runs, []
-    for run_id, attempt in runs:
-        handled.extend(await execute_run(sessionmaker, settings, run_id, attempt))
+    handled.extend(await execute_runs(sessionmaker, settings, runs))
     await wake(waker, handled)
     return len(runs)
 

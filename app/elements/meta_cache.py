@@ -13,14 +13,24 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.entity_types.meta import TypeMeta, get_type_meta
 from app.kit.invalidation import TimedCache
 from app.workspaces.models import Workspace
 
 MAX_ENTRIES = 512
+VERSIONS_KEY = "metadata_versions"  # session.info: the versions this transaction has read
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_versions(session: Session) -> None:
+    """A session that goes on after its transaction asks again in the next one."""
+    session.info.pop(VERSIONS_KEY, None)
+
 
 _cache: OrderedDict[tuple[uuid.UUID, str], tuple[int, TypeMeta]] = OrderedDict()
 
@@ -81,7 +91,14 @@ async def cached_type_meta(session: AsyncSession, workspace_id: uuid.UUID, ref: 
     Writes ask for the version in their own transaction, so they never validate against metadata older than it.
     """
     ref = str(ref)
-    version = await session.scalar(select(Workspace.metadata_version).where(Workspace.id == workspace_id))
+    # Asked once per transaction (a change made in it forgets the answer: see bump_metadata_version).
+    versions: dict[uuid.UUID, int | None] = session.info.setdefault(VERSIONS_KEY, {})
+    if workspace_id in versions:
+        version = versions[workspace_id]
+    else:
+        version = versions[workspace_id] = await session.scalar(
+            select(Workspace.metadata_version).where(Workspace.id == workspace_id)
+        )
     hit = _hit(workspace_id, ref, version)
     if hit is not None:
         return hit

@@ -29,6 +29,7 @@ async def bump_metadata_version(session: AsyncSession, workspace_id: uuid.UUID) 
     await session.execute(
         update(Workspace).where(Workspace.id == workspace_id).values(metadata_version=Workspace.metadata_version + 1)
     )
+    session.info.get("metadata_versions", {}).pop(workspace_id, None)  # see app.elements.meta_cache
     # Other processes hear of it by NOTIFY; this one forgets at once, so its next request sees the change.
     if not session.info.get("forget_metadata_listening"):
         session.info["forget_metadata_listening"] = True
