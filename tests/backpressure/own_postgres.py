@@ -49,7 +49,7 @@ class OwnPostgres:
 
     def _run(self, *command: str) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        done = subprocess.run([*prefix, *command], capture_output=True, timeout=120, check=False)  # noqa: S603
+        done = subprocess.run([*prefix, *command], capture_output=True, timeout=120, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"{command[0]} failed: {done.stderr.decode(errors='replace')[-2000:]}")
 
@@ -71,7 +71,7 @@ class OwnPostgres:
 def create(bin_dir: Path) -> OwnPostgres:
     """initdb in a new directory (trust auth, user postgres); not started."""
     data_dir = Path(tempfile.mkdtemp(prefix="stageflow-own-pg-"))
-    os.chmod(data_dir, 0o755)
+    os.chmod(data_dir, 0o755)  # noqa: S103 (the server's user must reach it; it holds test data only)
     if os.geteuid() == 0:
         shutil.chown(data_dir, "postgres", "postgres")
     server = OwnPostgres(bin_dir, data_dir, free_port())

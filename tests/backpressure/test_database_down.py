@@ -3,6 +3,7 @@ request answers 503 problem+json with Retry-After while it is down, /readyz says
 once PostgreSQL is back the same process serves again, without a restart."""
 
 import asyncio
+import contextlib
 import os
 import secrets
 import subprocess
@@ -37,10 +38,8 @@ def own_postgres() -> Iterator[OwnPostgres]:
         run_migrations(Settings(DATABASE_URL=server.url).database_url)
         yield server
     finally:
-        try:
+        with contextlib.suppress(RuntimeError):  # stopped already
             server.stop()
-        except RuntimeError:
-            pass  # stopped already
         remove(server)
 
 
@@ -65,7 +64,7 @@ def api(own_postgres: OwnPostgres, embedded: dict[str, str], tmp_path_factory: p
     }
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "1"]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=environment, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        process = subprocess.Popen(command, env=environment, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_until_healthy(base, process, timeout=60)
             yield base
@@ -157,7 +156,8 @@ async def stop_during_a_write(own_postgres: OwnPostgres, client: httpx.AsyncClie
         write = asyncio.create_task(client.patch("/api/v1/entity-types/lead", json={"title": "Leads"}))
         for _ in range(500):  # until the write waits on the lock (bounded; not a timing assertion)
             waiting = await blocker.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'stageflow' AND wait_event_type = 'Lock'"
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = 'stageflow' AND wait_event_type = 'Lock'"
             )
             if waiting or write.done():
                 break
