@@ -148,12 +148,14 @@ class LoginLimiter:
 
 BUCKET_PREFIX = "stageflow:rate:"
 # One token bucket per caller, refilled lazily on Redis's own clock (API processes' clocks may differ): reads the
-# state, refills it for the time elapsed, takes a token if one is there, writes it back, all in one script, so
-# concurrent requests of one key (any process) cannot both take the last token. Returns the seconds to wait for a
-# token: "0" when one was taken. The key expires once the bucket would be full again (an idle caller costs nothing).
+# state, refills it for the time elapsed, takes up to ARGV[3] whole tokens if there are any, writes it back, all in
+# one script, so concurrent requests of one key (any process) cannot overspend it. Returns the tokens taken and the
+# seconds to wait for one when none was. The key expires once the bucket would be full again (an idle caller costs
+# nothing).
 BUCKET_SCRIPT = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -164,16 +166,24 @@ if tokens == nil or at == nil then
 else
   tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
 end
+local taken = math.min(want, math.floor(tokens))
 local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if taken >= 1 then
+  tokens = tokens - taken
 else
+  taken = 0
   wait = (1 - tokens) / rate
 end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', string.format('%.6f', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst / rate + 1) * 1000))
-return string.format('%.6f', wait)
+return {taken, string.format('%.6f', wait)}
 """
+# A process takes a busy caller's tokens a few at a time (a lease: 1/LEASE_SHARE of a second's refill, at most
+# LEASE_MAX) and spends them without asking Redis again, for at most LEASE_SECONDS; what it does not spend by then is
+# lost, never spent twice. Tight limits (a lease of 1) are counted request by request.
+LEASE_SHARE = 50
+LEASE_MAX = 100
+LEASE_SECONDS = 1.0
 # After Redis fails, requests pass unchecked for this long before it is tried again (no timeout paid per request).
 REDIS_RETRY_SECONDS = 1.0
 WARN_EVERY_SECONDS = 30.0
@@ -243,9 +253,10 @@ def bucket_key(actor: Actor) -> str | None:
 
 
 class RequestLimiter:
-    """Takes one token per request from the caller's bucket in Redis (one round trip), or raises TooManyRequests
-    with the seconds until a token is there. Redis down or slow does not take the API down: requests pass
-    unchecked (fail open) and a warning is logged, at most every WARN_EVERY_SECONDS."""
+    """Takes one token per request from the caller's bucket in Redis (one round trip; a busy caller's tokens a few
+    at a time, see LEASE_SHARE), or raises TooManyRequests with the seconds until a token is there. Redis down or
+    slow does not take the API down: requests pass unchecked (fail open) and a warning is logged, at most every
+    WARN_EVERY_SECONDS."""
 
     def __init__(self, redis: Redis | None, limits: RateLimits) -> None:
         self.redis = redis
@@ -253,6 +264,7 @@ class RequestLimiter:
         self._script = redis.register_script(BUCKET_SCRIPT) if redis is not None else None
         self._skip_until = 0.0
         self._warned_at = -math.inf
+        self._leases: dict[str, tuple[int, float]] = {}  # bucket -> (tokens this process holds, until when)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RequestLimiter:
@@ -270,21 +282,30 @@ class RequestLimiter:
         if limit.per_second == 0 or key is None or self._script is None:
             return
         now = time.monotonic()
+        held, until = self._leases.get(key, (0, 0.0))
+        if held > 0 and now < until:
+            self._leases[key] = (held - 1, until)
+            return
         if now < self._skip_until:
             return
+        want = max(1, min(LEASE_MAX, int(min(limit.per_second, limit.burst) / LEASE_SHARE)))
         try:
-            wait = float(await self._script(keys=[key], args=[limit.per_second, limit.burst]))
+            taken, wait = await self._script(keys=[key], args=[limit.per_second, limit.burst, want])
         except (RedisError, OSError) as exc:
             self._skip_until = now + REDIS_RETRY_SECONDS
             if now - self._warned_at >= WARN_EVERY_SECONDS:
                 self._warned_at = now
                 logger.warning("rate limits not applied: Redis is unreachable (%s)", exc)
             return
-        if wait > 0:
+        if int(taken) == 0:
             raise TooManyRequests(
                 f"Too many requests: this caller may send {limit.per_second:g} a second (bursts of {limit.burst})",
-                retry_after=math.ceil(wait),
+                retry_after=math.ceil(float(wait)),
             )
+        if int(taken) > 1:
+            if len(self._leases) > 10_000:
+                self._leases.clear()
+            self._leases[key] = (int(taken) - 1, now + LEASE_SECONDS)
 
     async def aclose(self) -> None:
         if self.redis is not None:

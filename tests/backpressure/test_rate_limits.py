@@ -87,6 +87,27 @@ async def test_the_bucket_refills_with_the_time_that_passed(redis: Redis) -> Non
     assert 0 < await redis.pttl(key) <= 2000  # gone once it would be full again: an idle caller costs nothing
 
 
+async def test_a_busy_caller_takes_tokens_a_few_at_a_time_and_never_more_than_there_are(redis: Redis) -> None:
+    """At 1000 a second a process takes 20 tokens per round trip (1/50 of a second's refill) and spends them
+    without asking Redis again; two processes share one bucket and cannot take more than it holds."""
+    limits = RateLimits(RateLimit(per_second=0.001, burst=50), {}, {})
+    busy = RateLimits(RateLimit(per_second=1000, burst=1000), {}, {})
+    actor = key_actor()
+    key = bucket_key(actor)
+    assert key is not None
+    first = RequestLimiter(redis, busy)
+    await first.admit(actor)
+    assert float(await redis.hget(key, "tokens") or 0) == 980  # one round trip took 20
+    for _ in range(19):
+        await first.admit(actor)  # spent from what it holds: Redis is not asked
+    assert float(await redis.hget(key, "tokens") or 0) == 980
+    # A slow bucket shared by two processes: 50 tokens, taken one by one (a lease of 1) by both, no more.
+    slow_actor = key_actor()
+    one, two = RequestLimiter(redis, limits), RequestLimiter(redis, limits)
+    results = await asyncio.gather(outcomes(one, slow_actor, 40), outcomes(two, slow_actor, 40))
+    assert sum(r.count(None) for r in results) == 50
+
+
 def test_which_limit_applies() -> None:
     workspace, other = uuid.uuid4(), uuid.uuid4()
     limits = RateLimits(
