@@ -38,10 +38,16 @@ def _content(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` of a route: each error status it can answer, with the Problem schema."""
+    """The `responses=` of a route: each error status it can answer, with the Problem schema. Every route may answer
+    503 (the database unreachable, busy or too slow), and every route a caller authenticates for (401) may answer
+    429 (its rate limit): both with `Retry-After`."""
+    documented = list(statuses)
+    if HTTPStatus.UNAUTHORIZED in documented:
+        documented.append(HTTPStatus.TOO_MANY_REQUESTS)
+    documented.append(HTTPStatus.SERVICE_UNAVAILABLE)
     return {
-        status: {"model": Problem, "description": HTTPStatus(status).phrase, "content": _content(Problem)}
-        for status in statuses
+        int(status): {"model": Problem, "description": HTTPStatus(status).phrase, "content": _content(Problem)}
+        for status in documented
     }
 
 
