@@ -4,6 +4,7 @@ once PostgreSQL is back the same process serves again, without a restart."""
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+import websockets
 
 from app.db import make_engine, make_sessionmaker, unit_of_work
 from app.kit.net import free_port, wait_until_healthy
@@ -128,6 +130,7 @@ async def test_the_api_answers_503_while_postgresql_is_down_and_recovers_by_itse
                 assert_unavailable(in_flight)
             for response in await every_kind_of_request(client, round_number):
                 assert_unavailable(response)
+            assert await subscription_answer(api, admin_key) == "closed 4403"  # refused, not an internal error
             ready = await client.get("/readyz")
             assert ready.status_code == 503
             assert ready.json()["checks"]["database"].startswith("error")
@@ -138,6 +141,7 @@ async def test_the_api_answers_503_while_postgresql_is_down_and_recovers_by_itse
 
             own_postgres.start()
         responses = await every_kind_of_request(client, 3)
+        assert await subscription_answer(api, admin_key) == "connection_ack"
         assert [r.status_code for r in responses] == [200, 200, 201, 200], [r.text for r in responses]
         assert (await client.get("/readyz")).status_code == 200
         assert 'stageflow_backlog_up{source="database"} 1.0' in (await client.get("/metrics")).text
@@ -167,3 +171,15 @@ async def stop_during_a_write(own_postgres: OwnPostgres, client: httpx.AsyncClie
         return await write
     finally:
         await blocker.close(timeout=1)
+
+
+async def subscription_answer(api: str, key: str) -> str:
+    """What a GraphQL WebSocket answers connection_init with: its first message's type, or how it closed."""
+    async with websockets.connect(
+        api.replace("http://", "ws://") + "/graphql", subprotocols=["graphql-transport-ws"]
+    ) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}}))
+        try:
+            return str(json.loads(await ws.recv())["type"])
+        except websockets.ConnectionClosed as closed:
+            return f"closed {closed.rcvd.code if closed.rcvd else None}"
