@@ -7,6 +7,7 @@ root, the server runs as the `postgres` system user (PostgreSQL refuses to run a
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -25,13 +26,9 @@ SERVER_OPTIONS = (
 def binaries() -> Path | None:
     """The wheel's binaries, or the system's; as root the system's first (the `postgres` user cannot reach a
     wheel installed under /root)."""
-    wheel: list[Path] = []
-    try:
-        import pgserver
-
-        wheel.append(Path(pgserver.__file__).parent / "pginstall" / "bin")
-    except ImportError:
-        pass
+    # Found, not imported: importing pgserver sets up its runtime directory.
+    spec = importlib.util.find_spec("pgserver")
+    wheel = [Path(spec.origin).parent / "pginstall" / "bin"] if spec is not None and spec.origin else []
     system = [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
     candidates = system + wheel if os.geteuid() == 0 else wheel + system
     return next((c for c in candidates if (c / "pg_ctl").exists() and (c / "initdb").exists()), None)
