@@ -1,16 +1,21 @@
+import errno
+import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import DateTime, ForeignKey, MetaData, event, func
+from sqlalchemy import DateTime, ForeignKey, MetaData, event, func, text
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
-from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.errors import ServiceUnavailable
 from app.settings import Settings
 
 NAMING_CONVENTION = {
@@ -38,18 +43,35 @@ def created_at_column() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
-def make_engine(settings: Settings) -> AsyncEngine:
+def make_engine(settings: Settings, *, serving: bool = False) -> AsyncEngine:
+    """The ORM's engine. `serving` (the API's): queries are cut at API_STATEMENT_TIMEOUT_MS and a request waits at
+    most DB_POOL_TIMEOUT_SECONDS for a connection; the worker's, the CLI's and the benchmark's run without either
+    limit (their long jobs are theirs to bound)."""
     engine = create_async_engine(
         settings.database_url,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
+        pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS if serving else 30,
         pool_pre_ping=False,
         # Exception strings (logs, stored errors) never carry a statement's parameters: they can hold any value.
         hide_parameters=True,
-        connect_args={"server_settings": SERVER_SETTINGS},
+        connect_args={
+            "server_settings": server_settings(settings, serving=serving),
+            "timeout": settings.DB_CONNECT_TIMEOUT_SECONDS,
+        },
     )
     event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    event.listen(engine.sync_engine, "handle_error", _mark_disconnect)
     return engine
+
+
+def _mark_disconnect(context: ExceptionContext) -> None:
+    """With no pre-ping, a connection the server dropped (a restart, a terminated backend) must leave the pool when
+    its error is seen: SQLAlchemy's asyncpg dialect only knows a connection asyncpg has already marked closed, not a
+    server's shutdown message (57P01) or a connection lost mid-query. A disconnect also invalidates the pool's other
+    connections opened before it, so the next checkouts connect afresh."""
+    if not context.is_disconnect and is_connection_lost(context.original_exception):
+        context.is_disconnect = True
 
 
 def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
@@ -70,6 +92,95 @@ SERVER_SETTINGS = {
 }
 
 
+def server_settings(settings: Settings, *, serving: bool) -> dict[str, str]:
+    """Session settings sent when a connection opens (no extra round trip). The API's carry its statement timeout,
+    so a runaway query is cancelled by PostgreSQL and its connection comes back to the pool."""
+    if serving and settings.API_STATEMENT_TIMEOUT_MS > 0:
+        return {**SERVER_SETTINGS, "statement_timeout": str(settings.API_STATEMENT_TIMEOUT_MS)}
+    return dict(SERVER_SETTINGS)
+
+
+@asynccontextmanager
+async def no_statement_timeout(connection: AsyncConnection) -> AsyncIterator[None]:
+    """Lift the API's statement timeout for a long job the API process runs itself (a concurrent index build), then
+    put it back (RESET returns to the value the connection opened with) before the connection is pooled again."""
+    await connection.execute(text("SET statement_timeout = 0"))
+    try:
+        yield
+    finally:
+        await connection.execute(text("RESET statement_timeout"))
+
+
+# Errors that mean the database is out of reach, not that the statement is wrong: the server shutting down or not
+# yet accepting connections (57P01-03), no connection (class 08), too many connections (53300).
+UNREACHABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+QUERY_CANCELED = "57014"  # statement_timeout (or a cancel request)
+# Network errors Python raises as a plain OSError (refused, reset, timed out have their own subclasses).
+NETWORK_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN})
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, what SQLAlchemy wrapped (`orig`) and what each was raised from, a few levels deep."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo and len(seen) < 8:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)
+        todo += [current.__cause__, orig if isinstance(orig, BaseException) else None]
+
+
+def _sqlstate(exc: BaseException) -> str:
+    return str(getattr(exc, "sqlstate", None) or "")
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """The connection is gone or could not be made: PostgreSQL stopped, restarted, is starting, or is unreachable."""
+    for cause in _causes(exc):
+        state = _sqlstate(cause)
+        if state.startswith("08") or state in UNREACHABLE_SQLSTATES:
+            return True
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+            return True
+        if isinstance(cause, asyncpg.ConnectionDoesNotExistError | asyncpg.CannotConnectNowError):
+            return True
+        if isinstance(cause, asyncpg.InterfaceError) and "connection is closed" in str(cause):
+            return True
+        if isinstance(cause, ConnectionError | TimeoutError | socket.gaierror):
+            return True
+        # asyncio joins the errors of several addresses (localhost: ::1 and 127.0.0.1) into one OSError without errno.
+        if type(cause) is OSError and (cause.errno is None or cause.errno in NETWORK_ERRNOS):
+            return True
+    return False
+
+
+def database_unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 an error of the database stands for (unreachable, no free connection, a query past the API's
+    statement timeout), or None when it is something else (a refusal of the data, a bug)."""
+    if isinstance(exc, PoolTimeout | PoolExhausted):
+        return ServiceUnavailable(
+            "Every database connection is in use: retry shortly", slug="database-busy", retry_after=1
+        )
+    if any(_sqlstate(cause) == QUERY_CANCELED for cause in _causes(exc)):
+        return ServiceUnavailable(
+            "The request took longer than the API allows its database queries (API_STATEMENT_TIMEOUT_MS)",
+            slug="query-timeout",
+            retry_after=5,
+        )
+    if is_connection_lost(exc):
+        return ServiceUnavailable(
+            "The database is unreachable: retry shortly", slug="database-unavailable", retry_after=5
+        )
+    return None
+
+
+class PoolExhausted(Exception):
+    """The read pool had no connection to give within DB_POOL_TIMEOUT_SECONDS."""
+
+
 def plain_dsn(database_url: str) -> str:
     return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
@@ -79,14 +190,16 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 
 async def open_read_pool(settings: Settings) -> asyncpg.Pool:
-    """Plain asyncpg connections for the lean read path: no ORM, no transaction, prepared statements cached."""
+    """Plain asyncpg connections for the lean read path (the API's): no ORM, no transaction, prepared statements
+    cached. A connection the server dropped is replaced by asyncpg at the next acquire."""
     pool = await asyncpg.create_pool(
         plain_dsn(settings.database_url),
         min_size=1,
         max_size=settings.DB_READ_POOL_SIZE,
         reset=_keep_session,
         statement_cache_size=1024,
-        server_settings=SERVER_SETTINGS,
+        server_settings=server_settings(settings, serving=True),
+        timeout=settings.DB_CONNECT_TIMEOUT_SECONDS,
     )
     assert pool is not None  # noqa: S101 (create_pool returns None only when not awaited)
     return pool

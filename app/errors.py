@@ -14,6 +14,8 @@ class DomainError(Exception):
     status: HTTPStatus = HTTPStatus.BAD_REQUEST
     slug: str = "bad-request"
     title: str = "Bad request"
+    # Seconds after which the same request may pass (the `Retry-After` header); None: it will not by itself.
+    retry_after: int | None = None
 
     def __init__(self, detail: str, *, errors: list[FieldError] | None = None) -> None:
         super().__init__(detail)
@@ -69,6 +71,20 @@ class TooManyRequests(DomainError):
 
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+
+
+class ServiceUnavailable(DomainError):
+    """Not the request's fault: the database is unreachable, busy or too slow for now (`slug` says which); the same
+    request may pass `retry_after` seconds later."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    slug = "service-unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, slug: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.slug = slug or self.slug
         self.retry_after = max(1, retry_after)
 
 

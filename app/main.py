@@ -31,6 +31,7 @@ from app.api.rest import (
     workplaces,
 )
 from app.api.rest.problems import install_problem_handlers
+from app.auth.ratelimit import RequestLimiter
 from app.auth.service import BearerTokens
 from app.auth.sessions import Authority
 from app.db import make_engine, make_sessionmaker, open_read_pool, plain_dsn
@@ -63,7 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.bearer_tokens = BearerTokens.from_settings(settings)
     owns_engine = not hasattr(app.state, "engine")
     if owns_engine:
-        app.state.engine = make_engine(settings)
+        app.state.engine = make_engine(settings, serving=True)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
     app.state.read_pool = await open_read_pool(settings)
     compiler.TRIGRAM_SEARCH = bool(await app.state.read_pool.fetchval(HAS_TRIGRAMS_SQL))
@@ -72,6 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     background.start(lambda: resume_index_builds(app.state.sessionmaker))
     app.state.redis = ArqRedis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
     app.state.authority = Authority.from_settings(settings, app.state.bearer_tokens.access, app.state.redis)
+    app.state.request_limiter = RequestLimiter.from_settings(settings)
     # The outbox dispatcher in the API process: a lone process still delivers events (SKIP LOCKED keeps many safe).
     stop = asyncio.Event()
     dispatcher = None
@@ -87,6 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await dispatcher
         if app.state.redis is not None:
             await app.state.redis.aclose()
+        await app.state.request_limiter.aclose()
         await app.state.read_pool.close()
         if owns_engine:
             await app.state.engine.dispose()

@@ -1,7 +1,10 @@
-"""Structured JSON logs with a request id, and Prometheus metrics per route."""
+"""Structured JSON logs with a request id, Prometheus metrics per route, and the automation backlog (queue depth,
+run lag) read on scrape."""
 
+import asyncio
 import json
 import logging
+import math
 import re
 import sys
 import time
@@ -9,6 +12,7 @@ import uuid
 from contextvars import ContextVar
 from typing import Any
 
+from arq.constants import default_queue_name
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -64,6 +68,113 @@ class Metrics:
         )
         self.pool_in_use = Gauge("stageflow_db_pool_in_use", "Database connections checked out", registry=self.registry)
         self.pool_size = Gauge("stageflow_db_pool_size", "Database connections open", registry=self.registry)
+        self.read_pool_in_use = Gauge(
+            "stageflow_db_read_pool_in_use", "Read-path database connections in use", registry=self.registry
+        )
+        self.read_pool_size = Gauge(
+            "stageflow_db_read_pool_size", "Read-path database connections open", registry=self.registry
+        )
+        self.backlog = Backlog(self.registry)
+
+
+# One statement, each part on a partial index of unfinished rows (ix_automation_runs_open, ix_webhook_deliveries_due,
+# ix_outbox_events_pending): its cost follows the backlog, not the tables' history.
+BACKLOG_SQL = """
+SELECT
+  (SELECT extract(epoch FROM now() - min(resume_at)) FROM automation_runs
+    WHERE status = 'queued' AND resume_at <= now()) AS run_lag,
+  (SELECT extract(epoch FROM now() - min(next_attempt_at)) FROM webhook_deliveries
+    WHERE status = 'pending' AND next_attempt_at <= now()) AS delivery_lag,
+  (SELECT extract(epoch FROM now() - created_at) FROM outbox_events
+    WHERE dispatched_at IS NULL ORDER BY id LIMIT 1) AS outbox_lag,
+  (SELECT count(*) FROM automation_runs WHERE status = 'queued') AS queued,
+  (SELECT count(*) FROM automation_runs WHERE status = 'queued' AND resume_at <= now()) AS due,
+  (SELECT count(*) FROM automation_runs WHERE status = 'running') AS running,
+  (SELECT count(*) FROM automation_runs WHERE status = 'running' AND lease_until < now()) AS lease_expired,
+  (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') AS pending_deliveries,
+  (SELECT count(*) FROM outbox_events WHERE dispatched_at IS NULL) AS pending_events
+"""
+RUN_STATES = ("queued", "due", "running", "lease_expired")
+backlog_logger = logging.getLogger("stageflow.metrics")
+
+
+class Backlog:
+    """How far behind the asynchronous work is: arq's queue in Redis, and the oldest due run, delivery and
+    undispatched event in PostgreSQL (what Redis does not hold is still in the database). Read on scrape, at most
+    once per `ttl` seconds (concurrent scrapes share one read); a source that cannot be read reports NaN and
+    `stageflow_backlog_up{source}` 0."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, doc, labels, registry=registry)
+
+        self.up = gauge("stageflow_backlog_up", "Whether the backlog could be read from the source", ("source",))
+        self.queue_jobs = gauge("stageflow_queue_jobs", "Jobs in the arq queue, deferred ones included")
+        self.queue_due_jobs = gauge("stageflow_queue_due_jobs", "Jobs in the arq queue due now (waiting for a worker)")
+        self.run_lag = gauge(
+            "stageflow_automation_run_lag_seconds", "Age of the oldest due automation run no worker has claimed"
+        )
+        self.delivery_lag = gauge("stageflow_webhook_delivery_lag_seconds", "Age of the oldest due webhook delivery")
+        self.outbox_lag = gauge("stageflow_outbox_lag_seconds", "Age of the oldest outbox event not yet dispatched")
+        self.runs = gauge(
+            "stageflow_automation_open_runs",
+            "Unfinished automation runs: queued (due among them), running (lease_expired among them)",
+            ("state",),
+        )
+        self.pending_deliveries = gauge("stageflow_webhook_pending_deliveries", "Webhook deliveries not yet sent")
+        self.pending_events = gauge("stageflow_outbox_pending_events", "Outbox events not yet dispatched")
+        self._read_at = -math.inf
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, read_pool: Any, redis: Any, ttl: float) -> None:
+        if time.monotonic() - self._read_at < ttl:
+            return
+        async with self._lock:
+            if time.monotonic() - self._read_at < ttl:
+                return  # another scrape read it while this one waited
+            await asyncio.gather(self._read_database(read_pool), self._read_queue(redis))
+            self._read_at = time.monotonic()
+
+    async def _read_database(self, read_pool: Any) -> None:
+        try:
+            async with read_pool.acquire(timeout=2) as connection:
+                row = await connection.fetchrow(BACKLOG_SQL, timeout=5)
+        except Exception as exc:  # a scrape still answers, with what it could read
+            backlog_logger.warning("backlog not read from the database: %s", type(exc).__name__)
+            self.up.labels("database").set(0)
+            for gauge in (self.run_lag, self.delivery_lag, self.outbox_lag, self.pending_deliveries):
+                gauge.set(math.nan)
+            self.pending_events.set(math.nan)
+            for state in RUN_STATES:
+                self.runs.labels(state).set(math.nan)
+            return
+        self.up.labels("database").set(1)
+        self.run_lag.set(float(row["run_lag"] or 0))
+        self.delivery_lag.set(float(row["delivery_lag"] or 0))
+        self.outbox_lag.set(float(row["outbox_lag"] or 0))
+        for state in RUN_STATES:
+            self.runs.labels(state).set(row[state])
+        self.pending_deliveries.set(row["pending_deliveries"])
+        self.pending_events.set(row["pending_events"])
+
+    async def _read_queue(self, redis: Any) -> None:
+        queue = getattr(redis, "default_queue_name", default_queue_name)
+        try:
+            if redis is None:
+                raise RuntimeError("REDIS_URL is not set")
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.zcard(queue)
+                pipe.zcount(queue, "-inf", time.time() * 1000)  # arq scores a job by when it is due, in ms
+                total, due = await pipe.execute()
+        except Exception as exc:
+            backlog_logger.warning("queue depth not read from Redis: %s", type(exc).__name__)
+            self.up.labels("redis").set(0)
+            self.queue_jobs.set(math.nan)
+            self.queue_due_jobs.set(math.nan)
+            return
+        self.up.labels("redis").set(1)
+        self.queue_jobs.set(total)
+        self.queue_due_jobs.set(due)
 
 
 def route_template(scope: Scope) -> str:

@@ -3,7 +3,7 @@ import uuid
 from functools import lru_cache
 from typing import Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -13,6 +13,33 @@ def to_asyncpg_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     raise ValueError("DATABASE_URL must start with postgresql://")
+
+
+class RateLimit(BaseModel):
+    """A token bucket: `per_second` tokens added per second (0: no limit), at most `burst` held; a request takes one."""
+
+    per_second: float = Field(ge=0)
+    burst: int = Field(ge=1)
+
+
+class WorkspaceRateLimit(BaseModel):
+    """A workspace's own limits: for everyone in it (`per_second` and `burst`, both or neither), and per role."""
+
+    per_second: float | None = Field(default=None, ge=0)
+    burst: int | None = Field(default=None, ge=1)
+    roles: dict[str, RateLimit] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Self:
+        if (self.per_second is None) != (self.burst is None):
+            raise ValueError("a workspace's per_second and burst are set together")
+        return self
+
+    @property
+    def limit(self) -> RateLimit | None:
+        if self.per_second is None or self.burst is None:
+            return None
+        return RateLimit(per_second=self.per_second, burst=self.burst)
 
 
 class Settings(BaseSettings):
@@ -26,6 +53,23 @@ class Settings(BaseSettings):
     DB_MAX_OVERFLOW: int = 10
     # Plain asyncpg connections of the lean read path (lists, gets, boards), per process.
     DB_READ_POOL_SIZE: int = 10
+    # How long an API request waits for a pooled connection before it is answered 503 (with Retry-After).
+    DB_POOL_TIMEOUT_SECONDS: float = Field(default=3, gt=0)
+    # How long opening a database connection may take (an unreachable host otherwise holds a request for a minute).
+    DB_CONNECT_TIMEOUT_SECONDS: float = Field(default=5, gt=0)
+    # PostgreSQL cancels an API query running longer than this (the request is answered 503); 0: no limit. The
+    # worker, the CLI and migrations run without it.
+    API_STATEMENT_TIMEOUT_MS: int = Field(default=15_000, ge=0)
+    # Requests per caller (an API key, or a person for their tokens): a token bucket in Redis, 429 with Retry-After
+    # when empty. The defaults only stop a runaway client; RATE_LIMITS_BY_ROLE (JSON: a role's name, custom or
+    # admin/editor/viewer, to {"per_second", "burst"}) and RATE_LIMITS_BY_WORKSPACE (JSON: a workspace id to
+    # {"per_second", "burst", "roles": {…}}) override them. per_second 0: no limit.
+    RATE_LIMIT_PER_SECOND: float = Field(default=5_000, ge=0)
+    RATE_LIMIT_BURST: int = Field(default=10_000, ge=1)
+    RATE_LIMITS_BY_ROLE: dict[str, RateLimit] = Field(default_factory=dict)
+    RATE_LIMITS_BY_WORKSPACE: dict[uuid.UUID, WorkspaceRateLimit] = Field(default_factory=dict)
+    # /metrics reads the queue depth and the run lag from Redis and PostgreSQL at most once per this many seconds.
+    METRICS_BACKLOG_TTL_SECONDS: float = Field(default=5, ge=0)
     # Where `stageflow dev` keeps the embedded PostgreSQL and Redis data.
     DATA_DIR: str = ".stageflow"
     API_KEY_TOUCH_SECONDS: int = 60

@@ -81,14 +81,18 @@ class RoleGrants:
     level: Role
     other_types: Actions
     types: Mapping[uuid.UUID, TypeGrants]
+    # The role's name (rate limits may be set per role name: app.auth.ratelimit).
+    name: str = ""
 
     def on(self, type_id: uuid.UUID) -> TypeGrants:
         return self.types.get(type_id) or TypeGrants(self.other_types)
 
     @classmethod
-    def from_row(cls, role_id: uuid.UUID, level: Role, builtin: bool, permissions: Mapping[str, Any]) -> RoleGrants:
+    def from_row(
+        cls, role_id: uuid.UUID, level: Role, builtin: bool, permissions: Mapping[str, Any], name: str = ""
+    ) -> RoleGrants:
         if builtin:
-            return cls(role_id, level, BUILTIN_ACTIONS[level], {})
+            return cls(role_id, level, BUILTIN_ACTIONS[level], {}, name or level.value)
         actions: dict[uuid.UUID, dict[str, Scope]] = {}
         pipelines: dict[uuid.UUID, dict[uuid.UUID, Actions]] = {}
         for grant in permissions.get("grants", []):
@@ -118,7 +122,7 @@ class RoleGrants:
             )
             for type_id in type_ids
         }
-        return cls(role_id, level, NOTHING, types)
+        return cls(role_id, level, NOTHING, types, name)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from app.auth.models import Role
 from app.kit.invalidation import TimedCache, listener
 from app.kit.trees import subtree
 
-ROLES_SQL = "SELECT id, level, builtin, permissions FROM roles WHERE workspace_id = $1"
+ROLES_SQL = "SELECT id, level, builtin, permissions, name FROM roles WHERE workspace_id = $1"
 USERS_SQL = (
     "SELECT u.id, u.department_id, coalesce(array_agg(ur.role_id) FILTER (WHERE ur.role_id IS NOT NULL), '{}') "
     "FROM users u LEFT JOIN user_roles ur ON ur.user_id = u.id WHERE u.workspace_id = $1 AND u.active GROUP BY u.id"
@@ -88,7 +88,7 @@ async def load_snapshot(connection: Any, workspace_id: uuid.UUID) -> AccessSnaps
             children.setdefault(parent_id, []).append(department_id)
     snapshot = AccessSnapshot(
         workspace_id=workspace_id,
-        roles={row[0]: RoleGrants.from_row(row[0], Role(row[1]), row[2], _json(row[3])) for row in roles},
+        roles={row[0]: RoleGrants.from_row(row[0], Role(row[1]), row[2], _json(row[3]), row[4]) for row in roles},
         user_roles={row[0]: tuple(row[2]) for row in users},
         user_department={row[0]: row[1] for row in users},
         children=children,

@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from app.observability import Metrics
 from app.readmodel.ddl import HAS_TRIGRAMS_SQL
+from app.settings import Settings
 
 router = APIRouter(tags=["ops"])
 
@@ -49,9 +50,17 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics: requests and latency per route, database pool use."""
-    collected: Metrics = request.app.state.metrics
-    pool = request.app.state.engine.pool
+    """Prometheus metrics: requests and latency per route, database pool use, and the automation backlog (arq's
+    queue depth, the lag of runs, deliveries and outbox events, unfinished runs), read at most every
+    METRICS_BACKLOG_TTL_SECONDS."""
+    state = request.app.state
+    settings: Settings = state.settings
+    collected: Metrics = state.metrics
+    pool = state.engine.pool
     collected.pool_in_use.set(pool.checkedout())
     collected.pool_size.set(pool.size())
+    read_pool = state.read_pool
+    collected.read_pool_size.set(read_pool.get_size())
+    collected.read_pool_in_use.set(read_pool.get_size() - read_pool.get_idle_size())
+    await collected.backlog.refresh(read_pool, state.redis, settings.METRICS_BACKLOG_TTL_SECONDS)
     return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,4 @@
-"""Failed logins counted per account and per client address, in Redis.
+"""Failed logins counted per account and per client address, in Redis; and every request's token bucket per caller.
 
 Redis, not PostgreSQL: the counts are short-lived and worth nothing once their window passes, an attack is a flood of
 failures (INCR in memory, expiring by itself, instead of a row written and vacuumed per guess), and every API process
@@ -18,14 +18,16 @@ import ipaddress
 import logging
 import math
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.auth.actor import Actor
 from app.errors import TooManyRequests
-from app.settings import Settings
+from app.settings import RateLimit, Settings, WorkspaceRateLimit
 
 logger = logging.getLogger("stageflow.auth")
 PREFIX = "stageflow:login-failures:"
@@ -140,3 +142,171 @@ class LoginLimiter:
             self._memory.pop(key, None)
             return 0, now
         return count, ends
+
+
+# --- requests per caller -------------------------------------------------------------------------------------------
+
+BUCKET_PREFIX = "stageflow:rate:"
+# One token bucket per caller, refilled lazily on Redis's own clock (API processes' clocks may differ): reads the
+# state, refills it for the time elapsed, takes up to ARGV[3] whole tokens if there are any, writes it back, all in
+# one script, so concurrent requests of one key (any process) cannot overspend it. Returns the tokens taken and the
+# seconds to wait for one when none was. The key expires once the bucket would be full again (an idle caller costs
+# nothing).
+BUCKET_SCRIPT = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1])
+local at = tonumber(state[2])
+if tokens == nil or at == nil then
+  tokens = burst
+else
+  tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+end
+local taken = math.min(want, math.floor(tokens))
+local wait = 0
+if taken >= 1 then
+  tokens = tokens - taken
+else
+  taken = 0
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', string.format('%.6f', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst / rate + 1) * 1000))
+return {taken, string.format('%.6f', wait)}
+"""
+# A process takes a busy caller's tokens a few at a time (a lease: 1/LEASE_SHARE of a second's refill, at most
+# LEASE_MAX) and spends them without asking Redis again, for at most LEASE_SECONDS; what it does not spend by then is
+# lost, never spent twice. Tight limits (a lease of 1) are counted request by request.
+LEASE_SHARE = 50
+LEASE_MAX = 100
+LEASE_SECONDS = 1.0
+# After Redis fails, requests pass unchecked for this long before it is tried again (no timeout paid per request).
+REDIS_RETRY_SECONDS = 1.0
+WARN_EVERY_SECONDS = 30.0
+
+
+class RateLimits:
+    """Which bucket size applies to an actor: the workspace's limit for one of the actor's roles, else the
+    workspace's own, else RATE_LIMITS_BY_ROLE's for one of the actor's roles, else the default. A role matches by
+    its name (case-insensitive: a custom role's, or admin / editor / viewer); a role without a limit of its own
+    falls back to its level's. With several roles, the most generous limit wins (as their permissions add up)."""
+
+    def __init__(
+        self,
+        default: RateLimit,
+        by_role: dict[str, RateLimit],
+        by_workspace: dict[uuid.UUID, WorkspaceRateLimit],
+    ) -> None:
+        self.default = default
+        self.by_role = {name.casefold(): limit for name, limit in by_role.items()}
+        self.by_workspace = {
+            workspace_id: ({name.casefold(): limit for name, limit in limits.roles.items()}, limits.limit)
+            for workspace_id, limits in by_workspace.items()
+        }
+        self._resolved: dict[tuple[uuid.UUID, tuple[str, ...], str], RateLimit] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimits:
+        default = RateLimit(per_second=settings.RATE_LIMIT_PER_SECOND, burst=settings.RATE_LIMIT_BURST)
+        return cls(default, settings.RATE_LIMITS_BY_ROLE, settings.RATE_LIMITS_BY_WORKSPACE)
+
+    def for_actor(self, actor: Actor) -> RateLimit:
+        names = tuple(sorted({role.name.casefold() for role in actor.grants.roles if role.name}))
+        key = (actor.workspace_id, names, actor.role.value)
+        limit = self._resolved.get(key)
+        if limit is None:
+            limit = self._resolve(actor.workspace_id, names, actor.role.value)
+            if len(self._resolved) > 10_000:
+                self._resolved.clear()
+            self._resolved[key] = limit
+        return limit
+
+    def _resolve(self, workspace_id: uuid.UUID, names: tuple[str, ...], level: str) -> RateLimit:
+        workspace_roles, workspace_limit = self.by_workspace.get(workspace_id, ({}, None))
+        return (
+            _most_generous(workspace_roles, names, level)
+            or workspace_limit
+            or _most_generous(self.by_role, names, level)
+            or self.default
+        )
+
+
+def _most_generous(limits: dict[str, RateLimit], names: tuple[str, ...], level: str) -> RateLimit | None:
+    found = [limits[name] for name in names if name in limits] or ([limits[level]] if level in limits else [])
+    if not found:
+        return None
+    unlimited = [limit for limit in found if limit.per_second == 0]
+    return unlimited[0] if unlimited else max(found, key=lambda limit: (limit.per_second, limit.burst))
+
+
+def bucket_key(actor: Actor) -> str | None:
+    """A person's tokens share one bucket (however many they hold); each API key has its own."""
+    if actor.user_id is not None:
+        return f"{BUCKET_PREFIX}user:{actor.user_id}"
+    if actor.api_key_id is not None:
+        return f"{BUCKET_PREFIX}key:{actor.api_key_id}"
+    return None  # the system itself
+
+
+class RequestLimiter:
+    """Takes one token per request from the caller's bucket in Redis (one round trip; a busy caller's tokens a few
+    at a time, see LEASE_SHARE), or raises TooManyRequests with the seconds until a token is there. Redis down or
+    slow does not take the API down: requests pass unchecked (fail open) and a warning is logged, at most every
+    WARN_EVERY_SECONDS."""
+
+    def __init__(self, redis: Redis | None, limits: RateLimits) -> None:
+        self.redis = redis
+        self.limits = limits
+        self._script = redis.register_script(BUCKET_SCRIPT) if redis is not None else None
+        self._skip_until = 0.0
+        self._warned_at = -math.inf
+        self._leases: dict[str, tuple[int, float]] = {}  # bucket -> (tokens this process holds, until when)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RequestLimiter:
+        """Its own Redis connections with short timeouts: a hung Redis costs a request half a second at most."""
+        redis = (
+            Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+            if settings.REDIS_URL
+            else None
+        )
+        return cls(redis, RateLimits.from_settings(settings))
+
+    async def admit(self, actor: Actor) -> None:
+        limit = self.limits.for_actor(actor)
+        key = bucket_key(actor)
+        if limit.per_second == 0 or key is None or self._script is None:
+            return
+        now = time.monotonic()
+        held, until = self._leases.get(key, (0, 0.0))
+        if held > 0 and now < until:
+            self._leases[key] = (held - 1, until)
+            return
+        if now < self._skip_until:
+            return
+        want = max(1, min(LEASE_MAX, int(min(limit.per_second, limit.burst) / LEASE_SHARE)))
+        try:
+            taken, wait = await self._script(keys=[key], args=[limit.per_second, limit.burst, want])
+        except (RedisError, OSError) as exc:
+            self._skip_until = now + REDIS_RETRY_SECONDS
+            if now - self._warned_at >= WARN_EVERY_SECONDS:
+                self._warned_at = now
+                logger.warning("rate limits not applied: Redis is unreachable (%s)", exc)
+            return
+        if int(taken) == 0:
+            raise TooManyRequests(
+                f"Too many requests: this caller may send {limit.per_second:g} a second (bursts of {limit.burst})",
+                retry_after=math.ceil(float(wait)),
+            )
+        if int(taken) > 1:
+            if len(self._leases) > 10_000:
+                self._leases.clear()
+            self._leases[key] = (int(taken) - 1, now + LEASE_SECONDS)
+
+    async def aclose(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()

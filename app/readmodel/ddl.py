@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db import no_statement_timeout
 from app.kit import background
 
 logger = logging.getLogger(__name__)
@@ -210,9 +211,11 @@ async def build_index(sessionmaker: async_sessionmaker[AsyncSession], spec: Colu
     async with sessionmaker() as session:
         connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         try:
-            # A failed concurrent build leaves an invalid index behind: drop it so the next attempt starts clean.
-            await connection.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {index_name(spec.field_id)}"))
-            await connection.execute(text(spec.index_sql(concurrently=True)))
+            # Past the API's statement timeout: a build over a large table takes minutes.
+            async with no_statement_timeout(connection):
+                # A failed concurrent build leaves an invalid index behind: drop it so the next attempt starts clean.
+                await connection.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {index_name(spec.field_id)}"))
+                await connection.execute(text(spec.index_sql(concurrently=True)))
         except Exception as exc:  # recorded on the field, where the admin sees it
             logger.warning("read model index %s failed: %s", index_name(spec.field_id), exc)
             state, error = "failed", type(exc).__name__

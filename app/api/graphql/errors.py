@@ -19,6 +19,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.unset import UnsetType
 
 from app.api.graphql.context import Info
+from app.db import database_unavailable
 from app.errors import (
     Conflict,
     DomainError,
@@ -134,12 +135,15 @@ def parse(model: type[M], data: Any, *, prefix: str = "") -> M:
 
 
 def refusal_of(original: BaseException | None) -> DomainError | None:
-    """The DomainError an exception stands for: itself, or a database refusal of client data; None for a bug."""
+    """The DomainError an exception stands for: itself, a database refusal of client data, or the database being
+    unavailable (unreachable, busy, past the statement timeout: code and status say which); None for a bug."""
+    if original is None:
+        return None
     if isinstance(original, DomainError):
         return original
     if isinstance(original, DBAPIError | PostgresError):
-        return from_database_error(original)
-    return None
+        return from_database_error(original) or database_unavailable(original)
+    return database_unavailable(original)
 
 
 class DomainErrorExtension(SchemaExtension):
@@ -157,3 +161,5 @@ class DomainErrorExtension(SchemaExtension):
                     "status": int(refusal.status),
                     "errors": [{"field": e.field, "message": e.message} for e in refusal.errors],
                 }
+                if refusal.retry_after is not None:
+                    error.extensions["retry_after"] = refusal.retry_after

@@ -21,9 +21,10 @@ from strawberry.types.unset import UnsetType
 from app.api.graphql.context import Context
 from app.api.graphql.schema import SchemaCache, WorkspaceSchemas
 from app.api.rest.common import make_router
-from app.api.rest.deps import ActorDep, SessionDep
+from app.api.rest.deps import ActorDep, SessionDep, admit
 from app.api.rest.problems import problem_responses
 from app.auth import service as auth_service
+from app.db import database_unavailable
 from app.errors import DomainError, Unauthorized
 from app.settings import Settings
 
@@ -79,6 +80,7 @@ async def get_context(connection: HTTPConnection) -> AsyncIterator[Context]:
             await session.rollback()
         else:
             await session.commit()  # keeps the key's last-used touch
+            await admit(connection.app.state, context.actor)
         try:
             yield context
         finally:
@@ -125,8 +127,15 @@ class StageflowGraphQLRouter(GraphQLRouter[Context, None]):
                     tokens=context.bearer_tokens,
                     address=context.address,
                 )
+                if context.request is not None:
+                    await admit(context.request.app.state, context.actor)
             except DomainError as exc:
                 raise ConnectionRejectionError({"message": exc.detail}) from exc
+            except Exception as exc:  # the database unreachable or busy: refused like a bad key, not a crash
+                unavailable = database_unavailable(exc)
+                if unavailable is None:
+                    raise
+                raise ConnectionRejectionError({"message": unavailable.detail, "code": unavailable.slug}) from exc
         if context.actor.token_expires_at is not None and isinstance(context.request, WebSocket):
             _close_at_expiry(context.request, context.actor.token_expires_at)
         return await super().on_ws_connect(context)

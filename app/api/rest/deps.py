@@ -7,6 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import service as auth_service
 from app.auth.actor import Actor
+from app.auth.ratelimit import RequestLimiter
+from app.db import PoolExhausted
 from app.errors import FieldError, Invalid
 from app.settings import Settings
 
@@ -33,6 +35,14 @@ def get_session(request: Request) -> AsyncSession:
     return session
 
 
+async def admit(app_state: Any, actor: Actor) -> None:
+    """The caller's rate limit (a token bucket in Redis, one round trip), checked once per request wherever a
+    request gets its actor: REST (both read paths), GraphQL over HTTP and a subscription's connection."""
+    limiter: RequestLimiter | None = getattr(app_state, "request_limiter", None)
+    if limiter is not None:
+        await limiter.admit(actor)
+
+
 async def resolve_actor(request: Request) -> Actor:
     actor: Actor | None = getattr(request.state, "actor", None)
     if actor is None:
@@ -44,6 +54,7 @@ async def resolve_actor(request: Request) -> Actor:
             tokens=bearer_tokens(request),
             address=client_address(request),
         )
+        await admit(request.app.state, actor)
         request.state.actor = actor
     return actor
 
@@ -55,9 +66,18 @@ async def get_actor(
 
 
 async def get_read_connection(request: Request) -> AsyncIterator[Any]:
-    """A plain asyncpg connection from the read pool, outside any transaction (the lean read path)."""
-    async with request.app.state.read_pool.acquire() as connection:
+    """A plain asyncpg connection from the read pool, outside any transaction (the lean read path). A pool with none
+    free within DB_POOL_TIMEOUT_SECONDS answers 503 rather than queue the request."""
+    pool = request.app.state.read_pool
+    settings: Settings = request.app.state.settings
+    try:
+        connection = await pool.acquire(timeout=settings.DB_POOL_TIMEOUT_SECONDS)
+    except TimeoutError as exc:
+        raise PoolExhausted("no read connection became free in time") from exc
+    try:
         yield connection
+    finally:
+        await pool.release(connection)
 
 
 ReadConnectionDep = Annotated[Any, Depends(get_read_connection)]
@@ -77,6 +97,7 @@ async def get_lean_actor(
         tokens=bearer_tokens(request),
         address=client_address(request),
     )
+    await admit(request.app.state, actor)
     request.state.actor = actor
     return actor
 

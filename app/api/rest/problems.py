@@ -4,15 +4,17 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from asyncpg import PostgresError
+from asyncpg import InterfaceError, PostgresError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import DomainError, FieldError, TooManyRequests, from_database_error
+from app.db import PoolExhausted, database_unavailable
+from app.errors import DomainError, FieldError, from_database_error
 
 logger = logging.getLogger("stageflow.errors")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -36,10 +38,16 @@ def _content(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` of a route: each error status it can answer, with the Problem schema."""
+    """The `responses=` of a route: each error status it can answer, with the Problem schema. Every route may answer
+    503 (the database unreachable, busy or too slow), and every route a caller authenticates for (401) may answer
+    429 (its rate limit): both with `Retry-After`."""
+    documented = list(statuses)
+    if HTTPStatus.UNAUTHORIZED in documented:
+        documented.append(HTTPStatus.TOO_MANY_REQUESTS)
+    documented.append(HTTPStatus.SERVICE_UNAVAILABLE)
     return {
-        status: {"model": Problem, "description": HTTPStatus(status).phrase, "content": _content(Problem)}
-        for status in statuses
+        int(status): {"model": Problem, "description": HTTPStatus(status).phrase, "content": _content(Problem)}
+        for status in documented
     }
 
 
@@ -67,7 +75,7 @@ def _location(error: dict[str, Any]) -> str:
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)  # noqa: S101
     response = problem(exc.status, exc.title, exc.detail, exc.slug, exc.errors)
-    if isinstance(exc, TooManyRequests):
+    if exc.retry_after is not None:
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
@@ -85,10 +93,12 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    """The database's own refusals of client data (SQLSTATE classes 22, 23 and 54) are 4xx, not 500."""
-    assert isinstance(exc, DBAPIError | PostgresError)  # noqa: S101
-    refusal = from_database_error(exc)
+    """The database's own refusals of client data (SQLSTATE classes 22, 23 and 54) are 4xx, not 500; the database
+    out of reach, out of free connections or past the statement timeout is a 503 with Retry-After."""
+    refusal = from_database_error(exc) or database_unavailable(exc)
     if refusal is not None:
+        if refusal.status >= 500:
+            logger.warning("database unavailable: %s (%s)", refusal.slug, type(exc).__name__)
         return await _domain_error(request, refusal)
     return await _unexpected_error(request, exc)
 
@@ -104,4 +114,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(PostgresError, _database_error)  # reads that go to asyncpg directly
+    # No connection to be had: the server is down (refused, reset: OSError; a closed asyncpg connection) or the
+    # pool is full. Anything else of these types is still a 500.
+    app.add_exception_handler(OSError, _database_error)
+    app.add_exception_handler(InterfaceError, _database_error)
+    app.add_exception_handler(PoolTimeout, _database_error)
+    app.add_exception_handler(PoolExhausted, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
