@@ -2,6 +2,7 @@
 with the outbox dispatcher; `arq workers.main.WorkerSettings` runs the worker alone."""
 
 import asyncio
+import hashlib
 import logging
 import uuid
 from datetime import datetime
@@ -55,6 +56,11 @@ class ArqWaker:
     async def deliver(self, delivery_id: uuid.UUID, at: datetime | None = None) -> None:
         key = f"deliver:{delivery_id}:{at.timestamp() if at else 'now'}"
         await self.redis.enqueue_job("webhook.deliver", str(delivery_id), _job_id=key, _defer_until=at)
+
+    async def deliver_many(self, delivery_ids: list[uuid.UUID]) -> None:
+        ids = [str(delivery_id) for delivery_id in delivery_ids]
+        key = hashlib.sha256(",".join(ids).encode()).hexdigest()[:32]
+        await self.redis.enqueue_job("webhook.deliver_many", ids, _job_id=f"deliver-many:{key}")
 
     async def deliver_due(self, delivery_id: uuid.UUID, due: datetime) -> None:
         # Keyed by the due time: a replayed or retried delivery gets a new job, a repeat of the sweep does not.
@@ -111,6 +117,11 @@ async def deliver(ctx: JobContext, delivery_id: str) -> None:
     await runner.deliver(ctx["sessionmaker"], ctx["settings"], ctx["http"], ctx["waker"], uuid.UUID(delivery_id))
 
 
+async def deliver_many(ctx: JobContext, delivery_ids: list[str]) -> None:
+    ids = [uuid.UUID(delivery_id) for delivery_id in delivery_ids]
+    await runner.deliver_many(ctx["sessionmaker"], ctx["settings"], ctx["http"], ctx["waker"], ids)
+
+
 async def tick(ctx: JobContext) -> None:
     # Looking for unhandled events scans recent outbox rows: do it every few seconds, not on every tick.
     every = max(1, min(EVENT_SWEEP_EVERY_SECONDS, int(ctx["settings"].AUTOMATION_SWEEP_AFTER_SECONDS)))
@@ -140,6 +151,7 @@ def functions(settings: Settings) -> list[Any]:
         _function(resume, "automation.resume"),
         _function(fire_timer, "automation.fire_timer"),
         _function(deliver, "webhook.deliver"),
+        _function(deliver_many, "webhook.deliver_many"),
     ]
 
 

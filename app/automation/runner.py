@@ -22,11 +22,19 @@ ONE_TRANSACTION_SHARE = 1 / 3
 Sessionmaker = async_sessionmaker[AsyncSession]
 
 
+# Webhooks sent together by one job, all at once: the job ends within about one request's deadline, well inside
+# the deliveries' leases.
+DELIVERIES_PER_JOB = 20
+
+
 async def wake(waker: Waker, out: Followups) -> None:
     for run_id, attempt in out.runs:
         await waker.run(run_id, attempt)
-    for delivery_id in out.deliveries:
-        await waker.deliver(delivery_id)
+    if len(out.deliveries) == 1:
+        await waker.deliver(out.deliveries[0])
+    elif out.deliveries:
+        for start in range(0, len(out.deliveries), DELIVERIES_PER_JOB):
+            await waker.deliver_many(out.deliveries[start : start + DELIVERIES_PER_JOB])
     for delivery_id, due in out.due_deliveries:
         await waker.deliver_due(delivery_id, due)
     for run_id, at in out.resumes:
@@ -195,3 +203,31 @@ async def deliver(
         retry_at = await webhook_service.attempt_delivery(session, http, settings, claimed)
     if retry_at is not None:
         await waker.deliver(delivery_id, retry_at)
+
+
+async def deliver_many(
+    sessionmaker: Sessionmaker, settings: Settings, http: httpx.AsyncClient, waker: Waker, delivery_ids: list[uuid.UUID]
+) -> None:
+    """`deliver` for several deliveries: claimed in one transaction, sent concurrently, settled in one transaction.
+
+    Each is sent to its own checked address under the same deadline as a single delivery, so the job is over within
+    about one deadline: before any of the claims' leases runs out.
+    """
+    async with unit_of_work(sessionmaker) as session:
+        claimed = await webhook_service.claim_deliveries(
+            session,
+            delivery_ids,
+            lease_seconds=settings.AUTOMATION_LEASE_SECONDS,
+            max_attempts=settings.WEBHOOK_MAX_ATTEMPTS,
+        )
+    if not claimed:
+        return
+    outcomes = await asyncio.gather(*(webhook_service.send_claimed(http, settings, one) for one in claimed))
+    async with unit_of_work(sessionmaker) as session:
+        retries = [
+            (one.id, await webhook_service.record_outcome(session, settings, one, outcome))
+            for one, outcome in zip(claimed, outcomes, strict=True)
+        ]
+    for delivery_id, retry_at in retries:
+        if retry_at is not None:
+            await waker.deliver(delivery_id, retry_at)

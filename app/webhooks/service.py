@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -277,76 +277,76 @@ class ClaimedDelivery:
 
 
 async def claim_delivery(
-    session: AsyncSession, delivery_id: uuid.UUID, *, lease_seconds: float, max_attempts: int | None = None
+    session: AsyncSession, delivery_id: uuid.UUID, *, lease_seconds: float, max_attempts: int
 ) -> ClaimedDelivery | None:
     """Take a due delivery for one attempt; the lease keeps others off it while the request is in flight.
 
     A due delivery that has used `max_attempts` is failed instead: its last attempt never finished (the worker was
     killed or hung mid-send), and a lost attempt must not become one more, forever.
     """
-    now = datetime.now(UTC)
-    if max_attempts is not None and await _give_up(session, delivery_id, now, max_attempts):
-        return None
-    row = (
-        await session.execute(
-            update(WebhookDelivery)
-            .where(*_due(delivery_id, now))
-            .values(attempts=WebhookDelivery.attempts + 1, next_attempt_at=now + timedelta(seconds=lease_seconds))
-            .returning(
-                WebhookDelivery.workspace_id,
-                WebhookDelivery.attempts,
-                WebhookDelivery.url,
-                WebhookDelivery.secret,
-                WebhookDelivery.message_id,
-                WebhookDelivery.body,
-            )
-        )
-    ).first()
-    if row is None:
-        return None
-    return ClaimedDelivery(delivery_id, row[0], row[1], row[2], row[3], row[4], row[5])
+    claimed = await claim_deliveries(session, [delivery_id], lease_seconds=lease_seconds, max_attempts=max_attempts)
+    return claimed[0] if claimed else None
 
 
-def _due(delivery_id: uuid.UUID, now: datetime) -> tuple[ColumnElement[bool], ...]:
-    """The delivery, while it waits for an attempt that is due."""
-    return (
-        WebhookDelivery.id == delivery_id,
-        WebhookDelivery.status == DeliveryStatus.pending,
-        WebhookDelivery.next_attempt_at <= now,
-    )
-
-
-async def _give_up(session: AsyncSession, delivery_id: uuid.UUID, now: datetime, max_attempts: int) -> bool:
-    error = f"gave up after {max_attempts} attempts: the last one never finished (the worker stopped mid-send)"
-    row = (
-        await session.execute(
-            update(WebhookDelivery)
-            .where(*_due(delivery_id, now), WebhookDelivery.attempts >= max_attempts)
-            .values(status=DeliveryStatus.failed, next_attempt_at=None, last_error=error)
-            .returning(WebhookDelivery.workspace_id, WebhookDelivery.attempts)
-        )
-    ).first()
-    if row is None:
-        return False
-    session.add(WebhookAttempt(workspace_id=row[0], delivery_id=delivery_id, attempt=row[1], latency_ms=0, error=error))
-    return True
-
-
-async def due_deliveries(session: AsyncSession, *, limit: int = 200) -> list[tuple[uuid.UUID, datetime]]:
+async def due_deliveries(
+    session: AsyncSession, *, overdue_seconds: float = 0, limit: int = 200
+) -> list[tuple[uuid.UUID, datetime]]:
+    """Pending deliveries due for at least `overdue_seconds`: the sweep leaves the ones just queued to their jobs."""
+    due_before = datetime.now(UTC) - timedelta(seconds=overdue_seconds)
     rows = await session.execute(
         select(WebhookDelivery.id, WebhookDelivery.next_attempt_at)
-        .where(WebhookDelivery.status == DeliveryStatus.pending, WebhookDelivery.next_attempt_at <= datetime.now(UTC))
+        .where(WebhookDelivery.status == DeliveryStatus.pending, WebhookDelivery.next_attempt_at <= due_before)
         .order_by(WebhookDelivery.next_attempt_at)
         .limit(limit)
     )
     return [(row[0], row[1]) for row in rows if row[1] is not None]
 
 
+async def claim_deliveries(
+    session: AsyncSession, delivery_ids: list[uuid.UUID], *, lease_seconds: float, max_attempts: int
+) -> list[ClaimedDelivery]:
+    """`claim_delivery` for several deliveries, in the caller's transaction: two statements for all of them."""
+    now = datetime.now(UTC)
+    due = (
+        WebhookDelivery.id.in_(delivery_ids),
+        WebhookDelivery.status == DeliveryStatus.pending,
+        WebhookDelivery.next_attempt_at <= now,
+    )
+    error = f"gave up after {max_attempts} attempts: the last one never finished (the worker stopped mid-send)"
+    for row in await session.execute(
+        update(WebhookDelivery)
+        .where(*due, WebhookDelivery.attempts >= max_attempts)
+        .values(status=DeliveryStatus.failed, next_attempt_at=None, last_error=error)
+        .returning(WebhookDelivery.id, WebhookDelivery.workspace_id, WebhookDelivery.attempts)
+    ):
+        session.add(WebhookAttempt(workspace_id=row[1], delivery_id=row[0], attempt=row[2], latency_ms=0, error=error))
+    rows = await session.execute(
+        update(WebhookDelivery)
+        .where(*due)
+        .values(attempts=WebhookDelivery.attempts + 1, next_attempt_at=now + timedelta(seconds=lease_seconds))
+        .returning(
+            WebhookDelivery.id,
+            WebhookDelivery.workspace_id,
+            WebhookDelivery.attempts,
+            WebhookDelivery.url,
+            WebhookDelivery.secret,
+            WebhookDelivery.message_id,
+            WebhookDelivery.body,
+        )
+    )
+    return [ClaimedDelivery(*row) for row in rows]
+
+
 async def attempt_delivery(
     session: AsyncSession, http: httpx.AsyncClient, settings: Settings, claimed: ClaimedDelivery
 ) -> datetime | None:
     """Send one attempt and log it; returns when to try again (None when done, delivered or given up)."""
-    outcome = await sender.send(
+    return await record_outcome(session, settings, claimed, await send_claimed(http, settings, claimed))
+
+
+async def send_claimed(http: httpx.AsyncClient, settings: Settings, claimed: ClaimedDelivery) -> sender.Outcome:
+    """One attempt of a claimed delivery, under the webhook deadline (no transaction is open meanwhile)."""
+    return await sender.send(
         http,
         url=claimed.url,
         secret=claimed.secret,
@@ -355,6 +355,13 @@ async def attempt_delivery(
         allowed=sender.allowed_networks(settings.WEBHOOK_ALLOWED_NETWORKS),
         timeout_seconds=settings.webhook_deadline_seconds,
     )
+
+
+async def record_outcome(
+    session: AsyncSession, settings: Settings, claimed: ClaimedDelivery, outcome: sender.Outcome
+) -> datetime | None:
+    """Log an attempt and settle the delivery; returns when to try again (None when done, delivered or given up).
+    Nothing changes when the attempt is no longer the delivery's latest (its lease ran out and another took it)."""
     session.add(
         WebhookAttempt(
             workspace_id=claimed.workspace_id,

@@ -39,6 +39,9 @@ class RecordingWaker:
     async def deliver(self, delivery_id: uuid.UUID, at: datetime | None = None) -> None:
         self.woken.append(("deliver", delivery_id))
 
+    async def deliver_many(self, delivery_ids: list[uuid.UUID]) -> None:
+        self.woken += [("deliver", delivery_id) for delivery_id in delivery_ids]
+
     async def deliver_due(self, delivery_id: uuid.UUID, due: datetime) -> None:
         self.woken.append(("deliver", delivery_id))
 

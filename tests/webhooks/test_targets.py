@@ -408,3 +408,41 @@ class TestDeadLetters:
         # Nothing was sent: the one attempt logged is the give-up, naming the attempt that never finished.
         assert [a.latency_ms for a in attempts] == [0]
         assert "never finished" in (attempts[0].error or "")
+
+    async def test_a_batch_is_claimed_sent_and_settled_together(
+        self, app: FastAPI, tenant: Tenant, settings: Settings
+    ) -> None:
+        """`deliver_many`: the answered one succeeds, the refused one waits for its retry, the exhausted one is given
+        up without a request, and one already claimed by someone else is left alone."""
+        from app.automation import runner
+        from tests.automation.test_rule_typing import RecordingWaker
+
+        allowed = settings.model_copy(update={"WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"})
+        with hook_server() as good, hook_server() as bad:
+            bad.status = 503
+            answered = await self._delivery(app, tenant, url=good.url(), secret=SECRET)
+            refused = await self._delivery(app, tenant, url=bad.url(), secret=SECRET)
+            exhausted = await self._delivery(
+                app, tenant, url=good.url(), secret=SECRET, attempts=settings.WEBHOOK_MAX_ATTEMPTS
+            )
+            taken = await self._delivery(app, tenant, url=good.url(), secret=SECRET)
+            async with unit_of_work(app.state.sessionmaker) as session:
+                assert await webhook_service.claim_delivery(session, taken, lease_seconds=30, max_attempts=8)
+            waker = RecordingWaker()
+            async with httpx.AsyncClient() as http:
+                ids = [answered, refused, exhausted, taken]
+                await runner.deliver_many(app.state.sessionmaker, allowed, http, waker, ids)
+            assert (len(good.received), len(bad.received)) == (1, 1)
+        states = {
+            name: await self._state(app, i) for name, i in zip(("ok", "retry", "gone", "taken"), ids, strict=True)
+        }
+        assert states["ok"][0].status == DeliveryStatus.succeeded
+        assert (states["retry"][0].status, states["retry"][0].last_status_code) == (DeliveryStatus.pending, 503)
+        assert waker.woken == [("deliver", refused)]  # its retry, after backoff
+        assert states["gone"][0].status == DeliveryStatus.failed
+        assert [a.latency_ms for a in states["gone"][1]] == [0]
+        assert (states["taken"][0].status, states["taken"][0].attempts, states["taken"][1]) == (
+            DeliveryStatus.pending,
+            1,
+            [],
+        )
