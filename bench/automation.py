@@ -395,14 +395,20 @@ async def measure(args: Any, database_url: str, database: str, api: Any, secret:
                 scenario = Scenario(
                     client, connection, meter, [p.pid for p in started], receiver, setup, progress, args.seed
                 )
-                progress.say(f"throughput: {args.n:,} elements in batches of {args.batch_size}, then their runs")
-                burst = await scenario.throughput(args.n, args.batch_size, args.load_concurrency)
-                best = burst.runs / burst.seconds
-                progress.say(f"  {best:,.0f} runs/s")
-                rate = best * args.load_share
-                progress.say(f"latency: {rate:,.0f} runs/s ({args.load_share:.0%}) for {args.seconds:g} s")
+                phases = []
+                if args.rate is None:
+                    progress.say(f"throughput: {args.n:,} elements in batches of {args.batch_size}, then their runs")
+                    burst = await scenario.throughput(args.n, args.batch_size, args.load_concurrency)
+                    phases.append(burst.summary("throughput"))
+                    best = burst.runs / burst.seconds
+                    progress.say(f"  {best:,.0f} runs/s")
+                    rate = best * args.load_share
+                else:
+                    rate = args.rate
+                progress.say(f"latency: {rate:,.0f} runs/s for {args.seconds:g} s")
                 steady = await scenario.steady(rate, args.seconds, args.steady_batch)
-        report["phases"] = [burst.summary("throughput"), steady.summary(f"latency at {args.load_share:.0%}")]
+                phases.append(steady.summary("latency" if args.rate else f"latency at {args.load_share:.0%}"))
+        report["phases"] = phases
         report["receiver"] = {"deliveries": receiver.deliveries, "bad_signatures": receiver.bad_signatures}
         report["uptime_after"] = uptime()
     finally:
@@ -449,6 +455,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--load-concurrency", type=int, default=2, help="batch requests in flight (throughput)")
     parser.add_argument("--load-share", type=float, default=0.7, help="the latency phase's share of the throughput")
     parser.add_argument("--seconds", type=float, default=30, help="length of the latency phase")
+    parser.add_argument("--rate", type=float, help="only the latency phase, at this many runs/s")
     parser.add_argument("--steady-batch", type=int, default=5, help="elements per batch request (latency)")
     parser.add_argument("--worker-processes", type=int, default=2, help="`stageflow worker` processes")
     parser.add_argument("--workers", type=int, default=2, help="API server worker processes")

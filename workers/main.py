@@ -11,6 +11,7 @@ from typing import Any, TypedDict
 import httpx
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import default_queue_name
 from arq.worker import Worker, func
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,6 +22,7 @@ from app.scoring import service as scoring_service
 from app.settings import Settings, get_settings
 
 EVENT_SWEEP_EVERY_SECONDS = 10
+QUEUED_JOBS_FOR_A_BACKLOG = 20
 
 
 class JobContext(TypedDict):
@@ -68,9 +70,11 @@ class ArqWaker:
             "webhook.deliver", str(delivery_id), _job_id=f"deliver:{delivery_id}:{due.timestamp()}"
         )
 
-    async def event(self, event_id: uuid.UUID) -> None:
+    async def events(self, event_ids: list[uuid.UUID]) -> None:
         # Not the dispatcher's job id: that one may still be kept as "done" by arq after a lost run.
-        await self.redis.enqueue_job("automation.handle_event", str(event_id), _job_id=f"event-sweep:{event_id}")
+        ids = [str(event_id) for event_id in event_ids]
+        key = hashlib.sha256(",".join(ids).encode()).hexdigest()[:32]
+        await self.redis.enqueue_job("automation.handle_events", ids, _job_id=f"events-sweep:{key}")
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -126,6 +130,10 @@ async def tick(ctx: JobContext) -> None:
     # Looking for unhandled events scans recent outbox rows: do it every few seconds, not on every tick.
     every = max(1, min(EVENT_SWEEP_EVERY_SECONDS, int(ctx["settings"].AUTOMATION_SWEEP_AFTER_SECONDS)))
     events = int(datetime.now().timestamp()) % every == 0
+    if events and await ctx["redis"].zcard(default_queue_name) > QUEUED_JOBS_FOR_A_BACKLOG:
+        # A backlog, not a loss: the events not handled yet are in the queue. Sent again, they would only be
+        # handled in smaller batches, by jobs that race the queued ones. A lost queue is an empty one.
+        events = False
     await runner.tick(ctx["sessionmaker"], ctx["settings"], ctx["waker"], events=events)
 
 

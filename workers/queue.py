@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from arq.connections import ArqRedis
 
+from app.automation.runner import EVENTS_PER_JOB
 from app.events.bus import EventMessage
 from app.events.sinks import redis_pubsub_sink
 from app.outbox.dispatcher import Sink
@@ -14,12 +15,6 @@ from app.outbox.dispatcher import Sink
 
 def event_sinks(redis: ArqRedis) -> list[Sink]:
     return [redis_pubsub_sink(redis), arq_sink(redis)]
-
-
-# Events per `automation.handle_events` job: one transaction handles them all and another runs their rules, so a
-# busy outbox costs a few transactions per batch rather than a few per event; small enough that both workers share
-# a burst.
-EVENTS_PER_JOB = 25
 
 
 def arq_sink(redis: ArqRedis) -> Sink:

@@ -19,6 +19,10 @@ from app.webhooks import service as webhook_service
 
 logger = logging.getLogger("stageflow.automation")
 ONE_TRANSACTION_SHARE = 1 / 3
+# Events handled by one job (the dispatcher's batches and the sweep's): one transaction handles them all and another
+# runs their rules, so a busy outbox costs a few transactions per batch rather than a few per event; small enough
+# that the workers share a burst.
+EVENTS_PER_JOB = 25
 Sessionmaker = async_sessionmaker[AsyncSession]
 
 
@@ -41,8 +45,8 @@ async def wake(waker: Waker, out: Followups) -> None:
         await waker.resume(run_id, at)
     for timer_id, at in out.timers:
         await waker.timer(timer_id, at)
-    for event_id in out.events:
-        await waker.event(event_id)
+    for start in range(0, len(out.events), EVENTS_PER_JOB):
+        await waker.events(out.events[start : start + EVENTS_PER_JOB])
 
 
 async def execute_run(sessionmaker: Sessionmaker, settings: Settings, run_id: uuid.UUID, attempt: int) -> Followups:

@@ -45,8 +45,8 @@ class RecordingWaker:
     async def deliver_due(self, delivery_id: uuid.UUID, due: datetime) -> None:
         self.woken.append(("deliver", delivery_id))
 
-    async def event(self, event_id: uuid.UUID) -> None:
-        self.woken.append(("event", event_id))
+    async def events(self, event_ids: list[uuid.UUID]) -> None:
+        self.woken += [("event", event_id) for event_id in event_ids]
 
 
 async def handle_new_events(app: FastAPI, settings: Settings, workspace_id: uuid.UUID) -> RecordingWaker:
