@@ -241,6 +241,31 @@ async def _try_lock(connection: AsyncConnection) -> bool:
     return locked
 
 
+async def _prune_target(
+    engine: AsyncEngine,
+    target: Target,
+    params: dict[str, Any],
+    report: PruneReport,
+    deadline: float | None,
+    progress: Progress | None,
+) -> bool:
+    """Batch after batch until one comes back short; False when the deadline came first."""
+    total = 0
+    while True:
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        counts = await _batch(engine, target, params)
+        report.batches += 1
+        for table, count in zip(target.tables, counts, strict=True):
+            report.deleted[table] += count
+        total += counts[0]
+        done = counts[0] < params["batch"]
+        if progress is not None:
+            progress(params["workspace_id"], target.tables[0], total, done)
+        if done:
+            return True
+
+
 async def prune(
     engine: AsyncEngine,
     settings: Settings,
@@ -254,6 +279,7 @@ async def prune(
     """One pass over every workspace (or those given): each kind of record it keeps for a time, batch after batch."""
     report = PruneReport()
     started = time.monotonic()
+    deadline = started + budget_seconds if budget_seconds is not None else None
     batch = batch_size or settings.RETENTION_BATCH_SIZE
     async with engine.connect() as lock:
         if not await _try_lock(lock):
@@ -269,30 +295,26 @@ async def prune(
                     if keep is None:
                         continue
                     params = _params(target, workspace, keep, now, batch)
-                    total = 0
-                    while True:
-                        if budget_seconds is not None and time.monotonic() - started > budget_seconds:
-                            report.complete = False
-                            break
-                        counts = await _batch(engine, target, params)
-                        report.batches += 1
-                        for table, count in zip(target.tables, counts, strict=True):
-                            report.deleted[table] += count
-                        total += counts[0]
-                        done = counts[0] < batch
-                        if progress is not None:
-                            progress(workspace, target.tables[0], total, done)
-                        if done:
-                            break
-                    if not report.complete:
+                    if not await _prune_target(engine, target, params, report, deadline, progress):
+                        report.complete = False
                         break
                 if not report.complete:
                     break
         finally:
-            await lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
-            await lock.commit()
+            await _unlock(lock)
     report.seconds = time.monotonic() - started
     return report
+
+
+async def _unlock(connection: AsyncConnection) -> None:
+    try:
+        await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+        await connection.commit()
+    except BaseException:
+        # A pooled connection must not go back still holding the lock (every later pass would be "busy"): closing
+        # it releases the lock.
+        await connection.invalidate()
+        raise
 
 
 def is_due(settings: Settings, at: datetime) -> bool:
