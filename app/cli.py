@@ -363,6 +363,45 @@ def recount_counters(
         typer.echo(json.dumps(line))
 
 
+@cli.command("prune")
+def prune(
+    workspace: Annotated[list[str] | None, typer.Option(help="Only this workspace id (repeatable)")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Rows per batch (default RETENTION_BATCH_SIZE)")] = None,
+) -> None:
+    """Delete, once, what each workspace's retention lets go (finished runs and deliveries, handled events, timeline
+    entries when asked), in small batches; the worker does the same every RETENTION_PRUNE_EVERY_MINUTES."""
+    import uuid
+
+    from app.db import make_engine
+    from app.retention import service as retention_service
+
+    try:
+        only = [uuid.UUID(value) for value in workspace] if workspace else None
+    except ValueError:
+        raise typer.BadParameter("not a workspace id", param_hint="--workspace") from None
+
+    def progress(workspace_id: uuid.UUID, table: str, deleted: int, done: bool) -> None:
+        batch = batch_size or get_settings().RETENTION_BATCH_SIZE
+        if deleted and (done or (deleted // batch) % 10 == 0):
+            typer.echo(f"{workspace_id} {table}: {deleted} deleted{'' if done else ' so far'}")
+
+    async def go() -> "retention_service.PruneReport":
+        settings = get_settings()
+        engine = make_engine(settings)
+        try:
+            return await retention_service.prune(
+                engine, settings, workspaces=only, batch_size=batch_size, progress=progress
+            )
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(go())
+    if report.busy:
+        typer.echo("another prune is running (a worker's, or another `stageflow prune`): try again later", err=True)
+        sys.exit(1)
+    typer.echo(json.dumps(report.as_dict()))
+
+
 def openapi_document() -> str:
     from app.main import create_app
 

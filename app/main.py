@@ -22,6 +22,7 @@ from app.api.rest import (
     imports,
     pipelines,
     relations,
+    retention,
     roles,
     routing_policies,
     scoring,
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         departments,
         workplaces,
         audit,
+        retention,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

@@ -13,6 +13,7 @@ from app.outbox.models import OutboxEvent
 from app.pipelines.models import Pipeline, Stage
 from app.readmodel.models import ReadModelField
 from app.relations.models import ElementLink, Relation
+from app.retention import models as retention_indexes  # noqa: F401  (indexes on other domains' tables)
 from app.routing.models import RoutingPolicy
 from app.scoring.models import ScoringModel
 from app.tasks.models import Notification, Task

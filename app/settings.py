@@ -99,6 +99,15 @@ class Settings(BaseSettings):
     WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
     WEBHOOK_MAX_ATTEMPTS: int = 8
     INCOMING_WEBHOOK_MAX_BYTES: int = 256 * 1024
+    # Retention (app.retention): instance-wide defaults in days (fractions allowed), None keeps forever; a workspace may
+    # override each (PATCH /workspace/retention). The worker prunes every RETENTION_PRUNE_EVERY_MINUTES (0: never), in
+    # batches of RETENTION_BATCH_SIZE rows, each its own short transaction.
+    RETENTION_RUNS_DAYS: float | None = Field(default=30, gt=0)
+    RETENTION_DELIVERIES_DAYS: float | None = Field(default=30, gt=0)
+    RETENTION_OUTBOX_DAYS: float | None = Field(default=7, gt=0)
+    RETENTION_TIMELINE_DAYS: float | None = Field(default=None, gt=0)  # an element's history: kept unless asked
+    RETENTION_PRUNE_EVERY_MINUTES: int = Field(default=5, ge=0, le=60)
+    RETENTION_BATCH_SIZE: int = Field(default=1000, gt=0, le=50_000)
     # People who log in (app.auth.sessions). Access tokens are HS256 JWTs signed with JWT_SECRET: required outside
     # development and test (the server refuses to start without it), at least 32 characters.
     JWT_SECRET: str | None = Field(default=None, repr=False)
@@ -125,6 +134,20 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise_database_url(cls, value: str | None) -> str | None:
         return to_asyncpg_url(value) if value else value
+
+    @field_validator(
+        "RETENTION_RUNS_DAYS",
+        "RETENTION_DELIVERIES_DAYS",
+        "RETENTION_OUTBOX_DAYS",
+        "RETENTION_TIMELINE_DAYS",
+        mode="before",
+    )
+    @classmethod
+    def _forever(cls, value: object) -> object:
+        """`RETENTION_TIMELINE_DAYS=forever` (or empty, `none`): an environment variable cannot say None."""
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "null", "forever"):
+            return None
+        return value
 
     @field_validator("JWT_SECRET")
     @classmethod

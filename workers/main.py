@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 import app.models  # noqa: F401  (every mapper registered before the first flush)
 from app.automation import runner
 from app.db import make_engine, make_sessionmaker
+from app.retention import service as retention_service
 from app.scoring import service as scoring_service
 from app.settings import Settings, get_settings
 
@@ -142,6 +143,12 @@ async def retrain_models(ctx: JobContext) -> list[dict[str, Any]]:
     return await scoring_service.retrain_due_models(ctx["engine"])
 
 
+async def prune_retention(ctx: JobContext) -> dict[str, Any] | None:
+    """Old finished runs, deliveries, handled events (and timeline entries, if asked) go, in small batches."""
+    report = await retention_service.scheduled_prune(ctx["engine"], ctx["settings"])
+    return report.as_dict() if report else None
+
+
 def redis_settings(settings: Settings | None = None) -> RedisSettings:
     url = (settings or get_settings()).REDIS_URL
     if not url:
@@ -185,6 +192,14 @@ CRON_JOBS = [
         second=17,
         unique=True,
         timeout=3600,
+    ),
+    # Ticks every minute; a pass runs every RETENTION_PRUNE_EVERY_MINUTES and stops starting batches within its budget.
+    cron(
+        prune_retention,  # type: ignore[arg-type]
+        name="retention.prune",
+        second=41,
+        unique=True,
+        timeout=retention_service.PASS_BUDGET_SECONDS + 60,
     ),
 ]
 

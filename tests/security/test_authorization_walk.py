@@ -631,6 +631,7 @@ BODIES: dict[str, Any] = {
     "update_user": {"capacity": 3},
     "create_webhook": {"url": "http://127.0.0.1:9/walk", "events": ["element.moved"]},
     "update_webhook": {"description": "Walk"},
+    "update_retention": {"runs_days": 90},
     "create_role": {"name": "Walk role", "grants": [{"entity_type": "lead", "read": "all", "import": "all"}]},
     "update_role": {"description": "Walk", "grants": [{"entity_type": "lead", "read": "all"}]},
     "set_user_roles": {"role_ids": ["{role}"]},
