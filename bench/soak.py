@@ -41,7 +41,8 @@ from app.db import make_engine, make_sessionmaker, unit_of_work
 from app.settings import Settings
 from app.workspaces import service as workspace_service
 from bench import cpu
-from bench.automation import ROOT, _admin, _database, _start_worker
+from bench.automation import ROOT, start_worker
+from bench.runner import _create_database, _drop_database, _with_database
 
 TABLES = (
     "automation_runs",
@@ -354,8 +355,9 @@ def _verdicts(samples: list[dict[str, Any]], retention_minutes: float) -> list[d
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     base = Settings()
     name = f"stageflow_soak_{os.getpid()}"
-    await _admin(base.database_url, f'CREATE DATABASE "{name}"')
-    settings = Settings(DATABASE_URL=_database(base.database_url, name), REDIS_URL=base.REDIS_URL)
+    admin_url = base.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    await _create_database(admin_url, name)
+    settings = Settings(DATABASE_URL=_with_database(admin_url, name), REDIS_URL=base.REDIS_URL)
     log = ROOT / ".stageflow" / "soak.log"
     log.parent.mkdir(exist_ok=True)
     days = args.retention_minutes / (24 * 60)
@@ -382,7 +384,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         port = _free_port()
         api = _start_api(settings, port, args.api_workers, log)
         processes.append(api)
-        workers = [_start_worker(settings, log) for _ in range(args.workers)]
+        plain_url = settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+        workers = [start_worker(plain_url, settings.REDIS_URL or "", log) for _ in range(args.workers)]
         processes += workers
         base_url = f"http://127.0.0.1:{port}"
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
@@ -391,7 +394,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             await _wait_ready(http, base_url)
             stages = await _setup(http, f"http://127.0.0.1:{receiver_port}/hook")
             load = Load(http, stages, args.rate)
-            connection = await asyncpg.connect(_database(settings.database_url, name))
+            connection = await asyncpg.connect(_with_database(admin_url, name))
             autovacuum = await connection.fetchval("SHOW autovacuum")
             # Pruned rows leave dead tuples that only VACUUM makes reusable: without it the tables' bytes grow at any
             # row count. Where the server has autovacuum off (a benchmark box), the soak stands in for it.
@@ -420,7 +423,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         _stop(processes)
         server.close()
-        await _admin(base.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _drop_database(admin_url, name)
     verdicts = _verdicts(samples, args.retention_minutes)
     result = {
         "minutes": args.minutes,
