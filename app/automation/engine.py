@@ -204,9 +204,10 @@ async def _create_run(
     context: dict[str, Any],
     missing_element: str | None = "the element no longer exists",
     failure: str | None = None,
+    deferred: list[dict[str, Any]] | None = None,
 ) -> tuple[uuid.UUID, int] | None:
     """Insert the (event, rule) run: claimed, skipped (condition false) or failed (chain too deep, or `failure`: the
-    rule could not even start).
+    rule could not even start). With `deferred`, its row is added there for one insert of many (`_insert_runs`).
 
     None when the run exists already (a redelivered event) or needs no work.
     """
@@ -226,30 +227,33 @@ async def _create_run(
     elif element is None and missing_element:
         status, error, attempts = RunStatus.skipped, missing_element, 0
     finished = status in (RunStatus.failed, RunStatus.skipped)
-    run_id = await session.scalar(
-        pg_insert(AutomationRun)
-        .values(
-            id=uuid.uuid4(),
-            workspace_id=rule.workspace_id,
-            rule_id=rule.id,
-            event_id=event_id,
-            event_type=event_type,
-            element_id=element.id if element else None,
-            status=status,
-            depth=depth,
-            step=0,
-            attempts=attempts,
-            error=error,
-            context=context,
-            lease_until=None if finished else now + timedelta(seconds=settings.AUTOMATION_LEASE_SECONDS),
-            created_at=now,
-            started_at=None if status == RunStatus.skipped else now,
-            finished_at=now if finished else None,
-            duration_ms=0 if finished else None,
+    new_id = uuid.uuid4()
+    row: dict[str, Any] = {
+        "id": new_id,
+        "workspace_id": rule.workspace_id,
+        "rule_id": rule.id,
+        "event_id": event_id,
+        "event_type": event_type,
+        "element_id": element.id if element else None,
+        "status": status,
+        "depth": depth,
+        "step": 0,
+        "attempts": attempts,
+        "error": error,
+        "context": context,
+        "lease_until": None if finished else now + timedelta(seconds=settings.AUTOMATION_LEASE_SECONDS),
+        "created_at": now,
+        "started_at": None if status == RunStatus.skipped else now,
+        "finished_at": now if finished else None,
+        "duration_ms": 0 if finished else None,
+    }
+    if deferred is not None:
+        deferred.append(row)
+        run_id: uuid.UUID | None = new_id
+    else:
+        run_id = await session.scalar(
+            pg_insert(AutomationRun).values(row).on_conflict_do_nothing().returning(AutomationRun.id)
         )
-        .on_conflict_do_nothing()
-        .returning(AutomationRun.id)
-    )
     if run_id is None:
         return None
     if status == RunStatus.failed and element is not None:
@@ -422,9 +426,13 @@ async def handle_events(session: AsyncSession, settings: Settings, event_ids: li
             .returning(HandledEvent.event_id)
         )
     )
+    runs: list[dict[str, Any]] = []
     for event_id in event_ids:
         if event_id in marked:
-            out.extend(await _handle_marked(session, settings, events[event_id]))
+            out.extend(await _handle_marked(session, settings, events[event_id], runs))
+    if runs:
+        # The events were marked handled just now, in this transaction: none of their runs can exist yet.
+        await session.execute(pg_insert(AutomationRun).values(runs))
     return out
 
 
@@ -453,7 +461,10 @@ async def _known_element(
     return element
 
 
-async def _handle_marked(session: AsyncSession, settings: Settings, event: OutboxEvent) -> Followups:
+async def _handle_marked(
+    session: AsyncSession, settings: Settings, event: OutboxEvent, runs: list[dict[str, Any]]
+) -> Followups:
+    """An event just marked handled: its deliveries queued, its timers armed, its runs' rows added to `runs`."""
     out = Followups()
     event_id = event.event_id
     actor = system_actor(event.workspace_id)
@@ -477,7 +488,7 @@ async def _handle_marked(session: AsyncSession, settings: Settings, event: Outbo
             continue
         if rule.trigger_type not in RULES_THAT_MAY_FAIL_TO_START:
             # Its condition is checked in memory (a broken one fails the run, not the event): one insert, no savepoint.
-            out.extend(await _start_rule(session, settings, actor, rule, event, element, depth))
+            out.extend(await _start_rule(session, settings, actor, rule, event, element, depth, runs))
             continue
         # Each rule in a savepoint: one that fails to start (a template, a timer it cannot arm…) gets a failed run
         # with its error, and the event's other rules and subscriptions go on.
@@ -556,8 +567,10 @@ async def _start_rule(
     event: OutboxEvent,
     element: ElementRead | None,
     depth: int,
+    deferred: list[dict[str, Any]] | None = None,
 ) -> Followups:
-    """What one rule makes of an event: a timer armed, or a run created (claimed, skipped or failed)."""
+    """What one rule makes of an event: a timer armed, or a run created (claimed, skipped or failed); the run's row
+    added to `deferred` when given."""
     out = Followups()
     payload = event.payload
     if rule.trigger_type in ("time_in_stage", "date_reached"):
@@ -586,6 +599,7 @@ async def _start_rule(
         depth=depth,
         context=context,
         missing_element=missing,
+        deferred=deferred,
     )
     if created:
         out.runs.append(created)
@@ -729,7 +743,7 @@ async def perform_runs(session: AsyncSession, settings: Settings, runs: list[tup
                 .order_by(AutomationRun.id)
                 .with_for_update(of=AutomationRun)
             )
-        ).tuples()
+        ).all()
         # Not ours unless at the attempt we claimed: finished, or taken over after our lease expired.
         if run.attempts == wanted[run.id]
     }
