@@ -747,13 +747,20 @@ async def perform_runs(session: AsyncSession, settings: Settings, runs: list[tup
         # Not ours unless at the attempt we claimed: finished, or taken over after our lease expired.
         if run.attempts == wanted[run.id]
     }
+    succeeded: list[dict[str, Any]] = []
     for run_id, _ in runs:
         if run_id in found:
-            out.extend(await _perform(session, *found[run_id]))
+            out.extend(await _perform(session, *found[run_id], succeeded))
+    if succeeded:
+        # One statement for all: set on the runs themselves, each action's flush would write them one by one.
+        await session.execute(update(AutomationRun), succeeded)
     return out
 
 
-async def _perform(session: AsyncSession, run: AutomationRun, rule: AutomationRule | None) -> Followups:
+async def _perform(
+    session: AsyncSession, run: AutomationRun, rule: AutomationRule | None, succeeded: list[dict[str, Any]]
+) -> Followups:
+    """A run's actions from its current step; its end, when it succeeds, added to `succeeded` for the caller."""
     out = Followups()
     if rule is None or not rule.enabled:
         run.error = "the rule was disabled before the run started"
@@ -777,13 +784,26 @@ async def _perform(session: AsyncSession, run: AutomationRun, rule: AutomationRu
                 out.resumes.append((run.id, run.resume_at))
                 return out
             element = await _run_action(session, actor, run, rule, index, action, element, out)
-            run.step = index + 1
     finally:
         event_origin.reset(token)
     if element is not None:
         known_elements(session)[element.id] = element
-    run.error = None
-    _finish(session, run, rule, RunStatus.succeeded)
+    # No step in between needs to be on record: a failing action rolls the whole attempt back.
+    now = datetime.now(UTC)
+    succeeded.append(
+        {
+            "id": run.id,
+            "status": RunStatus.succeeded,
+            "step": len(rule.actions),
+            "error": None,
+            "finished_at": now,
+            "lease_until": None,
+            "resume_at": None,
+            "duration_ms": int((now - (run.started_at or now)).total_seconds() * 1000),
+        }
+    )
+    if run.element_id is not None:
+        _record_run_outcome(session, rule, run.id, run.element_id, RunStatus.succeeded, None)
     return out
 
 
