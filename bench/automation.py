@@ -233,6 +233,16 @@ async def post_batch(client: httpx.AsyncClient, bodies: list[dict[str, Any]]) ->
         raise RuntimeError(f"batch create failed: {response.status_code} {response.text[:500]}")
 
 
+async def database_counts(connection: asyncpg.Connection) -> dict[str, int]:
+    """Commits, rollbacks and deadlocks so far in the benchmark's database (the statistics lag by up to 0.5 s)."""
+    await connection.execute("SELECT pg_stat_clear_snapshot()")
+    row = await connection.fetchrow(
+        "SELECT xact_commit, xact_rollback, deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    )
+    assert row is not None  # noqa: S101
+    return {"commits": int(row[0]), "rollbacks": int(row[1]), "deadlocks": int(row[2])}
+
+
 @dataclass
 class Phase:
     elements: int = 0
@@ -243,6 +253,7 @@ class Phase:
     run_ms: list[float] = field(default_factory=list)
     webhook_ms: list[float] = field(default_factory=list)
     offered_per_s: float | None = None
+    database: dict[str, int] = field(default_factory=dict)  # pg_stat_database counters over the phase
 
     def summary(self, name: str) -> dict[str, Any]:
         def pcts(values: list[float]) -> dict[str, float | None]:
@@ -261,6 +272,8 @@ class Phase:
             "run_latency": pcts(self.run_ms),
             "webhook_latency": pcts(self.webhook_ms),
             "cpu_ms_per_run": {side: _per(ms, self.runs) for side, ms in self.cpu_ms.items()},
+            "database": self.database,
+            "transactions_per_run": _per(float(self.database.get("commits", 0)), self.runs),
         }
 
 
@@ -300,6 +313,7 @@ class Scenario:
     async def measured(self, phase: Phase, work: Any, expected_runs: int) -> None:
         """Run `work`, wait for its runs, and fill in the time, the CPU and the latencies."""
         workers_before = trees_cpu_ms(self.worker_pids)
+        database_before = await database_counts(self.connection)
         started = time.time()
         with self.meter.measure() as reading:
             await work
@@ -316,6 +330,8 @@ class Scenario:
             "postgres": use.pg_ms if use else None,
         }
         self.runs_before += expected_runs
+        database_after = await database_counts(self.connection)
+        phase.database = {key: database_after[key] - database_before[key] for key in database_after}
         rows = await self.connection.fetch(
             "SELECT e.id, extract(epoch FROM e.created_at) AS created,"
             " extract(epoch FROM r.finished_at) AS finished"
@@ -430,6 +446,7 @@ def print_report(report: dict[str, Any]) -> None:
             f" {_triple(run):>22} {_triple(hook):>24}"
             f" {_cpu(cpu):>26}"
         )
+        print(f"  database: {phase['database']}, {phase['transactions_per_run']} commits per run")
         if phase["failed_or_skipped"]:
             print(f"  {phase['failed_or_skipped']} runs failed or were skipped")
     receiver = report["receiver"]
