@@ -11,6 +11,7 @@ import httpx
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker, func
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import app.models  # noqa: F401  (every mapper registered before the first flush)
@@ -20,6 +21,8 @@ from app.scoring import service as scoring_service
 from app.settings import Settings, get_settings
 
 EVENT_SWEEP_EVERY_SECONDS = 10
+REDIS_RETRY_SECONDS = 1.0
+logger = logging.getLogger("stageflow.worker")
 
 
 class JobContext(TypedDict):
@@ -120,7 +123,10 @@ def redis_settings(settings: Settings | None = None) -> RedisSettings:
 
 
 def _function(coroutine: Any, name: str) -> Any:
-    return func(coroutine, name=name)
+    # No result kept: arq refuses a job id whose result it still holds, and the sweep re-enqueues lost work under the
+    # same business key (`event-sweep:{id}`, `deliver:{id}:{due}`). A job that failed while PostgreSQL was down would
+    # otherwise keep its event unhandled, or its delivery pending, for the hour the result is kept.
+    return func(coroutine, name=name, keep_result=0)
 
 
 FUNCTIONS = [
@@ -200,7 +206,7 @@ async def run_worker(settings: Settings, *, burst: bool = False, with_dispatcher
     if with_dispatcher:
         dispatcher = asyncio.create_task(run_dispatcher(make_sessionmaker(engine), event_sinks(redis), stop=stop))
     try:
-        await worker.async_run()
+        await _poll_until_stopped(worker)
     except asyncio.CancelledError:
         pass
     finally:
@@ -209,3 +215,16 @@ async def run_worker(settings: Settings, *, burst: bool = False, with_dispatcher
             await dispatcher
         await worker.close()
         await engine.dispose()
+
+
+async def _poll_until_stopped(worker: Worker) -> None:
+    """arq's poll loop ends at the first Redis error (a restart, a failover): poll again once Redis answers, in the
+    same process, its jobs in flight going on. Whatever Redis lost meanwhile the sweep finds again in PostgreSQL."""
+    while True:
+        try:
+            await worker.async_run()
+            return
+        except RedisError as exc:
+            logger.warning("Redis is unreachable (%s); polling again in %gs", exc, REDIS_RETRY_SECONDS)
+            worker.on_startup = None  # the engine and clients made at the first start are kept
+            await asyncio.sleep(REDIS_RETRY_SECONDS)
