@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # How long to wait for a webhook's receiver (capped by the lease: see `webhook_deadline_seconds`).
     WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
     WEBHOOK_MAX_ATTEMPTS: int = 8
+    # The pause before a webhook's next attempt: this, doubled per attempt (±20 % jitter), at most an hour.
+    WEBHOOK_BACKOFF_SECONDS: float = Field(default=1, gt=0)
     INCOMING_WEBHOOK_MAX_BYTES: int = 256 * 1024
     # People who log in (app.auth.sessions). Access tokens are HS256 JWTs signed with JWT_SECRET: required outside
     # development and test (the server refuses to start without it), at least 32 characters.

@@ -39,6 +39,7 @@ from tests.faults.world import Row, World
 LONG = os.environ.get("FAULTS_LONG", "") not in ("", "0")
 REPORT_PATH = ROOT / ".stageflow" / "faults-report.md"
 ROWS: list[Row] = []
+STARTED = time.monotonic()  # at collection: the suite's wall time goes in the report
 
 
 def scale(bounded: int, long: int) -> int:
@@ -86,7 +87,7 @@ def cluster() -> Iterator[Cluster]:
             pool.submit(asyncio.run, create_database()).result()
             pool.submit(run_migrations, Settings(DATABASE_URL=database_url).database_url).result()
         env = service_env(database_url, redis_server.url, JWT_SECRET=secrets.token_urlsafe(48))
-        apis = [api_process(f"api-{i}", env) for i in range(2)]
+        apis = [api_process(f"api-{i}", env) for i in range(3)]
         workers = [worker_process(f"worker-{i}", env) for i in range(2)]
         with receiver() as hooks:
             state = Cluster(postgres, redis_server, database_url, apis, workers, hooks)
@@ -171,6 +172,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not ROWS:
         return
     mode = "long (FAULTS_LONG=1)" if LONG else "bounded"
+    mode += f", {time.monotonic() - STARTED:.0f} s from collection to the end"
     text = table(ROWS)
     notes = [f"- {row.kind}: {note}" for row in ROWS for note in row.notes]
     terminalreporter.write_sep("=", f"fault suite ({mode})")
