@@ -3,6 +3,7 @@ with the outbox dispatcher; `arq workers.main.WorkerSettings` runs the worker al
 
 import asyncio
 import logging
+import time
 import uuid
 from datetime import datetime
 from typing import Any, TypedDict
@@ -38,8 +39,15 @@ class JobContext(TypedDict):
 class ArqWaker:
     """The engine's follow-ups as arq jobs; job ids come from business keys, so a repeat is not enqueued twice."""
 
-    def __init__(self, redis: ArqRedis) -> None:
+    def __init__(self, redis: ArqRedis, *, requeue_seconds: float = 60) -> None:
         self.redis = redis
+        # The sweep's jobs carry the time window they were made in. A job whose worker was SIGKILLed stays "in
+        # progress" in arq for the longest job timeout plus 10 s (an hour: model training's), and arq refuses its id
+        # meanwhile; in the next window the sweep enqueues the work afresh (a repeat is a no-op: claims are atomic).
+        self.requeue_seconds = requeue_seconds
+
+    def _window(self) -> int:
+        return int(time.time() // self.requeue_seconds)
 
     async def run(self, run_id: uuid.UUID, attempt: int) -> None:
         await self.redis.enqueue_job("automation.run", str(run_id), attempt, _job_id=f"run:{run_id}:{attempt}")
@@ -61,12 +69,14 @@ class ArqWaker:
     async def deliver_due(self, delivery_id: uuid.UUID, due: datetime) -> None:
         # Keyed by the due time: a replayed or retried delivery gets a new job, a repeat of the sweep does not.
         await self.redis.enqueue_job(
-            "webhook.deliver", str(delivery_id), _job_id=f"deliver:{delivery_id}:{due.timestamp()}"
+            "webhook.deliver", str(delivery_id), _job_id=f"deliver:{delivery_id}:{due.timestamp()}:{self._window()}"
         )
 
     async def event(self, event_id: uuid.UUID) -> None:
         # Not the dispatcher's job id: that one may still be kept as "done" by arq after a lost run.
-        await self.redis.enqueue_job("automation.handle_event", str(event_id), _job_id=f"event-sweep:{event_id}")
+        await self.redis.enqueue_job(
+            "automation.handle_event", str(event_id), _job_id=f"event-sweep:{event_id}:{self._window()}"
+        )
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -75,7 +85,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["engine"] = make_engine(settings)
     ctx["sessionmaker"] = make_sessionmaker(ctx["engine"])
     ctx["http"] = httpx.AsyncClient(follow_redirects=False)
-    ctx["waker"] = ArqWaker(ctx["redis"])
+    ctx["waker"] = ArqWaker(ctx["redis"], requeue_seconds=settings.AUTOMATION_LEASE_SECONDS)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
