@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     # How long to wait for a webhook's receiver (capped by the lease: see `webhook_deadline_seconds`).
     WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
     WEBHOOK_MAX_ATTEMPTS: int = 8
+    # The pause before a webhook's next attempt: this, doubled per attempt (±20 % jitter), at most an hour.
+    WEBHOOK_BACKOFF_SECONDS: float = Field(default=1, gt=0)
     INCOMING_WEBHOOK_MAX_BYTES: int = 256 * 1024
     # Retention (app.retention): instance-wide defaults in days (fractions allowed), None keeps forever; a workspace may
     # override each (PATCH /workspace/retention). The worker prunes every RETENTION_PRUNE_EVERY_MINUTES (0: never), in

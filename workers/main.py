@@ -4,6 +4,7 @@ with the outbox dispatcher; `arq workers.main.WorkerSettings` runs the worker al
 import asyncio
 import hashlib
 import logging
+import time
 import uuid
 from datetime import datetime
 from typing import Any, TypedDict
@@ -13,6 +14,7 @@ from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import default_queue_name
 from arq.worker import Worker, func
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import app.models  # noqa: F401  (every mapper registered before the first flush)
@@ -24,6 +26,8 @@ from app.settings import Settings, get_settings
 
 EVENT_SWEEP_EVERY_SECONDS = 10
 QUEUED_JOBS_FOR_A_BACKLOG = 20
+REDIS_RETRY_SECONDS = 1.0
+logger = logging.getLogger("stageflow.worker")
 
 
 class JobContext(TypedDict):
@@ -40,8 +44,15 @@ class JobContext(TypedDict):
 class ArqWaker:
     """The engine's follow-ups as arq jobs; job ids come from business keys, so a repeat is not enqueued twice."""
 
-    def __init__(self, redis: ArqRedis) -> None:
+    def __init__(self, redis: ArqRedis, *, requeue_seconds: float = 60) -> None:
         self.redis = redis
+        # The sweep's jobs carry the time window they were made in. A job whose worker was SIGKILLed stays "in
+        # progress" in arq for the longest job timeout plus 10 s (an hour: model training's), and arq refuses its id
+        # meanwhile; in the next window the sweep enqueues the work afresh (a repeat is a no-op: claims are atomic).
+        self.requeue_seconds = requeue_seconds
+
+    def _window(self) -> int:
+        return int(time.time() // self.requeue_seconds)
 
     async def run(self, run_id: uuid.UUID, attempt: int) -> None:
         await self.redis.enqueue_job("automation.run", str(run_id), attempt, _job_id=f"run:{run_id}:{attempt}")
@@ -68,14 +79,14 @@ class ArqWaker:
     async def deliver_due(self, delivery_id: uuid.UUID, due: datetime) -> None:
         # Keyed by the due time: a replayed or retried delivery gets a new job, a repeat of the sweep does not.
         await self.redis.enqueue_job(
-            "webhook.deliver", str(delivery_id), _job_id=f"deliver:{delivery_id}:{due.timestamp()}"
+            "webhook.deliver", str(delivery_id), _job_id=f"deliver:{delivery_id}:{due.timestamp()}:{self._window()}"
         )
 
     async def events(self, event_ids: list[uuid.UUID]) -> None:
         # Not the dispatcher's job id: that one may still be kept as "done" by arq after a lost run.
         ids = [str(event_id) for event_id in event_ids]
         key = hashlib.sha256(",".join(ids).encode()).hexdigest()[:32]
-        await self.redis.enqueue_job("automation.handle_events", ids, _job_id=f"events-sweep:{key}")
+        await self.redis.enqueue_job("automation.handle_events", ids, _job_id=f"events-sweep:{key}:{self._window()}")
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -84,7 +95,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["engine"] = make_engine(settings)
     ctx["sessionmaker"] = make_sessionmaker(ctx["engine"])
     ctx["http"] = httpx.AsyncClient(follow_redirects=False)
-    ctx["waker"] = ArqWaker(ctx["redis"])
+    ctx["waker"] = ArqWaker(ctx["redis"], requeue_seconds=settings.AUTOMATION_LEASE_SECONDS)
     ctx["engine_slots"] = asyncio.Semaphore(settings.WORKER_ENGINE_CONCURRENCY)
 
 
@@ -171,7 +182,10 @@ def functions(settings: Settings) -> list[Any]:
 
 
 def _function(coroutine: Any, name: str, **options: Any) -> Any:
-    return func(coroutine, name=name, **options)
+    # No result kept: arq refuses a job id whose result it still holds, and the sweep re-enqueues lost work under the
+    # same business key (`events-sweep:…`, `deliver:{id}:{due}`). A job that failed while PostgreSQL was down would
+    # otherwise keep its event unhandled, or its delivery pending, for the hour the result is kept.
+    return func(coroutine, name=name, keep_result=0, **options)
 
 
 BATCH_TIMEOUT_FACTOR = 20
@@ -253,7 +267,7 @@ async def run_worker(settings: Settings, *, burst: bool = False, with_dispatcher
     if with_dispatcher:
         dispatcher = asyncio.create_task(run_dispatcher(make_sessionmaker(engine), event_sinks(redis), stop=stop))
     try:
-        await worker.async_run()
+        await _poll_until_stopped(worker)
     except asyncio.CancelledError:
         pass
     finally:
@@ -262,3 +276,16 @@ async def run_worker(settings: Settings, *, burst: bool = False, with_dispatcher
             await dispatcher
         await worker.close()
         await engine.dispose()
+
+
+async def _poll_until_stopped(worker: Worker) -> None:
+    """arq's poll loop ends at the first Redis error (a restart, a failover): poll again once Redis answers, in the
+    same process, its jobs in flight going on. Whatever Redis lost meanwhile the sweep finds again in PostgreSQL."""
+    while True:
+        try:
+            await worker.async_run()
+            return
+        except RedisError as exc:
+            logger.warning("Redis is unreachable (%s); polling again in %gs", exc, REDIS_RETRY_SECONDS)
+            worker.on_startup = None  # the engine and clients made at the first start are kept
+            await asyncio.sleep(REDIS_RETRY_SECONDS)

@@ -380,7 +380,7 @@ async def record_outcome(
     elif outcome.permanent or claimed.attempt >= settings.WEBHOOK_MAX_ATTEMPTS:
         values.update(status=DeliveryStatus.failed, next_attempt_at=None)  # dead-lettered: replay resends it
     else:
-        retry_at = now + timedelta(seconds=backoff_seconds(claimed.attempt))
+        retry_at = now + timedelta(seconds=backoff_seconds(claimed.attempt, base=settings.WEBHOOK_BACKOFF_SECONDS))
         values.update(next_attempt_at=retry_at)
     await session.execute(
         update(WebhookDelivery)
