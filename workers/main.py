@@ -12,7 +12,6 @@ from typing import Any, TypedDict
 import httpx
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import default_queue_name
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -25,7 +24,6 @@ from app.scoring import service as scoring_service
 from app.settings import Settings, get_settings
 
 EVENT_SWEEP_EVERY_SECONDS = 10
-QUEUED_JOBS_FOR_A_BACKLOG = 20
 REDIS_RETRY_SECONDS = 1.0
 logger = logging.getLogger("stageflow.worker")
 
@@ -142,10 +140,6 @@ async def tick(ctx: JobContext) -> None:
     # Looking for unhandled events scans recent outbox rows: do it every few seconds, not on every tick.
     every = max(1, min(EVENT_SWEEP_EVERY_SECONDS, int(ctx["settings"].AUTOMATION_SWEEP_AFTER_SECONDS)))
     events = int(datetime.now().timestamp()) % every == 0
-    if events and await ctx["redis"].zcard(default_queue_name) > QUEUED_JOBS_FOR_A_BACKLOG:
-        # A backlog, not a loss: the events not handled yet are in the queue. Sent again, they would only be
-        # handled in smaller batches, by jobs that race the queued ones. A lost queue is an empty one.
-        events = False
     await runner.tick(ctx["sessionmaker"], ctx["settings"], ctx["waker"], events=events)
 
 
@@ -188,7 +182,7 @@ def _function(coroutine: Any, name: str, **options: Any) -> Any:
     return func(coroutine, name=name, keep_result=0, **options)
 
 
-BATCH_TIMEOUT_FACTOR = 20
+BATCH_TIMEOUT_FACTOR = 5
 CRON_JOBS = [
     cron(
         tick,  # type: ignore[arg-type]
