@@ -91,9 +91,16 @@ async def test_entering_a_stage_creates_a_task_and_calls_a_signed_webhook(
 
         timeline = (await client.get(f"/elements/{element['id']}/history")).json()["items"]
         assert any(e["kind"] == "automation_run" and e["data"]["status"] == "succeeded" for e in timeline)
-        deliveries = (await client.get(f"/automation/runs/{by_element[element['id']]['id']}/deliveries")).json()
-        assert deliveries["items"][0]["status"] == "succeeded"
-        assert deliveries["items"][0]["log"][0]["status_code"] == 200
+        run_id = by_element[element["id"]]["id"]
+
+        async def settled() -> list[dict[str, Any]]:
+            # The receiver has the request a moment before the worker records the answer.
+            items: list[dict[str, Any]] = (await client.get(f"/automation/runs/{run_id}/deliveries")).json()["items"]
+            return items if items and items[0]["status"] != "pending" else []
+
+        deliveries = await wait_for(settled)
+        assert deliveries[0]["status"] == "succeeded"
+        assert deliveries[0]["log"][0]["status_code"] == 200
 
 
 async def test_a_tunnel_moves_the_element_to_another_pipeline(
