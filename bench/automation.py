@@ -489,6 +489,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"),
         help="Redis for the queue; its database is flushed first (env BENCH_REDIS_URL)",
     )
+    parser.add_argument(
+        "--api-dispatches",
+        action="store_true",
+        help="run the outbox dispatcher in the API processes too (by default only the workers dispatch)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser.parse_args(argv)
 
@@ -513,6 +518,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         _, secret = asyncio.run(_workspace(database_url))
         # With Redis, as in production: the API's outbox dispatchers hand events to the workers too.
         api_env = {"REDIS_URL": args.redis_url, "WEBHOOK_ALLOWED_NETWORKS": LOCAL_RECEIVER}
+        if not args.api_dispatches:
+            api_env["OUTBOX_DISPATCHER_ENABLED"] = "false"  # the workers' dispatchers hand events on
         with api_server(database_url, args.workers, 16, args.server, extra_env=api_env) as api:
             report = asyncio.run(measure(args, database_url, name, api, secret))
         report["command"] = "python3 -m bench " + " ".join(sys.argv[1:])
