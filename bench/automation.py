@@ -222,6 +222,30 @@ async def wait_for_runs(
         await asyncio.sleep(0.25)
 
 
+async def wait_for_quiet(
+    connection: asyncpg.Connection, redis_url: str, progress: Progress, *, patience: float = 300
+) -> None:
+    """Until every outbox event is dispatched and handled, no delivery is pending and no job is due in the queue."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(redis_url)
+    deadline = time.monotonic() + patience
+    try:
+        while time.monotonic() < deadline:
+            jobs = int(await redis.zcount("arq:queue", "-inf", time.time() * 1000))
+            left = jobs + await connection.fetchval(
+                "SELECT (SELECT count(*) FROM outbox_events o WHERE o.dispatched_at IS NULL OR NOT EXISTS"
+                " (SELECT 1 FROM automation_handled_events h WHERE h.event_id = o.event_id))"
+                " + (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending')"
+            )
+            if left <= 2:  # the workers' own ticks may be due
+                return
+            progress.say(f"  waiting for the burst's tail: {left:,} events, deliveries or jobs left", every=5)
+            await asyncio.sleep(0.5)
+    finally:
+        await redis.aclose()
+
+
 async def post_batch(client: httpx.AsyncClient, bodies: list[dict[str, Any]]) -> None:
     response = await client.post(
         f"{API}/entity-types/lead/elements/batch",
@@ -419,6 +443,9 @@ async def measure(args: Any, database_url: str, database: str, api: Any, secret:
                     best = burst.runs / burst.seconds
                     progress.say(f"  {best:,.0f} runs/s")
                     rate = best * args.load_share
+                    # The burst leaves follow-up events behind (set_fields' element.updated, …): the steady phase
+                    # starts once they are handled, or it would measure the burst's tail too.
+                    await wait_for_quiet(connection, args.redis_url, progress)
                 else:
                     rate = args.rate
                 progress.say(f"latency: {rate:,.0f} runs/s for {args.seconds:g} s")
