@@ -194,19 +194,7 @@ async def deliver(
     The request is cut at `webhook_deadline_seconds` and the job at `job_timeout_seconds`, both shorter than the
     lease: the attempt is over before anyone else may claim the delivery.
     """
-    async with unit_of_work(sessionmaker) as session:
-        claimed = await webhook_service.claim_delivery(
-            session,
-            delivery_id,
-            lease_seconds=settings.AUTOMATION_LEASE_SECONDS,
-            max_attempts=settings.WEBHOOK_MAX_ATTEMPTS,
-        )
-    if claimed is None:
-        return
-    async with unit_of_work(sessionmaker) as session:
-        retry_at = await webhook_service.attempt_delivery(session, http, settings, claimed)
-    if retry_at is not None:
-        await waker.deliver(delivery_id, retry_at)
+    await deliver_many(sessionmaker, settings, http, waker, [delivery_id])
 
 
 async def deliver_many(
