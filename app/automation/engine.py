@@ -686,13 +686,21 @@ async def claim_run(session: AsyncSession, settings: Settings, run_id: uuid.UUID
     )
 
 
-def _finish(session: AsyncSession, run: AutomationRun, rule: AutomationRule, status: RunStatus) -> None:
+def _end_values(run: AutomationRun, status: RunStatus) -> dict[str, Any]:
+    """The columns a run's end sets."""
     now = datetime.now(UTC)
-    run.status = status
-    run.finished_at = now
-    run.lease_until = None
-    run.resume_at = None
-    run.duration_ms = int((now - (run.started_at or now)).total_seconds() * 1000)
+    return {
+        "status": status,
+        "finished_at": now,
+        "lease_until": None,
+        "resume_at": None,
+        "duration_ms": int((now - (run.started_at or now)).total_seconds() * 1000),
+    }
+
+
+def _finish(session: AsyncSession, run: AutomationRun, rule: AutomationRule, status: RunStatus) -> None:
+    for column, value in _end_values(run, status).items():
+        setattr(run, column, value)
     if run.element_id is not None:
         _record_run_outcome(session, rule, run.id, run.element_id, status, run.error)
 
@@ -789,19 +797,8 @@ async def _perform(
     if element is not None:
         known_elements(session)[element.id] = element
     # No step in between needs to be on record: a failing action rolls the whole attempt back.
-    now = datetime.now(UTC)
-    succeeded.append(
-        {
-            "id": run.id,
-            "status": RunStatus.succeeded,
-            "step": len(rule.actions),
-            "error": None,
-            "finished_at": now,
-            "lease_until": None,
-            "resume_at": None,
-            "duration_ms": int((now - (run.started_at or now)).total_seconds() * 1000),
-        }
-    )
+    end = _end_values(run, RunStatus.succeeded)
+    succeeded.append({"id": run.id, "step": len(rule.actions), "error": None, **end})
     if run.element_id is not None:
         _record_run_outcome(session, rule, run.id, run.element_id, RunStatus.succeeded, None)
     return out
