@@ -20,6 +20,7 @@ from app.api.rest import (
     elements,
     entity_types,
     imports,
+    layouts,
     pipelines,
     relations,
     retention,
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         workplaces,
         audit,
         retention,
+        layouts,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

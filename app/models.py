@@ -9,6 +9,7 @@ from app.elements.models import Element, ElementValue, StageHistory, StageTotal
 from app.entity_types.models import EntityType, Field, FieldOption
 from app.idempotency.models import IdempotencyKey
 from app.imports.models import ImportJob
+from app.layouts.models import CardLayout
 from app.outbox.models import OutboxEvent
 from app.pipelines.models import Pipeline, Stage
 from app.readmodel.models import ReadModelField
@@ -30,6 +31,7 @@ __all__ = [
     "AutomationRule",
     "AutomationRun",
     "AutomationTimer",
+    "CardLayout",
     "CounterDeadline",
     "Department",
     "Element",

@@ -15,6 +15,8 @@ from app.elements.schemas import ElementRead
 from app.entity_types import service as entity_type_service
 from app.entity_types.meta import get_type_meta
 from app.entity_types.schemas import FieldRead
+from app.layouts import service as layout_service
+from app.layouts.service import CardSource
 from app.pipelines import service as pipeline_service
 from app.pipelines.schemas import PipelineRead, StageRead
 from app.relations import service as relation_service
@@ -61,6 +63,8 @@ class Loaders:
         self.pipelines_of_type: DataLoader[uuid.UUID, list[PipelineRead] | None] = DataLoader(
             _by_key(self._type_pipelines)
         )
+        # By type code: the type's metadata and card layouts, for every card of the request.
+        self.card_source: DataLoader[str, CardSource | None] = DataLoader(_by_key(self._card_sources))
 
     async def _stages(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, StageRead]:
         return {s.id: s for s in await pipeline_service.get_stages(self.session, self.actor, ids)}
@@ -84,6 +88,9 @@ class Loaders:
 
     async def _type_pipelines(self, type_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[PipelineRead]]:
         return await pipeline_service.pipelines_by_type(self.session, self.actor, type_ids)
+
+    async def _card_sources(self, type_codes: list[str]) -> dict[str, CardSource]:
+        return await layout_service.card_sources(self.session, self.actor, type_codes)
 
     async def _links(self, keys: list[LinkKey]) -> dict[LinkKey, list[ElementRead]]:
         out: dict[LinkKey, list[ElementRead]] = {}

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Self, TypeAlias, cast
 import strawberry
 from strawberry.scalars import JSON
 
+from app.api.graphql.cards import Card, ElementCard
 from app.api.graphql.context import Info
 from app.api.graphql.errors import ConflictError, ErrorTypes, ForbiddenError, NotFoundError, ValidationError
 from app.elements.board import Board as BoardRead
@@ -16,7 +17,8 @@ from app.elements.schemas import MAX_PAGE, ElementPage, ElementRead
 from app.entity_types.models import EntityType as EntityTypeRow
 from app.entity_types.schemas import EntityTypeSettings as SettingsModel
 from app.entity_types.schemas import FieldRead
-from app.errors import FieldError, Invalid
+from app.errors import FieldError, Invalid, NotFound
+from app.layouts import service as layout_service
 from app.pipelines.models import Stage as StageRow
 from app.pipelines.models import StageSemantic as SemanticEnum
 from app.pipelines.schemas import TIME_LIMIT_DESCRIPTION, PipelineRead, StageRead
@@ -145,6 +147,16 @@ class EntityType:
     async def pipelines(self, info: Info) -> list[Pipeline]:
         return [Pipeline.from_read(p) for p in await info.context.loaders.pipelines_of_type.load(self.id) or []]
 
+    @strawberry.field(
+        description="The card you get for elements of the pipeline (none: the type's card for no pipeline): the most "
+        "specific layout (pipeline and role, pipeline, role, the type's) or a generated one"
+    )
+    async def layout(self, info: Info, pipeline_id: uuid.UUID | None = None) -> Card:
+        source = await info.context.loaders.card_source.load(self.code)
+        if source is None:
+            raise NotFound(f"Entity type {self.code!r} not found")
+        return Card.from_read(layout_service.card_for(source, info.context.who, pipeline_id))
+
 
 @strawberry.type(description="A user of the workspace: someone elements and tasks are assigned to")
 class User:
@@ -245,6 +257,14 @@ class Element:
             return None
         read = await info.context.loaders.pipeline.load(self.pipeline_id)
         return Pipeline.from_read(read) if read else None
+
+    @strawberry.field(description="The element's card: its type's layout for its pipeline and your roles, with values")
+    async def card(self, info: Info) -> ElementCard:
+        source = await info.context.loaders.card_source.load(self.entity_type)
+        if source is None:
+            raise NotFound(f"Element {self.id} not found")
+        read = ElementRead.model_validate(self, from_attributes=True)
+        return ElementCard.from_read(layout_service.element_card(source, info.context.who, read))
 
     @strawberry.field(description="The element's timeline: created, updated, moved…")
     async def history(self, info: Info, first: int = 100) -> list[TimelineEntry]:
