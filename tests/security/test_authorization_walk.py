@@ -232,6 +232,14 @@ async def build_world(app: FastAPI, settings: Settings, name: str) -> World:
             "/workplaces", {"name": "Vault workplace 2f5", "entity_types": ["lead"], "role_ids": [role["id"]]}
         )
         keep(CONFIG, workplace, "workplace", "Vault workplace 2f5")
+        card_layout = await post(
+            "/entity-types/lead/layouts",
+            {
+                "name": "Vault layout 3a8",
+                "sections": [{"code": "vault", "title": "Vault section 6e0", "fields": ["note"]}],
+            },
+        )
+        keep(METADATA, card_layout, "layout", "Vault layout 3a8", "Vault section 6e0")
         key = await post("/api-keys", {"name": "Vault spare key", "role": "viewer"})
         keep(CONFIG, key, "key", "Vault spare key", key["prefix"])
 
@@ -375,6 +383,7 @@ ADMIN_VIEW = [
     "/api-keys",
     "/departments",
     "/workplaces",
+    "/entity-types/lead/layouts",
 ]
 
 
@@ -561,6 +570,7 @@ PATH_VALUES = {
     "role_id": "{role}",
     "department_id": "{department}",
     "workplace_id": "{workplace}",
+    "layout_id": "{layout}",
     "token": "hk_not_the_real_token",
 }
 PATH_OVERRIDES = {
@@ -639,6 +649,12 @@ BODIES: dict[str, Any] = {
     "update_department": {"name": "Walk department renamed"},
     "create_workplace": {"name": "Walk workplace", "entity_types": ["lead"], "role_ids": ["{role}"]},
     "update_workplace": {"name": "Walk workplace renamed"},
+    "create_layout": {
+        "name": "Walk layout",
+        "pipeline_id": "{pipeline}",
+        "sections": [{"code": "walk", "title": "Walk", "fields": ["title", "note"]}],
+    },
+    "update_layout": {"name": "Walk layout renamed", "hidden": ["budget"]},
     "login": {"email": "vera.vault@example.com", "password": "not-veras-password", "workspace_id": "{workspace}"},
     "refresh_token": {"refresh_token": "made-up-refresh-token"},
     "logout": {"refresh_token": "made-up-refresh-token"},
@@ -784,6 +800,7 @@ GRAPHQL_NOUNS = {
     "relation": "relation",
     "department": "department",
     "workplace": "workplace",
+    "cardLayout": "layout",
     "lead": "element",
     "company": "company",
 }
@@ -859,6 +876,12 @@ GRAPHQL_INPUTS: dict[str, Any] = {
     "DepartmentUpdateInput": {"name": "Walk department renamed"},
     "WorkplaceCreateInput": {"name": "Walk workplace", "entityTypes": ["lead"], "roleIds": ["{role}"]},
     "WorkplaceUpdateInput": {"name": "Walk workplace renamed"},
+    "CardLayoutInput": {
+        "name": "Walk layout",
+        "pipelineId": "{pipeline}",
+        "sections": [{"code": "walk", "title": "Walk", "fields": ["title", "note"]}],
+    },
+    "CardLayoutPatch": {"name": "Walk layout renamed"},
     "LoginInput": {"email": "vera.vault@example.com", "password": "not-veras-password", "workspaceId": "{workspace}"},
 }
 
@@ -1056,6 +1079,7 @@ DELETE_ORDER = [
     "delete_routing_policy",
     "delete_api_key",
     "delete_workplace",
+    "delete_layout",
     "delete_department",
     "delete_role",
     "delete_user",
