@@ -69,4 +69,28 @@ export async function tour(baseUrl: string, key: string): Promise<void> {
     params: { path: { pipeline_id: pipeline.id }, query: { per_stage: 5 } },
   });
   for (const column of board.data?.stages ?? []) console.log(column.stage.code, column.count, column.amount_sum);
+
+  // A card layout of two sections (fields placed nowhere go to the default one), the element's card built from it
+  // with its values, and its timeline.
+  await api.POST("/api/v1/entity-types/{type}/layouts", {
+    params: { path: { type: "dishwasher" } },
+    body: {
+      name: "Dishwasher card",
+      sections: [
+        { code: "main", title: "Main", fields: ["title", "stage_id", "assigned_to", "amount"] },
+        { code: "specs", title: "Specifications", fields: ["capacity", "energy_class"], default: true },
+      ],
+      hidden: ["currency", "score", "created_at", "updated_at", "moved_at"],
+    },
+  });
+  const card = await api.GET("/api/v1/elements/{element_id}/card", {
+    params: { path: { element_id: element.id } },
+  });
+  for (const section of card.data?.sections ?? []) {
+    console.log(section.title, section.fields.map((field) => `${field.title}: ${JSON.stringify(field.value)}`));
+  }
+  const timeline = await api.GET("/api/v1/elements/{element_id}/history", {
+    params: { path: { element_id: element.id } },
+  });
+  console.log(timeline.data?.items.map((entry) => entry.kind));
 }
