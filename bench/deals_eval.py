@@ -82,7 +82,9 @@ def true_probability(stage: str, days: float, segment: str) -> float:
 
 
 def catch_open(rng: random.Random, deal: Deal) -> Deal:
-    """The deal at a moment drawn uniformly over its process life: where it is then (its future stays unknown)."""
+    """The deal at a moment drawn uniformly over its process life: where it is then (its future stays unknown).
+    `deals` keeps a deal with a probability proportional to its life first, as the open deals on any given day are
+    (a deal open for 60 days is seen open on twice as many days as one open for 30)."""
     total = sum(days for _, days in deal.stays)
     moment = rng.uniform(0, total)
     elapsed = 0.0
@@ -96,10 +98,19 @@ def catch_open(rng: random.Random, deal: Deal) -> Deal:
     raise AssertionError("unreachable")
 
 
+OPEN_LIFE_CAP = 200.0  # days: longer lives are kept as often as this one (a handful)
+
+
 def deals(count: int, seed: int, *, open_: bool = False) -> list[Deal]:
     rng = random.Random(seed)
-    out = [simulate(rng) for _ in range(count)]
-    return [catch_open(rng, d) for d in out] if open_ else out
+    if not open_:
+        return [simulate(rng) for _ in range(count)]
+    out: list[Deal] = []
+    while len(out) < count:
+        deal = simulate(rng)
+        if rng.random() < min(1.0, sum(days for _, days in deal.stays) / OPEN_LIFE_CAP):
+            out.append(catch_open(rng, deal))
+    return out
 
 
 async def deal_type(client: httpx.AsyncClient) -> dict[str, uuid.UUID]:

@@ -9,9 +9,12 @@ A learned model may list these beside its fields (a custom field of the same cod
   table (`ACTIVITY_SOURCE`; missing otherwise, and the model learns nothing from it).
 
 Training cannot read these off a closed element (its stage is the outcome), so it replays each closed element's stage
-history: SNAPSHOTS moments spread evenly over the time it spent in process stages, each one a training row with the
-features as they were then and the element's final outcome as the label. Snapshots of one element stay on one side of
-the hold-out split. Custom fields are read as they are now: their history is not kept.
+history: a snapshot every `step` of the time it spent in process stages (from a phase fixed by its id), each one a
+training row with the features as they were then and the element's final outcome as the label. A fixed step weighs
+each element by the time it was open, as a look at the open pipeline on any day sees them (one snapshot per element
+would under-weigh the long-lived ones, and those are mostly the won ones); the step is set for SNAPSHOTS per element
+on average. Snapshots of one element stay on one side of the hold-out split. Custom fields are read as they are now:
+their history is not kept.
 """
 
 import bisect
@@ -19,7 +22,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -39,7 +42,8 @@ HISTORY_FEATURES = {
     "age_days": "numeric",
     "activity_count": "numeric",
 }
-SNAPSHOTS = 8
+SNAPSHOTS = 8  # per element, on average
+MAX_SNAPSHOTS = 100  # per element: one that stayed open for ages does not swamp the rest
 _DAY = 86400.0
 
 # (workspace, [(element id, moment)]) -> completed activities of each element up to its moment, or None when the
@@ -177,21 +181,22 @@ def visits(element: Element, history: list[StageHistory]) -> list[Visit]:
     return out
 
 
-def _moments(stays: list[Visit], count: int) -> list[tuple[Visit, datetime]]:
-    """`count` moments spread evenly over the total time of the process stays, each with the stay it falls in."""
-    total = sum((v.end - v.start).total_seconds() for v in stays if v.end is not None)
-    if total <= 0:
-        return [(stays[-1], stays[-1].start)]
-    out = []
-    for k in range(count):
-        offset = (k + 0.5) / count * total
-        for stay in stays:
-            assert stay.end is not None  # noqa: S101
-            length = (stay.end - stay.start).total_seconds()
-            if offset <= length:
-                out.append((stay, stay.start + (stay.end - stay.start) * (offset / length if length else 0.0)))
-                break
-            offset -= length
+def _open_seconds(stays: list[Visit]) -> float:
+    return sum((v.end - v.start).total_seconds() for v in stays if v.end is not None)
+
+
+def _moments(stays: list[Visit], step: float, phase: float) -> list[tuple[Visit, datetime]]:
+    """Moments `phase`·step, (1 + `phase`)·step… into the process stays' time (seconds), each with its stay."""
+    out: list[tuple[Visit, datetime]] = []
+    elapsed = 0.0
+    offset = phase * step
+    for stay in stays:
+        assert stay.end is not None  # noqa: S101
+        length = (stay.end - stay.start).total_seconds()
+        while offset < elapsed + length and len(out) < MAX_SNAPSHOTS:
+            out.append((stay, stay.start + timedelta(seconds=offset - elapsed)))
+            offset += step
+        elapsed += length
     return out
 
 
@@ -231,15 +236,18 @@ async def training_snapshots(
     for row in rows:
         history.setdefault(row.element_id, []).append(row)
 
-    planned: list[tuple[int, Element, Visit, datetime, int]] = []
+    lives: list[tuple[int, Element, list[Visit]]] = []
     for group, element in enumerate(elements):
-        element_history = history.get(element.id, [])
-        stays = [v for v in visits(element, element_history) if _is_process(meta, v.stage_id)]
+        stays = [v for v in visits(element, history.get(element.id, [])) if _is_process(meta, v.stage_id)]
         stays = [v for v in stays if v.end is not None]  # a closed element's process stays all ended
-        if not stays:
-            continue  # created closed (an import of outcomes): nothing to learn about open ones
-        move_times = sorted(r.moved_at for r in element_history if r.from_stage_id is not None)
-        for stay, moment in _moments(stays, SNAPSHOTS):
+        if _open_seconds(stays) > 0:  # else created closed (an import of outcomes): never seen open
+            lives.append((group, element, stays))
+    step = sum(_open_seconds(stays) for _, _, stays in lives) / max(1, SNAPSHOTS * len(lives))
+    planned: list[tuple[int, Element, Visit, datetime, int]] = []
+    for group, element, stays in lives:
+        move_times = sorted(r.moved_at for r in history.get(element.id, []) if r.from_stage_id is not None)
+        phase = (element.id.int % 1_000_003) / 1_000_003  # fixed per element: retraining replays the same moments
+        for stay, moment in _moments(stays, step, phase):
             planned.append((group, element, stay, moment, bisect.bisect_right(move_times, moment)))
     activities = None
     if "activity_count" in wanted and planned:
