@@ -530,8 +530,8 @@ async def close_probability(
 ) -> dict[uuid.UUID, float]:
     """For the weighted forecast: each element's probability of reaching a success stage, read-only (no timeline
     entry). 1.0 / 0.0 for elements already in a success / failure stage; an open element is scored by its type's
-    active learned model (with its stage history as of `now`). Elements that are missing, deleted, not readable
-    by the actor, or whose type has no active learned model are left out."""
+    active learned model (with its stage history as of `now`). Left out: elements that are missing, deleted or not
+    readable by the actor, and open elements whose type has no active learned model."""
     now = now or datetime.now(UTC)
     wanted = list(dict.fromkeys(element_ids))
     out: dict[uuid.UUID, float] = {}
