@@ -8,7 +8,7 @@ COPY app ./app
 COPY migrations ./migrations
 COPY workers ./workers
 COPY bench ./bench
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[trees]'
 
 # Runtime stage: only the installed wheels, run as an unprivileged user.
 FROM python:3.11-slim AS runtime

@@ -3,9 +3,12 @@
     DATABASE_URL=postgresql://… python3 -m bench.leads_eval [--datasets DIR] [--mode split|full]
 
 `split` (default): import the stored training part (`leads_train.csv`, 80%) with converted leads in the SUCCESS
-stage and the others in FAIL, train a learned model through the API, activate it, import the held-out 20% (the
-rows of the full file that are not in the training part) as new leads, which the active model scores as they
-arrive, and print ROC AUC on them and the conversion rate per routing tier (80+, 50-79, <50).
+stage and the others in FAIL, train two learned models through the API — one logistic only, one `auto` (logistic and
+boosted trees fitted on the same split, the trees kept only if they win on the model's hold-out) — activate the
+`auto` one, import the held-out 20% (the rows of the full file that are not in the training part) as new leads,
+which the active model scores as they arrive, and print ROC AUC on them and the conversion rate per routing tier
+(80+, 50-79, <50) beside the logistic model's (its stored params scoring the same leads), and the time to score
+one element with each.
 `full`: import the whole file with outcomes and print the model's own hold-out metrics.
 
 Columns left out because they leak the outcome (the sales team fills them in during or after contact):
@@ -92,12 +95,13 @@ async def import_csv(client: httpx.AsyncClient, text: str, *, name: str, stage: 
     return job
 
 
-async def train(client: httpx.AsyncClient, features: list[str]) -> dict[str, Any]:
+async def train(
+    client: httpx.AsyncClient, features: list[str], *, name: str = "learned", algorithm: str = "auto"
+) -> dict[str, Any]:
     from app.kit import background
 
-    created = await client.post(
-        "/scoring/models", json={"name": "learned", "entity_type": "lead", "kind": "learned", "features": features}
-    )
+    body = {"name": name, "entity_type": "lead", "kind": "learned", "features": features}
+    created = await client.post("/scoring/models", json=body | {"training": {"algorithm": algorithm}})
     created.raise_for_status()
     started = await client.post(f"/scoring/models/{created.json()['id']}/train")
     started.raise_for_status()
@@ -114,16 +118,16 @@ async def features_of(client: httpx.AsyncClient) -> list[str]:
     return [f["code"] for f in fields if f["type"] in usable]
 
 
-async def scored_titles(client: httpx.AsyncClient) -> dict[str, int]:
-    """Title -> score of the leads still in a process stage (the held-out ones)."""
-    out: dict[str, int] = {}
+async def held_out_leads(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
+    """Title -> element of the leads still in a process stage (the held-out ones)."""
+    out: dict[str, dict[str, Any]] = {}
     cursor = None
     while True:
         body: dict[str, Any] = {"filter": {"field": "stage_code", "op": "eq", "value": "NEW"}, "limit": 500}
         if cursor:
             body["cursor"] = cursor
         page = (await client.post("/entity-types/lead/elements/search", json=body)).json()
-        out.update({e["title"]: e["score"] for e in page["items"]})
+        out.update({e["title"]: e for e in page["items"]})
         cursor = page["next_cursor"]
         if not cursor:
             return out
@@ -132,9 +136,16 @@ async def scored_titles(client: httpx.AsyncClient) -> dict[str, int]:
 def print_metrics(title: str, metrics: dict[str, Any]) -> None:
     print(f"\n{title}")
     print(
-        f"  ROC AUC {metrics['roc_auc']}, log loss {metrics['log_loss']}, train_size {metrics['train_size']}, "
-        f"holdout_size {metrics['holdout_size']}, base rate {metrics['base_rate']}"
+        f"  {metrics.get('algorithm')}: ROC AUC {metrics['roc_auc']}, log loss {metrics['log_loss']}, "
+        f"Brier {metrics.get('brier')}, train_size {metrics['train_size']}, holdout_size {metrics['holdout_size']}, "
+        f"base rate {metrics['base_rate']}"
     )
+    for candidate in metrics.get("candidates") or []:
+        kept = "kept" if candidate["chosen"] else "not kept"
+        print(
+            f"    candidate {candidate['algorithm']:<24} ROC AUC {candidate['roc_auc']}, log loss "
+            f"{candidate['log_loss']}, Brier {candidate['brier']} ({kept})"
+        )
     print("  calibration (decile: mean predicted -> observed):")
     for b in metrics["calibration"]:
         print(f"    {b['decile']:>2}: {b['mean_predicted']:.3f} -> {b['observed_rate']:.3f}  (n={b['count']})")
@@ -143,7 +154,7 @@ def print_metrics(title: str, metrics: dict[str, Any]) -> None:
 async def evaluate(datasets: Path, mode: str) -> None:
     from app.db import unit_of_work
     from app.main import create_app
-    from app.scoring.learned import roc_auc
+    from app.scoring.learned import compile_params, probability_to_score, roc_auc
     from app.settings import get_settings
     from app.workspaces import service as workspace_service
 
@@ -176,23 +187,66 @@ async def evaluate(datasets: Path, mode: str) -> None:
             held_out = [r for r in full if r[ID] not in train_ids]
             job = await import_csv(client, to_csv(train_rows, with_outcome=True), name="leads_train.csv")
             print(f"imported {job['imported']} training leads ({job['rejected']} rejected)")
-            model = await train(client, await features_of(client))
-            print_metrics("learned model, metrics on its own hold-out of the training part:", model["metrics"])
+            features = await features_of(client)
+            clock = time.monotonic()
+            logistic = await train(client, features, name="logistic", algorithm="logistic")
+            logistic_seconds = time.monotonic() - clock
+            clock = time.monotonic()
+            model = await train(client, features)
+            auto_seconds = time.monotonic() - clock
+            print_metrics(
+                f"logistic only (trained in {logistic_seconds:.1f} s), on its own hold-out:", logistic["metrics"]
+            )
+            print_metrics(f"auto (trained in {auto_seconds:.1f} s), on the same hold-out:", model["metrics"])
             (await client.post(f"/scoring/models/{model['id']}/activate")).raise_for_status()
             job = await import_csv(client, to_csv(held_out, with_outcome=False), name="held_out.csv", stage=False)
             print(f"imported {job['imported']} held-out leads, scored on arrival by the active model")
-            scores = await scored_titles(client)
+            leads = await held_out_leads(client)
     y = np.array([1.0 if r[TARGET] == "1" else 0.0 for r in held_out])
-    s = np.array([float(scores[r[ID]]) for r in held_out])
-    auc = roc_auc(y, s)
+    rows = [leads[r[ID]]["values"] for r in held_out]
+    active = np.array([float(leads[r[ID]]["score"]) for r in held_out])
+    baseline = np.array([probability_to_score(float(p)) for p in compile_params(logistic["params"]).proba(rows)])
     print(f"\nclosing note: held-out leads (the 20% not in leads_train.csv): {len(held_out)}, converted {int(y.sum())}")
-    print(f"  ROC AUC of the score on them: {auc:.4f}")
-    print("  conversion rate per routing tier:")
+    print(f"  {'':<34}{'logistic':>12}{model['metrics']['algorithm'] + ' (active)':>34}")
+    print(f"  {'ROC AUC of the score':<34}{roc_auc(y, baseline):>12.4f}{roc_auc(y, active):>34.4f}")
     for name, low, high in (("80+ (senior)", 80, 100), ("50-79 (regular)", 50, 79), ("<50 (automatic)", 1, 49)):
-        mask = (s >= low) & (s <= high)
-        rate = float(y[mask].mean()) if mask.any() else float("nan")
-        print(f"    {name:<16} {int(mask.sum()):>5} leads, {rate:6.1%} converted")
+        cells = []
+        for scores in (baseline, active):
+            mask = (scores >= low) & (scores <= high)
+            rate = float(y[mask].mean()) if mask.any() else float("nan")
+            cells.append(f"{rate:6.1%} of {int(mask.sum()):>4}")
+        print(f"  {'converted, tier ' + name:<34}{cells[0]:>12}{cells[1]:>34}")
+    print("  time per element (numpy, compiled model cached as in the engine):")
+    for title, params in (("logistic", logistic["params"]), (model["metrics"]["algorithm"], model["params"])):
+        one, batch, explain = scoring_times(params, rows)
+        print(
+            f"    {title:<24} one element {one:5.0f} µs, in a batch of 1000 {batch:4.0f} µs, "
+            f"explained {explain:5.0f} µs"
+        )
     print(f"  (done in {time.monotonic() - started:.0f} s)")
+
+
+def scoring_times(params: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[float, float, float]:
+    """Microseconds per element: scored alone (as a create is), in a batch of 1000 (an import), and explained; the
+    best of five rounds each (the machine is shared)."""
+    from app.scoring.learned import compile_params
+
+    model = compile_params(params)
+    sample = rows[:100]
+    batch_rows = (rows * (1000 // len(rows) + 1))[:1000]
+
+    def best(run: Any, count: int) -> float:
+        rounds = []
+        for _ in range(5):
+            clock = time.perf_counter()
+            run()
+            rounds.append((time.perf_counter() - clock) / count)
+        return min(rounds) * 1e6
+
+    one = best(lambda: [model.proba([row]) for row in sample], len(sample))
+    batch = best(lambda: model.proba(batch_rows), len(batch_rows))
+    explain = best(lambda: [model.explain(row) for row in sample], len(sample))
+    return one, batch, explain
 
 
 def main() -> None:

@@ -460,6 +460,8 @@ async def _apply_moves(
         entries.append(_entry(actor, element.id, "moved", move))
     await session.flush()
     await _record(session, events, entries, history)
+    # A model that reads the stage (a deal's close probability) scores the move, once the history row is written.
+    await autoscore(session, meta, elements, moved=True)
 
 
 # --- delete and restore ----------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Learned scoring: an L2-regularised logistic regression in numpy, stored as plain data.
+"""Learned scoring: an L2-regularised logistic regression in numpy, or boosted trees (app.scoring.trees), stored as
+plain data; training fits both and keeps the trees only when they win on the hold-out.
 
 Encodings (learned from the training split only):
 - categorical: one column per category seen at least `min_category_count` times, one for rarer values (`other`)
@@ -14,10 +15,13 @@ coef · (x − training mean) summed per feature; baseline + Σ contributions = 
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from app.scoring.trees import TreeOptions
 
 Row = dict[str, Any]
 FloatArray = NDArray[np.float64]
@@ -209,8 +213,16 @@ def calibration(y: FloatArray, p: FloatArray, groups: int = 10) -> list[dict[str
     return out
 
 
-def split(y: FloatArray, fraction: float, seed: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """A stratified train/hold-out split of row indexes."""
+def split(
+    y: FloatArray, fraction: float, seed: int, *, groups: NDArray[np.int64] | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """A stratified train/hold-out split of row indexes. With `groups` (rows of one group share their label, e.g. the
+    snapshots of one deal), whole groups go to one side, stratified by the groups' labels."""
+    if groups is not None:
+        ids, first = np.unique(groups, return_index=True)
+        _, group_holdout = split(y[first], fraction, seed)
+        in_holdout = np.isin(groups, ids[group_holdout])
+        return np.nonzero(~in_holdout)[0].astype(np.int64), np.nonzero(in_holdout)[0].astype(np.int64)
     rng = np.random.default_rng(seed)
     train: list[int] = []
     holdout: list[int] = []
@@ -225,6 +237,11 @@ def split(y: FloatArray, fraction: float, seed: int) -> tuple[NDArray[np.int64],
 
 # --- the model as data -----------------------------------------------------------------------------------------
 
+LOGISTIC = "logistic_regression_l2"
+# `auto` keeps boosted trees only when they beat the logistic model on the hold-out by at least this much ROC AUC:
+# with no clear gain the simpler, smoother model stays.
+TREES_MIN_GAIN = 0.002
+
 
 @dataclass
 class Trained:
@@ -232,7 +249,65 @@ class Trained:
     metrics: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Logistic:
+    """A stored logistic model, ready to evaluate."""
+
+    params: dict[str, Any]
+
+    def logits(self, rows: list[Row]) -> FloatArray:
+        logits, _, _ = _logits(self.params, rows)
+        return logits
+
+    def proba(self, rows: list[Row]) -> FloatArray:
+        return _sigmoid(self.logits(rows)) if rows else np.zeros(0)
+
+    def explain(self, row: Row) -> tuple[float, float, list[tuple[str, Any, float]]]:
+        return _explain_logistic(self.params, row)
+
+
+class Predictor(Protocol):
+    def logits(self, rows: list[Row]) -> FloatArray: ...
+    def proba(self, rows: list[Row]) -> FloatArray: ...
+    def explain(self, row: Row) -> tuple[float, float, list[tuple[str, Any, float]]]: ...
+
+
+def compile_params(params: dict[str, Any]) -> Predictor:
+    """The stored model (logistic or boosted trees) as an object that scores rows; build it once per version."""
+    from app.scoring import trees  # trees builds on this module's encodings
+
+    if params.get("algorithm") == trees.ALGORITHM:
+        return trees.Forest.from_params(params)
+    return Logistic(params)
+
+
 MIN_PER_CLASS = 5
+
+
+def _metrics(y: FloatArray, p: FloatArray) -> dict[str, Any]:
+    auc = roc_auc(y, p)
+    return {
+        "roc_auc": round(auc, 4) if auc is not None else None,
+        "log_loss": round(log_loss(y, p), 4),
+        "brier": round(brier(y, p), 4),
+    }
+
+
+def brier(y: FloatArray, p: FloatArray) -> float:
+    return float(np.mean((p - y) ** 2)) if len(y) else 0.0
+
+
+def category_rate_baseline(
+    rows: list[Row], y: FloatArray, train_idx: NDArray[np.int64], holdout_idx: NDArray[np.int64], code: str
+) -> FloatArray:
+    """The simple baseline for `code` (e.g. the stage): each category's success rate among the training rows,
+    the overall rate for a category not seen there; predicted for the hold-out rows."""
+    overall = float(y[train_idx].mean())
+    totals: dict[str, list[float]] = {}
+    for i in train_idx:
+        totals.setdefault(str(rows[i].get(code)), []).append(float(y[i]))
+    rates = {key: float(np.mean(values)) for key, values in totals.items()}
+    return np.array([rates.get(str(rows[i].get(code)), overall) for i in holdout_idx], dtype=np.float64)
 
 
 def train(
@@ -245,26 +320,104 @@ def train(
     bins: int,
     min_category_count: int,
     seed: int,
+    algorithm: str = "auto",
+    tree_options: "TreeOptions | None" = None,
+    groups: list[int] | None = None,
+    baseline_feature: str | None = None,
 ) -> Trained:
-    """Fit on a stratified training split, measure on the hold-out split. `features` are (code, kind) pairs."""
+    """Fit on a stratified training split, measure on the hold-out split. `features` are (code, kind) pairs.
+
+    `algorithm`: `logistic`, `boosted_trees`, or `auto` (both are fitted on the same split; the trees are kept only
+    when they beat the logistic model's hold-out ROC AUC by TREES_MIN_GAIN). `groups`: rows that belong together
+    (snapshots of one element) stay on one side of the split. `baseline_feature`: also measure the per-category
+    success rate of that feature (e.g. the stage) on the same hold-out, as the simple baseline to beat."""
+    from app.scoring import trees
+
     y = np.array(labels, dtype=np.float64)
-    positives, negatives = int(y.sum()), int(len(y) - y.sum())
+    group_ids = np.array(groups, dtype=np.int64) if groups is not None else None
+    positives, negatives = _class_counts(y, group_ids)
     if positives < MIN_PER_CLASS or negatives < MIN_PER_CLASS:
         raise TrainingError(
             f"needs at least {MIN_PER_CLASS} elements in success stages and {MIN_PER_CLASS} in failure stages "
             f"(has {positives} and {negatives})"
         )
-    train_idx, holdout_idx = split(y, holdout_fraction, seed)
+    wants_trees = algorithm in ("auto", "boosted_trees")
+    if algorithm == "boosted_trees" and not trees.installed():
+        raise TrainingError("boosted trees are trained with LightGBM, which is not installed here")
+    train_idx, holdout_idx = split(y, holdout_fraction, seed, groups=group_ids)
     train_rows = [rows[i] for i in train_idx]
+    holdout_rows = [rows[i] for i in holdout_idx]
+    y_train, y_holdout = y[train_idx], y[holdout_idx]
+
+    candidates: list[tuple[dict[str, Any], FloatArray, FloatArray]] = []  # params, train and hold-out predictions
+    if algorithm in ("auto", "logistic"):
+        params = _fit_logistic_params(train_rows, y_train, features, l2=l2, bins=bins, min_count=min_category_count)
+        model = Logistic(params)
+        candidates.append((params, model.proba(train_rows), model.proba(holdout_rows)))
+    skipped = None
+    if wants_trees and trees.installed():
+        encodings = [
+            fit_encoding(code, kind, [r.get(code) for r in train_rows], bins=0, min_count=min_category_count)
+            for code, kind in features
+        ]
+        x_train, _ = trees.tree_matrix(encodings, train_rows)
+        options = tree_options or trees.TreeOptions(num_leaves=7, learning_rate=0.05, max_trees=500, seed=seed)
+        train_groups = group_ids[train_idx] if group_ids is not None else None
+        fitted, depth = trees.fit(x_train, y_train, train_groups, options)
+        params = trees.params_for(encodings, fitted, depth)
+        forest = trees.Forest.from_params(params)
+        candidates.append((params, forest.proba(train_rows), forest.proba(holdout_rows)))
+    elif wants_trees:
+        skipped = "boosted trees: LightGBM is not installed here"
+
+    scored = [(params, p_train, p_holdout, _metrics(y_holdout, p_holdout)) for params, p_train, p_holdout in candidates]
+    chosen = scored[0]
+    if len(scored) == 2 and (scored[1][3]["roc_auc"] or 0.0) > (scored[0][3]["roc_auc"] or 0.0) + TREES_MIN_GAIN:
+        chosen = scored[1]
+    params, p_train, p_holdout, holdout_metrics = chosen
+    metrics: dict[str, Any] = {
+        **holdout_metrics,
+        "algorithm": params["algorithm"],
+        "calibration": calibration(y_holdout, p_holdout),
+        "train_size": len(train_idx),
+        "holdout_size": len(holdout_idx),
+        "base_rate": round(float(y.mean()), 4),
+        "train_roc_auc": _round(roc_auc(y_train, p_train)),
+        "candidates": [{"algorithm": c[0]["algorithm"], **c[3], "chosen": c is chosen} for c in scored],
+    }
+    if skipped:
+        metrics["note"] = skipped
+    if group_ids is not None:
+        metrics["holdout_elements"] = len(np.unique(group_ids[holdout_idx]))
+    if baseline_feature is not None:
+        p_baseline = category_rate_baseline(rows, y, train_idx, holdout_idx, baseline_feature)
+        metrics["baseline"] = {
+            "name": f"{baseline_feature} success rate",
+            **_metrics(y_holdout, p_baseline),
+            "calibration": calibration(y_holdout, p_baseline),
+        }
+    return Trained(params=params, metrics=metrics)
+
+
+def _class_counts(y: FloatArray, groups: NDArray[np.int64] | None) -> tuple[int, int]:
+    """Successes and failures, counted per element when rows are snapshots."""
+    if groups is not None:
+        _, first = np.unique(groups, return_index=True)
+        y = y[first]
+    return int(y.sum()), int(len(y) - y.sum())
+
+
+def _fit_logistic_params(
+    rows: list[Row], y: FloatArray, features: list[tuple[str, str]], *, l2: float, bins: int, min_count: int
+) -> dict[str, Any]:
     encodings = [
-        fit_encoding(code, kind, [r.get(code) for r in train_rows], bins=bins, min_count=min_category_count)
-        for code, kind in features
+        fit_encoding(code, kind, [r.get(code) for r in rows], bins=bins, min_count=min_count) for code, kind in features
     ]
-    x_train, _ = design_matrix(encodings, train_rows)
-    intercept, coefs = fit_logistic(x_train, y[train_idx], l2=l2)
+    x_train, _ = design_matrix(encodings, rows)
+    intercept, coefs = fit_logistic(x_train, y, l2=l2)
     means = x_train.mean(axis=0)
-    params = {
-        "algorithm": "logistic_regression_l2",
+    return {
+        "algorithm": LOGISTIC,
         "intercept": intercept,
         "encodings": [
             {**encoding, "columns": column_names(encoding)}
@@ -273,21 +426,6 @@ def train(
         "coefficients": [float(c) for c in coefs],
         "column_means": [float(m) for m in means],
     }
-    p_train = predict_proba(params, train_rows)
-    holdout_rows = [rows[i] for i in holdout_idx]
-    p_holdout = predict_proba(params, holdout_rows)
-    y_holdout = y[holdout_idx]
-    auc = roc_auc(y_holdout, p_holdout)
-    metrics = {
-        "roc_auc": round(auc, 4) if auc is not None else None,
-        "log_loss": round(log_loss(y_holdout, p_holdout), 4),
-        "calibration": calibration(y_holdout, p_holdout),
-        "train_size": len(train_idx),
-        "holdout_size": len(holdout_idx),
-        "base_rate": round(float(y.mean()), 4),
-        "train_roc_auc": _round(roc_auc(y[train_idx], p_train)),
-    }
-    return Trained(params=params, metrics=metrics)
 
 
 def _round(value: float | None) -> float | None:
@@ -301,10 +439,8 @@ def _logits(params: dict[str, Any], rows: list[Row]) -> tuple[FloatArray, FloatA
 
 
 def predict_proba(params: dict[str, Any], rows: list[Row]) -> FloatArray:
-    if not rows:
-        return np.zeros(0)
-    logits, _, _ = _logits(params, rows)
-    return _sigmoid(logits)
+    """Probabilities from a stored model (either algorithm). Compiles it on every call: the engine caches instead."""
+    return compile_params(params).proba(rows)
 
 
 def probability_to_score(probability: float) -> int:
@@ -313,6 +449,10 @@ def probability_to_score(probability: float) -> int:
 
 def explain(params: dict[str, Any], row: Row) -> tuple[float, float, list[tuple[str, Any, float]]]:
     """(probability, baseline log-odds, [(feature, value, contribution in log-odds)]) for one row."""
+    return compile_params(params).explain(row)
+
+
+def _explain_logistic(params: dict[str, Any], row: Row) -> tuple[float, float, list[tuple[str, Any, float]]]:
     logits, x, owners = _logits(params, [row])
     coefs = np.array(params["coefficients"], dtype=np.float64)
     means = np.array(params["column_means"], dtype=np.float64)

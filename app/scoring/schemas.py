@@ -74,6 +74,17 @@ class TrainingOptions(BaseModel):
     bins: int = Field(default=5, ge=0, le=20, description="Quantile bins per numeric feature (0: linear only)")
     min_category_count: int = Field(default=10, ge=1, description="Rarer categories are pooled as `other`")
     seed: int = 0
+    algorithm: Literal["auto", "logistic", "boosted_trees"] = Field(
+        default="auto",
+        description="`auto` fits both on the same split and keeps the boosted trees only when their hold-out ROC AUC "
+        "beats the logistic model's by 0.002 (boosted trees need LightGBM where training runs; `auto` falls back to "
+        "logistic without it)",
+    )
+    num_leaves: int = Field(default=7, ge=2, le=63, description="Boosted trees: leaves per tree")
+    learning_rate: float = Field(default=0.05, gt=0, le=1, description="Boosted trees: shrinkage per tree")
+    max_trees: int = Field(
+        default=500, ge=1, le=2000, description="Boosted trees: the most trees (early stopping picks fewer)"
+    )
     retrain_every_hours: float | None = Field(
         default=None,
         gt=0,
@@ -113,6 +124,22 @@ class CalibrationBin(BaseModel):
     observed_rate: float
 
 
+class CandidateMetrics(BaseModel):
+    algorithm: str
+    roc_auc: float | None
+    log_loss: float
+    brier: float
+    chosen: bool
+
+
+class BaselineMetrics(BaseModel):
+    name: str = Field(description="The simple baseline, e.g. each stage's historical success rate")
+    roc_auc: float | None
+    log_loss: float
+    brier: float
+    calibration: list[CalibrationBin]
+
+
 class ModelMetrics(BaseModel):
     roc_auc: float | None
     log_loss: float
@@ -121,6 +148,18 @@ class ModelMetrics(BaseModel):
     holdout_size: int
     base_rate: float
     train_roc_auc: float | None = None
+    brier: float | None = Field(default=None, description="Mean squared error of the probability on the hold-out")
+    algorithm: str | None = Field(default=None, description="`logistic_regression_l2` or `gradient_boosted_trees`")
+    candidates: list[CandidateMetrics] | None = Field(
+        default=None, description="Every algorithm fitted on the same split, with its hold-out metrics"
+    )
+    baseline: BaselineMetrics | None = Field(
+        default=None, description="Models reading `stage_code`: the per-stage success rate on the same hold-out"
+    )
+    holdout_elements: int | None = Field(
+        default=None, description="History models: elements behind the hold-out's snapshots"
+    )
+    note: str | None = None
 
 
 class ScoringModelRead(BaseModel):
@@ -136,8 +175,9 @@ class ScoringModelRead(BaseModel):
     training: dict[str, Any] | None = None
     metrics: ModelMetrics | None = None
     error: str | None = None
+    algorithm: str | None = Field(default=None, description="Trained learned models: the algorithm kept")
     params: dict[str, Any] | None = Field(
-        default=None, description="The learned model as data: encodings, bins, coefficients"
+        default=None, description="The learned model as data: encodings and coefficients, or trees"
     )
     created_at: datetime
     trained_at: datetime | None
@@ -169,3 +209,18 @@ class ScoreResult(BaseModel):
         description="Learned models: log-odds of an average element; baseline + contributions = logit(probability)",
     )
     explanation: list[Contribution]
+
+
+class CloseProbabilityRead(BaseModel):
+    element_id: uuid.UUID
+    probability: float = Field(ge=0, le=1, description="Probability of reaching a success stage")
+    stage_code: str | None
+    closed: bool = Field(description="Already in a success (1) or failure (0) stage: no model involved")
+    model_id: uuid.UUID | None = None
+    version: int | None = None
+    algorithm: str | None = None
+    baseline: float | None = Field(
+        default=None, description="Log-odds of an average element; baseline + contributions = logit(probability)"
+    )
+    explanation: list[Contribution] = Field(default_factory=list)
+    computed_at: datetime

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -15,6 +16,7 @@ from app.access.visibility import ensure_sees_type, sees_type
 from app.auth.actor import Actor, system_actor
 from app.db import make_sessionmaker, unit_of_work
 from app.elements import service as element_service
+from app.elements.meta_cache import cached_type_meta
 from app.elements.models import Element
 from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
 from app.entity_types.models import EntityType
@@ -22,11 +24,21 @@ from app.errors import Conflict, ErrorCollector, FieldError, Invalid, NotFound
 from app.kit import background
 from app.outbox.service import record_event
 from app.pipelines.models import Stage, StageSemantic
-from app.scoring import learned
-from app.scoring.engine import SYSTEM_FEATURES, compile_model, element_row, score_row, score_rows
+from app.scoring import history, learned
+from app.scoring.engine import (
+    SYSTEM_FEATURES,
+    compile_model,
+    element_row,
+    load_model,
+    model_rows,
+    score_row,
+    score_rows,
+)
 from app.scoring.models import ScoringModel
 from app.scoring.schemas import (
+    CloseProbabilityRead,
     ContainsFactor,
+    Contribution,
     EnumFactor,
     Factor,
     ModelMetrics,
@@ -36,6 +48,7 @@ from app.scoring.schemas import (
     ScoringModelRead,
     TrainingOptions,
 )
+from app.scoring.trees import TreeOptions
 from app.timeline.service import add_entry
 from app.workspaces.service import bump_metadata_version
 
@@ -81,13 +94,22 @@ def _feature_kinds(meta: TypeMeta, features: list[str], errors: ErrorCollector) 
     if len(set(features)) != len(features):
         errors.add("features", "lists a field twice")
     for index, code in enumerate(features):
+        if code in history.HISTORY_FEATURES and code not in meta.fields:
+            if not meta.stages:
+                errors.add(f"features[{index}]", f"{code!r} reads the stage history; {meta.code!r} has no stages")
+            out.append((code, history.HISTORY_FEATURES[code]))
+            continue
         field_type = _field_type(meta, code)
         kind = FEATURE_KINDS.get(field_type or "")
         if field_type is None:
             errors.add(f"features[{index}]", f"unknown field {code!r} on entity type {meta.code!r}")
         elif kind is None:
             supported = ", ".join(sorted(FEATURE_KINDS))
-            errors.add(f"features[{index}]", f"{code!r} is a {field_type} field; features can be {supported}")
+            errors.add(
+                f"features[{index}]",
+                f"{code!r} is a {field_type} field; features can be {supported} fields, or the history features "
+                + ", ".join(history.HISTORY_FEATURES),
+            )
         else:
             out.append((code, kind))
     return out
@@ -107,6 +129,7 @@ def _read(row: ScoringModel, type_code: str) -> ScoringModelRead:
         training=row.config.get("training"),
         metrics=ModelMetrics.model_validate(row.metrics) if row.metrics else None,
         error=row.error,
+        algorithm=(row.params or {}).get("algorithm"),
         params=row.params,
         created_at=row.created_at,
         trained_at=row.trained_at,
@@ -257,7 +280,9 @@ async def rescore_type(engine: AsyncEngine, workspace_id: uuid.UUID, model_id: u
             )
             if not elements:
                 return done
-            scores = score_rows(compile_model(row), [element_row(e) for e in elements])
+            model = compile_model(row)
+            meta = await cached_type_meta(session, workspace_id, row.entity_type_id)
+            scores = score_rows(model, await model_rows(session, meta, model, elements))
             changed = [{"id": e.id, "score": s} for e, s in zip(elements, scores, strict=True) if e.score != s]
             if changed:
                 await session.execute(update(Element), changed)
@@ -335,8 +360,14 @@ async def run_training(engine: AsyncEngine, workspace_id: uuid.UUID, model_id: u
             features = _feature_kinds(meta, row.config["features"], errors)
             if errors.errors:
                 raise learned.TrainingError("; ".join(f"{e.field}: {e.message}" for e in errors.errors))
-            rows, labels = await _training_data(session, workspace_id, meta)
             options = TrainingOptions.model_validate(row.config.get("training") or {})
+            wanted = frozenset(code for code, _ in features if code in history.HISTORY_FEATURES) - set(meta.fields)
+            groups = None
+            if wanted:
+                snapshots = await history.training_snapshots(session, meta, element_row, wanted)
+                rows, labels, groups = snapshots.rows, snapshots.labels, snapshots.groups
+            else:
+                rows, labels = await _training_data(session, workspace_id, meta)
         trained = await asyncio.to_thread(
             learned.train,
             rows,
@@ -347,8 +378,18 @@ async def run_training(engine: AsyncEngine, workspace_id: uuid.UUID, model_id: u
             bins=options.bins,
             min_category_count=options.min_category_count,
             seed=options.seed,
+            algorithm=options.algorithm,
+            tree_options=TreeOptions(
+                num_leaves=options.num_leaves,
+                learning_rate=options.learning_rate,
+                max_trees=options.max_trees,
+                seed=options.seed,
+            ),
+            groups=groups,
+            baseline_feature="stage_code" if "stage_code" in wanted else None,
         )
-        await _finish(sessionmaker, model_id, status="trained", params=trained.params, metrics=trained.metrics)
+        params = trained.params | ({"history_features": sorted(wanted)} if wanted else {})
+        await _finish(sessionmaker, model_id, status="trained", params=params, metrics=trained.metrics)
     except learned.TrainingError as exc:
         await _finish(sessionmaker, model_id, status="failed", error=str(exc))
     except Exception as exc:
@@ -391,11 +432,19 @@ async def score_element(
         if row_or_none is None:
             raise Conflict("The element's entity type has no active scoring model")
         row = row_or_none
-    result = score_row(compile_model(row), element_row(element))
+    model = compile_model(row)
+    meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
+    result = score_row(model, (await model_rows(session, meta, model, [element]))[0])
     previous = element.score
     element.score = result.score
     await session.flush()
-    data = {"score": result.score, "previous": previous, "model_id": str(row.id), "version": row.version}
+    data = {
+        "score": result.score,
+        "previous": previous,
+        "model_id": str(row.id),
+        "version": row.version,
+        "explanation": _top(result.explanation),
+    }
     add_entry(session, actor, "scored", element_id=element.id, data=data)
     record_event(
         session,
@@ -406,6 +455,125 @@ async def score_element(
         payload={"element_id": str(element.id), **data},
     )
     return result
+
+
+def _top(explanation: list[Contribution], count: int = 5) -> list[dict[str, Any]]:
+    """The strongest reasons, for the timeline (the full list is in the response)."""
+    return [c.model_dump(mode="json") for c in explanation[:count]]
+
+
+# --- deal close probability ------------------------------------------------------------------------------------
+
+CLOSE_PROBABILITY_CHUNK = 1000
+
+
+async def _close_probabilities(
+    session: AsyncSession, actor: Actor, elements: list[Element], now: datetime, *, explain: bool
+) -> list[CloseProbabilityRead]:
+    """Each element's probability of reaching a success stage (1 or 0 once closed) from its type's active learned
+    model, at `now`; elements whose type has no such model are left out."""
+    by_type: dict[uuid.UUID, list[Element]] = {}
+    for element in elements:
+        by_type.setdefault(element.entity_type_id, []).append(element)
+    out: list[CloseProbabilityRead] = []
+    for type_id, members in by_type.items():
+        meta = await cached_type_meta(session, actor.workspace_id, type_id)
+        model = await load_model(session, meta.active_scoring_model_id) if meta.active_scoring_model_id else None
+        learned_model = model if model is not None and model.predictor is not None else None
+        open_members = []
+        for element in members:
+            stage = meta.stages.get(element.stage_id) if element.stage_id else None
+            if stage is not None and stage.semantic != StageSemantic.process:
+                won = stage.semantic == StageSemantic.success
+                out.append(
+                    CloseProbabilityRead(
+                        element_id=element.id,
+                        probability=1.0 if won else 0.0,
+                        stage_code=stage.code,
+                        closed=True,
+                        computed_at=now,
+                    )
+                )
+            elif learned_model is not None:
+                open_members.append(element)
+        if learned_model is None or not open_members:
+            continue
+        assert learned_model.predictor is not None  # noqa: S101
+        rows = await model_rows(session, meta, learned_model, open_members, now=now)
+        probabilities = learned_model.predictor.proba(rows)
+        for element, row, probability in zip(open_members, rows, probabilities, strict=True):
+            read = CloseProbabilityRead(
+                element_id=element.id,
+                probability=round(float(probability), 6),
+                stage_code=row.get("stage_code") if "stage_code" in row else _stage_code(meta, element),
+                closed=False,
+                model_id=learned_model.id,
+                version=learned_model.version,
+                algorithm=(learned_model.params or {}).get("algorithm"),
+                computed_at=now,
+            )
+            if explain:
+                _, baseline, parts = learned_model.predictor.explain(row)
+                read.baseline = round(baseline, 6)
+                read.explanation = [Contribution(feature=f, value=v, contribution=round(c, 6)) for f, v, c in parts]
+            out.append(read)
+    return out
+
+
+def _stage_code(meta: TypeMeta, element: Element) -> str | None:
+    stage = meta.stages.get(element.stage_id) if element.stage_id else None
+    return stage.code if stage else None
+
+
+async def close_probability(
+    session: AsyncSession, actor: Actor, element_ids: Sequence[uuid.UUID], *, now: datetime | None = None
+) -> dict[uuid.UUID, float]:
+    """For the weighted forecast: each element's probability of reaching a success stage, read-only (no timeline
+    entry). 1.0 / 0.0 for elements already in a success / failure stage; an open element is scored by its type's
+    active learned model (with its stage history as of `now`). Left out: elements that are missing, deleted or not
+    readable by the actor, and open elements whose type has no active learned model."""
+    now = now or datetime.now(UTC)
+    wanted = list(dict.fromkeys(element_ids))
+    out: dict[uuid.UUID, float] = {}
+    for start in range(0, len(wanted), CLOSE_PROBABILITY_CHUNK):
+        chunk = wanted[start : start + CLOSE_PROBABILITY_CHUNK]
+        rows = await session.scalars(
+            select(Element).where(
+                Element.workspace_id == actor.workspace_id, Element.id.in_(chunk), Element.deleted_at.is_(None)
+            )
+        )
+        readable = []
+        for element in rows:
+            meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
+            if sees_type(actor, meta.id, meta.code) and actor.on(meta).may(
+                "read", element.pipeline_id, element.assigned_to, element.created_by
+            ):
+                readable.append(element)
+        for read in await _close_probabilities(session, actor, readable, now, explain=False):
+            out[read.element_id] = read.probability
+    return out
+
+
+async def explain_close_probability(
+    session: AsyncSession, actor: Actor, element_id: uuid.UUID, *, now: datetime | None = None
+) -> CloseProbabilityRead:
+    """Compute one element's close probability now, explain it feature by feature, and write it on the element's
+    timeline (`close_probability`)."""
+    actor.ensure_can_write()
+    element = await element_service.load_element_row(session, actor, element_id, action="update")
+    if element.deleted_at is not None:
+        raise NotFound(f"Element {element_id} not found")
+    now = now or datetime.now(UTC)
+    found = await _close_probabilities(session, actor, [element], now, explain=True)
+    if not found:
+        raise Conflict("The element's entity type has no active learned scoring model to estimate it with")
+    read = found[0]
+    data = read.model_dump(mode="json", exclude={"element_id", "explanation", "computed_at"})
+    add_entry(
+        session, actor, "close_probability", element_id=element.id, data=data | {"explanation": _top(read.explanation)}
+    )
+    await session.flush()
+    return read
 
 
 # --- scheduled retraining --------------------------------------------------------------------------------------

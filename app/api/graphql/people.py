@@ -18,7 +18,13 @@ from app.routing import service as routing_service
 from app.routing.schemas import RouteDecision as RouteDecisionRead
 from app.routing.schemas import RoutingPolicyCreate, RoutingPolicyRead, RoutingPolicyUpdate, TierSpec
 from app.scoring import service as scoring_service
-from app.scoring.schemas import ModelMetrics, ScoreResult, ScoringModelCreate, ScoringModelRead
+from app.scoring.schemas import (
+    CloseProbabilityRead,
+    ModelMetrics,
+    ScoreResult,
+    ScoringModelCreate,
+    ScoringModelRead,
+)
 from app.tasks import service as task_service
 from app.users import service as user_service
 from app.users.models import UserTier as UserTierEnum
@@ -78,6 +84,24 @@ class CalibrationBin:
     observed_rate: float
 
 
+@strawberry.type(description="One algorithm fitted on the training split, measured on the hold-out")
+class ScoringCandidate:
+    algorithm: str
+    roc_auc: float | None
+    log_loss: float
+    brier: float
+    chosen: bool
+
+
+@strawberry.type(description="A simple baseline measured on the same hold-out (e.g. each stage's success rate)")
+class ScoringBaseline:
+    name: str
+    roc_auc: float | None
+    log_loss: float
+    brier: float
+    calibration: list[CalibrationBin]
+
+
 @strawberry.type(description="Hold-out metrics of a trained learned model")
 class ScoringMetrics:
     roc_auc: float | None
@@ -87,11 +111,28 @@ class ScoringMetrics:
     holdout_size: int
     base_rate: float
     train_roc_auc: float | None
+    brier: float | None
+    algorithm: str | None
+    candidates: list[ScoringCandidate] | None
+    baseline: ScoringBaseline | None
+    holdout_elements: int | None
+    note: str | None
 
     @classmethod
     def from_read(cls, read: ModelMetrics) -> ScoringMetrics:
-        data = read.model_dump(exclude={"calibration"})
-        return cls(**data, calibration=[CalibrationBin(**b.model_dump()) for b in read.calibration])
+        data = read.model_dump(exclude={"calibration", "candidates", "baseline"})
+        baseline = None
+        if read.baseline is not None:
+            baseline = ScoringBaseline(
+                **read.baseline.model_dump(exclude={"calibration"}),
+                calibration=[CalibrationBin(**b.model_dump()) for b in read.baseline.calibration],
+            )
+        return cls(
+            **data,
+            calibration=[CalibrationBin(**b.model_dump()) for b in read.calibration],
+            candidates=[ScoringCandidate(**c.model_dump()) for c in read.candidates] if read.candidates else None,
+            baseline=baseline,
+        )
 
 
 @strawberry.type(description="A versioned scoring model of an entity type; one version per type is active")
@@ -108,7 +149,10 @@ class ScoringModel:
     training: JSON | None
     metrics: ScoringMetrics | None
     error: str | None
-    params: JSON | None = strawberry.field(description="The learned model as data: encodings, bins, coefficients")
+    algorithm: str | None = strawberry.field(description="Trained learned models: the algorithm kept")
+    params: JSON | None = strawberry.field(
+        description="The learned model as data: encodings and coefficients, or trees"
+    )
     created_at: datetime
     trained_at: datetime | None
 
@@ -161,7 +205,30 @@ class ElementScore:
         return cls(**data, explanation=explanation)
 
 
+@strawberry.type(description="The probability that an element reaches a success stage, and why")
+class CloseProbability:
+    element_id: uuid.UUID
+    probability: float
+    stage_code: str | None
+    closed: bool = strawberry.field(description="Already in a success (1) or failure (0) stage: no model involved")
+    model_id: uuid.UUID | None
+    version: int | None
+    algorithm: str | None
+    baseline: float | None
+    explanation: list[ScoreContribution]
+    computed_at: datetime
+
+    @classmethod
+    def from_read(cls, read: CloseProbabilityRead) -> CloseProbability:
+        data = read.model_dump(exclude={"explanation"})
+        explanation = [
+            ScoreContribution(feature=c.feature, value=c.value, contribution=c.contribution) for c in read.explanation
+        ]
+        return cls(**data, explanation=explanation)
+
+
 ScoringModelResult: TypeAlias = Annotated[ScoringModel | ErrorTypes, strawberry.union("ScoringModelResult")]
+CloseProbabilityResult: TypeAlias = Annotated[CloseProbability | ErrorTypes, strawberry.union("CloseProbabilityResult")]
 ElementScoreResult: TypeAlias = Annotated[ElementScore | ErrorTypes, strawberry.union("ElementScoreResult")]
 
 
@@ -378,6 +445,16 @@ class PeopleMutation:
         async def run() -> ElementScore:
             read = await scoring_service.score_element(info.context.session, info.context.who, id, model_id=model_id)
             return ElementScore.from_read(read)
+
+        return await mutate(info, run)
+
+    @strawberry.mutation(
+        description="Estimate the element's probability of reaching a success stage now, explained, on its timeline"
+    )
+    async def compute_close_probability(self, info: Info, id: uuid.UUID) -> CloseProbabilityResult:
+        async def run() -> CloseProbability:
+            read = await scoring_service.explain_close_probability(info.context.session, info.context.who, id)
+            return CloseProbability.from_read(read)
 
         return await mutate(info, run)
 

@@ -6,7 +6,14 @@ from fastapi import Body
 from app.api.rest.common import READ_ERRORS, WRITE_ERRORS, make_router
 from app.api.rest.deps import ActorDep, SessionDep
 from app.scoring import service
-from app.scoring.schemas import ScoreRequest, ScoreResult, ScoringModelCreate, ScoringModelList, ScoringModelRead
+from app.scoring.schemas import (
+    CloseProbabilityRead,
+    ScoreRequest,
+    ScoreResult,
+    ScoringModelCreate,
+    ScoringModelList,
+    ScoringModelRead,
+)
 
 router = make_router(tags=["scoring"])
 
@@ -42,3 +49,12 @@ async def score_element(
     element_id: uuid.UUID, session: SessionDep, actor: ActorDep, data: ScoreRequest | None = Body(default=None)
 ) -> ScoreResult:
     return await service.score_element(session, actor, element_id, model_id=data.model_id if data is not None else None)
+
+
+@router.post("/elements/{element_id}/close-probability", responses=WRITE_ERRORS)
+async def compute_close_probability(
+    element_id: uuid.UUID, session: SessionDep, actor: ActorDep
+) -> CloseProbabilityRead:
+    """The probability that the element reaches a success stage, from its type's active learned model and its stage
+    history as of now, explained feature by feature and written on the element's timeline."""
+    return await service.explain_close_probability(session, actor, element_id)
