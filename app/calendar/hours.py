@@ -39,7 +39,8 @@ def zone(name: str) -> ZoneInfo:
 def parse_clock(value: str, *, end: bool) -> int:
     """`HH:MM` as minutes since midnight; `24:00` only as the end of an interval. ValueError when malformed."""
     hours, sep, minutes = value.partition(":")
-    if not sep or len(hours) != 2 or len(minutes) != 2 or not (hours + minutes).isdigit():
+    digits = hours + minutes
+    if not sep or len(hours) != 2 or len(minutes) != 2 or not (digits.isascii() and digits.isdigit()):
         raise ValueError(f"{value!r} is not a time of day as HH:MM")
     total = int(hours) * 60 + int(minutes)
     if int(minutes) > 59 or total > DAY_MINUTES or (total == DAY_MINUTES and not end):

@@ -407,9 +407,9 @@ async def list_events(
     if element_id is not None:
         statement = statement.where(CalendarEvent.element_id == element_id)
     if starts_at is not None:
-        statement = statement.where(CalendarEvent.ends_at > _as_utc(starts_at))
+        statement = statement.where(CalendarEvent.ends_at > _as_utc(starts_at, "from"))
     if ends_at is not None:
-        statement = statement.where(CalendarEvent.starts_at < _as_utc(ends_at))
+        statement = statement.where(CalendarEvent.starts_at < _as_utc(ends_at, "to"))
     if cursor is not None:
         statement = _after(statement, cursor)
     limit = max(1, min(limit, MAX_LIST))
@@ -421,8 +421,12 @@ async def list_events(
     return EventPage(items=[to_read(e) for e in rows], next_cursor=next_cursor)
 
 
-def _as_utc(value: datetime) -> datetime:
+def _as_utc(value: datetime, path: str) -> datetime:
     """A list filter's time: one without an offset is UTC (a list mixes everyone's time zones)."""
+    try:
+        hours.check_year(value)
+    except ValueError as exc:
+        raise Invalid("The range is not valid", errors=[FieldError(path, str(exc))]) from exc
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
