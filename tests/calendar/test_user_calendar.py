@@ -1,12 +1,20 @@
 """A user's calendar (events and due tasks merged) and working hours through REST, across Berlin's spring change
 (Sunday 2026-03-29: 02:00 CET becomes 03:00 CEST)."""
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from app.auth.actor import system_actor
+from app.calendar import service as calendar_service
+from app.db import unit_of_work
+from app.errors import Invalid
 from tests.calendar.conftest import People, create_event, fields_of
+from tests.conftest import Tenant
 from tests.factories import create_user, created
 
 WEEK = {"from": "2026-03-28", "to": "2026-04-01"}  # local days in Ann's zone: 2026-03-27T23:00Z .. 2026-03-31T22:00Z
@@ -179,3 +187,35 @@ class TestSchedule:
         assert (await client.put(url, json=week)).status_code == 200  # an admin
         stranger = await create_user(other_client, "Stranger")
         assert (await client.get(f"/users/{stranger['id']}/schedule")).status_code == 404
+
+
+async def test_the_service_gives_working_intervals_in_utc_across_the_autumn_change(
+    app: FastAPI, tenant: Tenant, client: httpx.AsyncClient, people: People
+) -> None:
+    """What the smart layer calls to place calls within working hours: a UTC range in, UTC intervals out."""
+    await client.put(
+        f"/users/{people.ann.id}/schedule", json={"fri": [["09:00", "17:00"]], "mon": [["09:00", "17:00"]]}
+    )
+    async with unit_of_work(app.state.sessionmaker) as session:
+        found = await calendar_service.working_intervals(
+            session,
+            system_actor(tenant.workspace_id),
+            uuid.UUID(people.ann.id),
+            starts_at=datetime(2026, 10, 23, tzinfo=UTC),
+            ends_at=datetime(2026, 10, 27, tzinfo=UTC),
+        )
+    # Friday in CEST (+2), Monday in CET (+1): the same local hours, an hour apart in UTC.
+    assert [(w.starts_at, w.ends_at) for w in found] == [
+        (datetime(2026, 10, 23, 7, tzinfo=UTC), datetime(2026, 10, 23, 15, tzinfo=UTC)),
+        (datetime(2026, 10, 26, 8, tzinfo=UTC), datetime(2026, 10, 26, 16, tzinfo=UTC)),
+    ]
+    assert [w.local_starts_at.hour for w in found] == [9, 9]
+    async with unit_of_work(app.state.sessionmaker) as session:
+        with pytest.raises(Invalid):
+            await calendar_service.working_intervals(
+                session,
+                system_actor(tenant.workspace_id),
+                uuid.UUID(people.ann.id),
+                starts_at=datetime(2026, 1, 1, tzinfo=UTC),
+                ends_at=datetime(2027, 6, 1, tzinfo=UTC),
+            )
