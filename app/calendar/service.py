@@ -5,8 +5,8 @@ Who may do what (besides the workspace: another workspace's user or event is not
 - read a user's calendar (its events and due tasks, the feed's contents): the user themselves, and every role that
   reads every element (the built-in admin, editor and viewer: they see every task already, app/access/visibility);
   a person with custom roles reads only their own. An event is also shown to its attendees.
-- add, change or delete a user's events: the user themselves, and the admin and editor levels that read every
-  element; a viewer changes nothing but their own.
+- add, change or delete a user's events: the user themselves, and the roles that read every element; either at the
+  admin or editor level: a viewer changes nothing (as for tasks), its own calendar neither.
 - set a user's working hours, create, rotate or revoke their feed: the user themselves and admins (as for the rest of
   a user, app/users).
 - read working hours: everyone in the workspace, as users are (routing and scheduling need them).
@@ -68,10 +68,11 @@ def reads_calendar_of(actor: Actor, user_id: uuid.UUID) -> bool:
 
 
 def manages_calendar_of(actor: Actor, user_id: uuid.UUID) -> bool:
-    return actor.user_id == user_id or (actor.role != Role.viewer and reads_everything(actor))
+    return actor.role != Role.viewer and (actor.user_id == user_id or reads_everything(actor))
 
 
 def _ensure_manages(actor: Actor, user_id: uuid.UUID) -> None:
+    actor.ensure_can_write()  # a viewer changes nothing, its own calendar neither (as for tasks)
     if not manages_calendar_of(actor, user_id):
         raise Forbidden("Only the user, or an admin or editor who reads every element, may change this calendar")
 

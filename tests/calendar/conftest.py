@@ -21,8 +21,8 @@ class Person:
 
 @dataclass
 class People:
-    """Ann (Europe/Berlin) and Bob (America/New_York): people acting with their access tokens who hold no role, so
-    each reads and changes their own calendar only."""
+    """Ann (Europe/Berlin) and Bob (America/New_York): people acting with their access tokens, holding a custom role
+    of level editor that grants nothing on elements, so each reads and changes their own calendar only."""
 
     ann: Person
     bob: Person
@@ -37,8 +37,9 @@ def access_token(app: FastAPI, tenant: Tenant, user_id: str) -> str:
 @pytest.fixture
 async def people(app: FastAPI, tenant: Tenant, client: httpx.AsyncClient) -> AsyncIterator[People]:
     made: dict[str, Person] = {}
+    role = created(await client.post("/roles", json={"name": "Calendar user", "level": "editor"}))
     for name, timezone in (("Ann", "Europe/Berlin"), ("Bob", "America/New_York")):
-        user = await create_user(client, name, timezone=timezone)
+        user = await create_user(client, name, timezone=timezone, role_ids=[role["id"]])
         token = access_token(app, tenant, user["id"])
         made[name.lower()] = Person(user["id"], token, make_client(app, token))
     try:

@@ -1,8 +1,10 @@
 """Calendar events through REST: create, read, list, change, delete; validation; who may; another workspace."""
 
 import httpx
+from fastapi import FastAPI
 
-from tests.calendar.conftest import People, create_event, fields_of
+from tests.calendar.conftest import People, access_token, create_event, fields_of
+from tests.conftest import Tenant, make_client
 from tests.factories import create_element, create_user, lead_type
 
 
@@ -149,6 +151,18 @@ class TestWhoMay:
         assert (
             await people.ann.http.patch(f"/calendar/events/{anns['id']}", json={"owner_id": people.bob.id})
         ).status_code == 403
+
+    async def test_a_person_of_level_viewer_changes_not_even_their_own(
+        self, app: FastAPI, tenant: Tenant, client: httpx.AsyncClient
+    ) -> None:
+        rolf = await create_user(client, "Rolf")  # no role: level viewer
+        async with make_client(app, access_token(app, tenant, rolf["id"])) as http:
+            refused = await http.post("/calendar/events", json={"title": "x", "start_date": "2026-06-02"})
+            assert refused.status_code == 403
+            assert (
+                await http.get(f"/users/{rolf['id']}/calendar", params={"from": "2026-06-01", "to": "2026-06-03"})
+            ).status_code == 200
+        assert (await client.get("/calendar/events")).json()["items"] == []
 
     async def test_a_viewer_key_reads_but_changes_nothing(
         self, viewer_client: httpx.AsyncClient, people: People

@@ -281,7 +281,7 @@ class CalendarMutation:
 
     @strawberry.mutation(description="Replace a user's working hours; null goes back to the default week")
     async def set_user_schedule(
-        self, info: Info, user_id: uuid.UUID, input: WeekHoursInput | None
+        self, info: Info, user_id: uuid.UUID, input: WeekHoursInput | None = None
     ) -> UserScheduleResult:
         async def run() -> UserSchedule:
             schedule = parse(WeekSchedule, _no_nulls(plain(input))) if input is not None else None
