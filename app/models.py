@@ -4,6 +4,7 @@ from app.access.models import AccessRole, Department, UserRole
 from app.audit.models import AuditEntry
 from app.auth.models import ApiKey, RefreshToken
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent
+from app.calendar.models import CalendarEvent, CalendarFeed
 from app.counters.models import CounterDeadline, user_counters
 from app.elements.models import Element, ElementValue, StageHistory, StageTotal
 from app.entity_types.models import EntityType, Field, FieldOption
@@ -32,6 +33,8 @@ __all__ = [
     "AutomationRun",
     "AutomationTimer",
     "CardLayout",
+    "CalendarEvent",
+    "CalendarFeed",
     "CounterDeadline",
     "Department",
     "Element",

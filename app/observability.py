@@ -18,10 +18,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_logger = logging.getLogger("stageflow.access")
-# Path parameters that are secrets (an incoming hook's token runs its rule's actions): never logged.
+# Path parameters that are secrets (an incoming hook's token runs its rule's actions, a calendar feed's token reads
+# a user's calendar): never logged.
 SECRET_PATH_PARAMS = frozenset({"token"})
 # Paths whose rest is a secret even when no route matched (a mistyped or extra segment still carries the token).
-SECRET_PATH_PREFIXES = ("/api/v1/hooks/",)
+SECRET_PATH_PREFIXES = ("/api/v1/hooks/", "/api/v1/calendar/feeds/")
 REDACTED = "[redacted]"
 
 

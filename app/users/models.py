@@ -3,6 +3,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, created_at_column, uuid_pk, workspace_fk
@@ -28,6 +29,9 @@ class User(Base):
     # How many open elements (stage semantic `process`) the user can hold.
     capacity: Mapped[int] = mapped_column(Integer, nullable=False)
     timezone: Mapped[str] = mapped_column(String(64), nullable=False)
+    # The weekly working hours in `timezone` ({"mon": [["09:00", "18:00"]], …}, app/calendar/hours.py); None: the
+    # default, Monday to Friday 09:00-18:00.
+    working_hours: Mapped[dict[str, list[list[str]]] | None] = mapped_column(JSONB)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False)
     # argon2; None for a person who cannot log in with a password (an OpenID Connect login still maps by email).
     password_hash: Mapped[str | None] = mapped_column(String(200))

@@ -102,6 +102,12 @@ VISIBLE_TO_EVERY_MEMBER: dict[str, tuple[frozenset[str], str]] = {
     "department": (frozenset({PEOPLE}), "GraphQL's department tree (see list_departments)"),
     "users": (frozenset({PEOPLE}), "GraphQL's people directory (see list_users)"),
     "user": (frozenset({PEOPLE}), "GraphQL's people directory (see list_users)"),
+    "get_user_schedule": (
+        frozenset({PEOPLE}),
+        "a colleague's working hours (their time zone and weekly hours, no events): members schedule with each "
+        "other, as they see the people directory",
+    ),
+    "userSchedule": (frozenset({PEOPLE}), "GraphQL's working hours (see get_user_schedule)"),
     "get_me": (frozenset(), "the caller's own account: who they are and which roles they hold"),
     "me": (frozenset(), "the caller's own account (see get_me)"),
     "get_graphql_schema": (
@@ -301,6 +307,19 @@ async def build_world(app: FastAPI, settings: Settings, name: str) -> World:
         created(await admin.post(f"/elements/{acme['id']}/links", json={"child_id": element["id"]}))
         task = await post("/tasks", {"title": "Vault task 3e1", "element_id": element["id"], "assignee_id": vera["id"]})
         keep(TASK, task, "task", "Vault task 3e1")
+        event = await post(
+            "/calendar/events",
+            {
+                "title": "Vault event 6b3",
+                "description": "Vault agenda 1f9",
+                "owner_id": vera["id"],
+                "element_id": element["id"],
+                "start_date": "2026-06-01",
+            },
+        )
+        keep(TASK, event, "event", "Vault event 6b3", "Vault agenda 1f9")
+        feed = (await admin.post(f"/users/{vera['id']}/calendar/feed")).json()
+        world.secrets.append((TASK, feed["secret"]))
 
         await _run_rules(app, settings, world, element["id"])
         runs = (await admin.get("/automation/runs", params={"rule_id": rule["id"]})).json()["items"]
@@ -571,6 +590,7 @@ PATH_VALUES = {
     "department_id": "{department}",
     "workplace_id": "{workplace}",
     "layout_id": "{layout}",
+    "event_id": "{event}",
     "token": "hk_not_the_real_token",
 }
 PATH_OVERRIDES = {
@@ -596,6 +616,7 @@ QUERY_OVERRIDES = {
     "delete_pipeline": {"move_to": "{default_pipeline}"},
     "delete_stage": {"move_to": "{other_stage}"},
     "list_element_links": {"direction": "parents"},
+    "get_user_calendar": {"from": "2026-05-01", "to": "2026-07-01"},
 }
 BODIES: dict[str, Any] = {
     "create_api_key": {"name": "Walk key", "role": "admin"},
@@ -655,6 +676,15 @@ BODIES: dict[str, Any] = {
         "sections": [{"code": "walk", "title": "Walk", "fields": ["title", "note"]}],
     },
     "update_layout": {"name": "Walk layout renamed", "hidden": ["budget"]},
+    "create_calendar_event": {
+        "title": "Walk event",
+        "owner_id": "{user}",
+        "element_id": "{element}",
+        "starts_at": "2026-06-02T09:00:00",
+        "ends_at": "2026-06-02T10:00:00",
+    },
+    "update_calendar_event": {"title": "Walk event renamed", "start_date": "2026-06-03"},
+    "set_user_schedule": {"mon": [["09:00", "13:00"], ["14:00", "18:00"]]},
     "login": {"email": "vera.vault@example.com", "password": "not-veras-password", "workspace_id": "{workspace}"},
     "refresh_token": {"refresh_token": "made-up-refresh-token"},
     "logout": {"refresh_token": "made-up-refresh-token"},
@@ -801,6 +831,7 @@ GRAPHQL_NOUNS = {
     "department": "department",
     "workplace": "workplace",
     "cardLayout": "layout",
+    "calendarEvent": "event",
     "lead": "element",
     "company": "company",
 }
@@ -836,6 +867,7 @@ GRAPHQL_ROOT_ARGUMENTS: dict[str, dict[str, Any]] = {
     "setUserRoles": {"userId": "{spare_user}"},
     "deleteUser": {"id": "{spare_user}"},
     "deleteDepartment": {"id": "{spare_department}"},
+    "calendar": {"from": "2026-05-01T00:00:00", "to": "2026-07-01T00:00:00"},
 }
 GRAPHQL_INPUTS: dict[str, Any] = {
     "AutomationRuleCreateInput": {
@@ -1093,6 +1125,7 @@ DELETE_ORDER = [
 # Requests the admin cannot make succeed in the replay's order, with the answer they get and why that is right.
 ADMIN_REFUSALS: dict[str, tuple[int, str]] = {
     "receive_hook": (404, "the walk sends a made-up token: the real one is a secret nobody else knows"),
+    "get_calendar_feed": (404, "the walk sends a made-up token: a feed's secret address is shown to its user once"),
     "retry_run": (409, "the world's run succeeded: only a failed run is retried (the state check after the role's)"),
     "restore_element": (409, "the element is deleted only later in the replay: restoring a live one is a conflict"),
     "resume_import": (409, "the world's import finished: only a failed or stale one is resumed"),

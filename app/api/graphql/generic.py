@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 from app.api.graphql import inputs
 from app.api.graphql.auth import AuthMutation, AuthQuery
 from app.api.graphql.automation import AutomationMutation, AutomationQuery
+from app.api.graphql.calendar import CalendarMutation, CalendarQuery
 from app.api.graphql.context import Info
 from app.api.graphql.counters import CountersMutation, CountersQuery
 from app.api.graphql.errors import mutate, parse, plain
@@ -101,7 +102,9 @@ def _bounds(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @strawberry.type
-class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery, RolesQuery, LayoutsQuery):  # theirs
+class Query(  # theirs
+    AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery, RolesQuery, LayoutsQuery, CalendarQuery
+):
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
         rows = await entity_type_service.list_entity_types(info.context.session, info.context.who)
@@ -152,7 +155,14 @@ class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery, Ro
 
 @strawberry.type
 class Mutation(
-    AutomationMutation, PeopleMutation, OrgMutation, CountersMutation, AuthMutation, RolesMutation, LayoutsMutation
+    AutomationMutation,
+    PeopleMutation,
+    OrgMutation,
+    CountersMutation,
+    AuthMutation,
+    RolesMutation,
+    LayoutsMutation,
+    CalendarMutation,
 ):
     # --- entity types and fields ---
 
