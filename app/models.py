@@ -4,6 +4,7 @@ from app.access.models import AccessRole, Department, UserRole
 from app.audit.models import AuditEntry
 from app.auth.models import ApiKey, RefreshToken
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent
+from app.bitrix.models import BitrixNumber
 from app.counters.models import CounterDeadline, user_counters
 from app.elements.models import Element, ElementValue, StageHistory, StageTotal
 from app.entity_types.models import EntityType, Field, FieldOption
@@ -30,6 +31,7 @@ __all__ = [
     "AutomationRule",
     "AutomationRun",
     "AutomationTimer",
+    "BitrixNumber",
     "CounterDeadline",
     "Department",
     "Element",

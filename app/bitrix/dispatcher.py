@@ -1,0 +1,162 @@
+"""Runs a facade method (or a `batch` of them) for an actor: one transaction per method, every failure a
+Bitrix24 error (`BitrixError`), never an exception of another kind."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.auth.actor import Actor
+
+# The method modules register their handlers when imported.
+from app.bitrix import categories, events, history, items, types, userfields, users  # noqa: F401
+from app.bitrix.common import METHODS, Answer, Call, to_flag
+from app.bitrix.errors import BitrixError, from_domain, invalid, method_not_found
+from app.bitrix.transport import Params, TransportError, as_map, param, parse_query, php_json, resolve_references
+from app.db import database_unavailable
+from app.errors import DomainError, from_database_error
+
+logger = logging.getLogger("stageflow.bitrix")
+MAX_BATCH = 50
+BATCH = "batch"
+
+
+def method_name(raw: str) -> str:
+    """Bitrix24 method names are matched in lower case, with or without `.json`."""
+    name = raw.strip().lower()
+    return name.removesuffix(".json")
+
+
+@dataclass
+class Timing:
+    started: float = field(default_factory=time.time)
+    finished: float = 0.0
+
+    def stop(self) -> Timing:
+        self.finished = time.time()
+        return self
+
+    def body(self) -> dict[str, Any]:
+        finished = self.finished or time.time()
+        duration = finished - self.started
+        return {
+            "start": self.started,
+            "finish": finished,
+            "duration": duration,
+            "processing": duration,
+            "date_start": datetime.fromtimestamp(self.started, UTC).isoformat(timespec="seconds"),
+            "date_finish": datetime.fromtimestamp(finished, UTC).isoformat(timespec="seconds"),
+            "operating": duration,
+            "operating_reset_at": int(self.started) + 600,
+        }
+
+
+def failure(exc: BaseException, method: str) -> BitrixError:
+    """Any failure of a method as a Bitrix24 error (logged when it is ours, not the caller's)."""
+    if isinstance(exc, BitrixError):
+        return exc
+    if isinstance(exc, DomainError):
+        return from_domain(exc)
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()[:10]
+        )
+        return invalid(problems or "invalid value")
+    if isinstance(exc, TransportError):
+        return invalid(str(exc))
+    unavailable = database_unavailable(exc)
+    if unavailable is not None:
+        return from_domain(unavailable)
+    if isinstance(exc, DBAPIError):
+        refused = from_database_error(exc)
+        if refused is not None:
+            return from_domain(refused)
+    # A bug: logged with its trace, and still a 4xx, since a 5xx makes Bitrix24 clients retry it for many seconds.
+    logger.exception("bitrix facade method %s failed", method)
+    return BitrixError("ERROR_UNEXPECTED", "The method failed unexpectedly; the failure is logged")
+
+
+async def run_method(
+    sessionmaker: async_sessionmaker[AsyncSession], actor: Actor, raw_method: str, params: Params, endpoint: str = ""
+) -> Answer:
+    """One method in its own transaction, committed when it succeeds."""
+    name = method_name(raw_method)
+    if name == BATCH:
+        return await run_batch(sessionmaker, actor, params, endpoint)
+    handler = METHODS.get(name)
+    if handler is None:
+        raise method_not_found(raw_method)
+    try:
+        async with sessionmaker() as session:
+            try:
+                answer = await handler(Call(session=session, actor=actor, params=params, endpoint=endpoint))
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+    except Exception as exc:
+        raise failure(exc, name) from exc
+    return answer
+
+
+async def run_batch(
+    sessionmaker: async_sessionmaker[AsyncSession], actor: Actor, params: Params, endpoint: str = ""
+) -> Answer:
+    """Up to 50 `method?query` commands in order, each in its own transaction; `$result[label][…]` refers to an
+    earlier command's answer; `halt` stops at the first error. Over 50 runs none."""
+    commands = as_map(param(params, "cmd"))
+    if not commands:
+        raise BitrixError("ERROR_ARGUMENT", "cmd must be a non-empty map of label -> 'method?query'")
+    if len(commands) > MAX_BATCH:
+        raise BitrixError("ERROR_BATCH_LENGTH_EXCEEDED", f"Max batch length exceeded: at most {MAX_BATCH} commands")
+    halt = to_flag(param(params, "halt") or 0, "halt")
+    outputs: dict[str, dict[str, Any]] = {
+        "result": {},
+        "result_error": {},
+        "result_total": {},
+        "result_next": {},
+        "result_time": {},
+    }
+    for label, command in commands.items():
+        timing = Timing()
+        try:
+            answer = await _run_command(sessionmaker, actor, command, outputs, endpoint)
+        except BitrixError as error:
+            outputs["result_error"][label] = error.body()
+            outputs["result_time"][label] = timing.stop().body()
+            if halt:
+                break
+            continue
+        outputs["result"][label] = answer.result
+        if answer.total is not None:
+            outputs["result_total"][label] = answer.total
+        if answer.next is not None:
+            outputs["result_next"][label] = answer.next
+        outputs["result_time"][label] = timing.stop().body()
+    return Answer({key: php_json(value) for key, value in outputs.items()})
+
+
+async def _run_command(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    actor: Actor,
+    command: Any,
+    outputs: dict[str, dict[str, Any]],
+    endpoint: str,
+) -> Answer:
+    if not isinstance(command, str) or not command.strip():
+        raise invalid("a batch command must be 'method?query'")
+    raw_method, _, query = command.strip().partition("?")
+    if method_name(raw_method) == BATCH:
+        raise invalid("a batch cannot hold another batch")
+    try:
+        params = resolve_references(parse_query(query), outputs)
+    except (TransportError, UnicodeDecodeError) as exc:
+        raise invalid(f"the command's query cannot be read: {exc}") from exc
+    return await run_method(sessionmaker, actor, raw_method, params, endpoint)
