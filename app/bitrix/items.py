@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from app.bitrix.common import (
     PAGE_SIZE,
@@ -70,7 +71,7 @@ async def _previous_stages(call: Call, element_ids: list[uuid.UUID]) -> dict[uui
     rows = await call.session.execute(
         select(StageHistory.element_id, StageHistory.from_stage_id)
         .where(StageHistory.workspace_id == call.workspace_id, StageHistory.element_id.in_(element_ids))
-        .distinct(StageHistory.element_id)
+        .ext(distinct_on(StageHistory.element_id))
         .order_by(StageHistory.element_id, StageHistory.moved_at.desc(), StageHistory.id.desc())
     )
     return {row[0]: row[1] for row in rows}

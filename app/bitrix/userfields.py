@@ -10,7 +10,7 @@ from sqlalchemy import delete
 
 from app.bitrix import numbers
 from app.bitrix.common import Answer, Call, method, start_of, to_flag, to_int, window, yn
-from app.bitrix.context import FieldView, TypeContext, code_of_uf, type_context, uf_name
+from app.bitrix.context import FieldView, TypeContext, code_of_uf, type_context
 from app.bitrix.errors import BitrixError, invalid, not_found
 from app.bitrix.models import BitrixNumber
 from app.bitrix.transport import as_list, as_map, param
@@ -62,7 +62,7 @@ def _label(value: Any) -> str | None:
     return None
 
 
-def field_view(context: TypeContext, view: FieldView, number: int) -> dict[str, Any]:
+def field_view(context: TypeContext, view: FieldView, number: int, target: int | None = None) -> dict[str, Any]:
     row = view.meta.row
     label = {"en": row.label}
     result: dict[str, Any] = {
@@ -90,13 +90,19 @@ def field_view(context: TypeContext, view: FieldView, number: int) -> dict[str, 
             {"id": context.options[o.id], "value": o.label, "def": "N", "sort": o.sort, "xmlId": o.value}
             for o in view.meta.options
         ]
-    if row.type == "reference" and row.target_type_id is not None:
-        result["settings"] = {"DYNAMIC_TARGET": row.target_type_id}
+    if target is not None:
+        result["settings"] = {f"DYNAMIC_{target}": "Y"}
     return result
 
 
 async def _field_number(call: Call, context: TypeContext, view: FieldView) -> int:
     return await numbers.number_of(call.session, call.workspace_id, numbers.FIELD, view.meta.row.id)
+
+
+async def _view(call: Call, context: TypeContext, view: FieldView) -> dict[str, Any]:
+    target_id = view.meta.row.target_type_id
+    target = await numbers.number_of(call.session, call.workspace_id, numbers.TYPE, target_id) if target_id else None
+    return field_view(context, view, await _field_number(call, context, view), target)
 
 
 def _module(call: Call) -> None:
@@ -175,8 +181,7 @@ async def add_field(call: Call) -> Answer:
 
 async def _answer(call: Call, type_number: int, code: str) -> Answer:
     context = await type_context(call, type_number)
-    view = context.fields[code]
-    return Answer({"field": field_view(context, view, await _field_number(call, context, view))})
+    return Answer({"field": await _view(call, context, context.fields[code])})
 
 
 async def _by_id(call: Call) -> tuple[TypeContext, FieldView]:
@@ -204,7 +209,7 @@ async def _field_row(call: Call, field_id: uuid.UUID) -> tuple[TypeContext, Fiel
 @method("userfieldconfig.get")
 async def get_field(call: Call) -> Answer:
     context, view = await _by_id(call)
-    return Answer({"field": field_view(context, view, await _field_number(call, context, view))})
+    return Answer({"field": await _view(call, context, view)})
 
 
 @method("userfieldconfig.list")
@@ -224,7 +229,7 @@ async def list_fields(call: Call) -> Answer:
     for type_number in type_numbers:
         context = await type_context(call, type_number)
         for view in context.fields.values():
-            views.append(field_view(context, view, await _field_number(call, context, view)))
+            views.append(await _view(call, context, view))
     checks = {"fieldname": "fieldName", "usertypeid": "userTypeId", "id": "id"}
     views = [v for v in views if all(str(v[checks[k]]) == str(value) for k, value in filter_.items() if k in checks)]
     views.sort(key=lambda v: (v["entityId"], v["sort"], v["id"]))
@@ -297,7 +302,3 @@ async def delete_field(call: Call) -> Answer:
     context, view = await _by_id(call)
     await entity_type_service.delete_field(call.session, call.actor, str(context.meta.id), view.code)
     return Answer(True)
-
-
-def uf_name_of(type_number: int, code: str) -> str:
-    return uf_name(type_number, code)

@@ -2,6 +2,7 @@
 aiohttp over the network."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,6 +12,10 @@ from fast_bitrix24 import BitrixAsync
 from app.kit.net import free_port
 from app.main import create_app
 from app.settings import Settings
+
+
+# The client logs every request and answer at DEBUG: a scenario's worth drowns a failure's report.
+logging.getLogger("fast_bitrix24").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="module")
@@ -38,5 +43,5 @@ def client(server: str, key: str) -> BitrixAsync:
     """fast-bitrix24 as an integration would use it, without its throttling: its leaky bucket (2 requests a second
     after a pool of 50) would make a scenario of a few hundred calls take minutes."""
     return BitrixAsync(
-        webhook(server, key), verbose=False, request_pool_size=10_000, requests_per_second=10_000, batch_size=50
+        webhook(server, key), verbose=False, request_pool_size=10_000, requests_per_second=10_000.0, batch_size=50
     )

@@ -32,7 +32,8 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _json(body: dict[str, Any], status: int = HTTPStatus.OK) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    # `default=str`: an id or a date a method left unconverted is still written, not a failed answer.
+    return Response(orjson.dumps(body, default=str), status_code=status, media_type="application/json")
 
 
 def error_response(error: BitrixError) -> Response:
@@ -94,19 +95,19 @@ async def bitrix_call(request: Request, user_id: str, api_key: str, method: str)
         actor = await _actor(request, api_key)
         params = await _params(request)
         answer = await run_method(request.app.state.sessionmaker, actor, method, params, _endpoint(request))
+        body: dict[str, Any] = {"result": answer.result}
+        if answer.total is not None:
+            body["total"] = answer.total
+        if answer.next is not None:
+            body["next"] = answer.next
+        body["time"] = timing.stop().body()
+        return _json(body)
     except BitrixError as error:
         return error_response(error)
     except (TransportError, UnicodeDecodeError) as exc:
         return error_response(BitrixError("INVALID_REQUEST", f"the parameters cannot be read: {exc}"))
-    except Exception as exc:  # authentication or the rate limit: still Bitrix24's shape, never a 5xx
+    except Exception as exc:  # authentication, the rate limit, a bug: Bitrix24's shape all the same, never a 5xx
         return error_response(failure(exc, method))
-    body: dict[str, Any] = {"result": answer.result}
-    if answer.total is not None:
-        body["total"] = answer.total
-    if answer.next is not None:
-        body["next"] = answer.next
-    body["time"] = timing.stop().body()
-    return _json(body)
 
 
 @router.api_route("/rest/{user_id}/{api_key}/", methods=["GET", "POST"])
