@@ -73,7 +73,7 @@ def parse_query(query: str | bytes) -> Params:
     """A query string or form body (`application/x-www-form-urlencoded`)."""
     text = query.decode("utf-8", errors="strict") if isinstance(query, bytes) else query
     try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, max_num_fields=MAX_PAIRS)
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_PAIRS, errors="strict")
     except ValueError as exc:  # max_num_fields exceeded
         raise TransportError(str(exc)) from exc
     return build_params(pairs)

@@ -13,7 +13,6 @@ from app.kit.net import free_port
 from app.main import create_app
 from app.settings import Settings
 
-
 # The client logs every request and answer at DEBUG: a scenario's worth drowns a failure's report.
 logging.getLogger("fast_bitrix24").setLevel(logging.WARNING)
 

@@ -56,7 +56,7 @@ async def raw(server: str, key: str, method: str, params: dict[str, Any]) -> htt
         return await http.post(webhook(server, key) + method, json=params)
 
 
-async def test_a_fast_bitrix24_integration_runs_unchanged(server: str, app: FastAPI) -> None:  # noqa: C901, PLR0915
+async def test_a_fast_bitrix24_integration_runs_unchanged(server: str, app: FastAPI) -> None:
     tenant = await make_tenant(app, "bitrix-scenario")
     bx = client(server, tenant.admin_key)
     headers = {"Authorization": f"Bearer {tenant.admin_key}"}
@@ -146,7 +146,9 @@ async def test_a_fast_bitrix24_integration_runs_unchanged(server: str, app: Fast
     assert fields["stageId"]["type"] == "crm_status"
 
     # --- a few hundred items, added in batches ---------------------------------------------------------------
-    added = await bx.call("crm.item.add", [{"entityTypeId": etid, "fields": written(i, etid, options, anna)} for i in range(ITEMS)])
+    added = await bx.call(
+        "crm.item.add", [{"entityTypeId": etid, "fields": written(i, etid, options, anna)} for i in range(ITEMS)]
+    )
     assert len(added) == ITEMS
     by_title = {item["title"]: item for item in added}
     assert len(by_title) == ITEMS
@@ -171,7 +173,9 @@ async def test_a_fast_bitrix24_integration_runs_unchanged(server: str, app: Fast
     assert first_page["total"] == ITEMS
     assert first_page["next"] == 50
     last_page = (
-        await raw(server, tenant.admin_key, "crm.item.list", {"entityTypeId": etid, "start": 200, "order": {"id": "asc"}})
+        await raw(
+            server, tenant.admin_key, "crm.item.list", {"entityTypeId": etid, "start": 200, "order": {"id": "asc"}}
+        )
     ).json()
     assert len(last_page["result"]["items"]) == ITEMS - 200
     assert "next" not in last_page
@@ -222,7 +226,11 @@ async def test_a_fast_bitrix24_integration_runs_unchanged(server: str, app: Fast
     assert moved["title"] == "DW-000"
     tunnelled = await bx.call(
         "crm.item.update",
-        {"entityTypeId": etid, "id": ids[0], "fields": {"categoryId": export_id, "stageId": f"DT{etid}_{export_id}:SUCCESS"}},
+        {
+            "entityTypeId": etid,
+            "id": ids[0],
+            "fields": {"categoryId": export_id, "stageId": f"DT{etid}_{export_id}:SUCCESS"},
+        },
     )
     assert tunnelled["categoryId"] == export_id
     assert tunnelled["stageId"] == f"DT{etid}_{export_id}:SUCCESS"
@@ -286,8 +294,11 @@ async def test_a_fast_bitrix24_integration_runs_unchanged(server: str, app: Fast
         assert element["values"]["exported"] is False
         assert element["values"]["price"] == 1.5
         assert element["stage_code"] == "NEW"
-        query = """query($filter: JSON) { elements(type: "%s", filter: $filter, first: 5) {
-            totalCount edges { node { title stage { code } values } } } }""" % code
+        query = (
+            """query($filter: JSON) { elements(type: "%s", filter: $filter, first: 5) {
+            totalCount edges { node { title stage { code } values } } } }"""
+            % code
+        )
         answer = await http.post(
             "/graphql",
             json={"query": query, "variables": {"filter": {"field": "stage_code", "op": "eq", "value": "SUCCESS"}}},

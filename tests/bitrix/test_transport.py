@@ -49,6 +49,8 @@ class TestParseQuery:
     def test_bad_utf8(self) -> None:
         with pytest.raises(UnicodeDecodeError):
             parse_query(b"title=\xff\xfe")
+        with pytest.raises(UnicodeDecodeError):
+            parse_query("title=%FF%FE")
 
 
 class TestParams:
