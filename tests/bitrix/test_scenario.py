@@ -294,18 +294,14 @@ async def test_a_fast_bitrix24_integration_runs_unchanged(server: str, app: Fast
         assert element["values"]["exported"] is False
         assert element["values"]["price"] == 1.5
         assert element["stage_code"] == "NEW"
-        query = (
-            """query($filter: JSON) { elements(type: "%s", filter: $filter, first: 5) {
+        query = """query($type: String!, $filter: JSON) { elements(type: $type, filter: $filter, first: 5) {
             totalCount edges { node { title stage { code } values } } } }"""
-            % code
-        )
-        answer = await http.post(
-            "/graphql",
-            json={"query": query, "variables": {"filter": {"field": "stage_code", "op": "eq", "value": "SUCCESS"}}},
-        )
+        success = {"field": "stage_code", "op": "eq", "value": "SUCCESS"}
+        answer = await http.post("/graphql", json={"query": query, "variables": {"type": code, "filter": success}})
         assert answer.status_code == 200, answer.text
         nodes = answer.json()["data"]["elements"]["edges"]
         assert [n["node"]["title"] for n in nodes] == ["DW-000"]
         assert nodes[0]["node"]["values"]["note"] == "note 0"
-        counted = await http.post("/graphql", json={"query": '{ elements(type: "%s") { totalCount } }' % code})
+        counting = "query($type: String!) { elements(type: $type) { totalCount } }"
+        counted = await http.post("/graphql", json={"query": counting, "variables": {"type": code}})
         assert counted.json()["data"]["elements"]["totalCount"] == ITEMS + 1  # one deleted, two added by the batch

@@ -1,5 +1,7 @@
 """The facade's transport: PHP bracket notation, PHP-style JSON arrays and batch references (no database)."""
 
+from typing import Any, ClassVar
+
 import pytest
 
 from app.bitrix.dispatcher import method_name
@@ -49,7 +51,7 @@ class TestParseQuery:
     def test_bad_utf8(self) -> None:
         with pytest.raises(UnicodeDecodeError):
             parse_query(b"title=\xff\xfe")
-        with pytest.raises(UnicodeDecodeError):
+        with pytest.raises(TransportError):
             parse_query("title=%FF%FE")
 
 
@@ -75,7 +77,7 @@ class TestPhpJson:
 
 
 class TestReferences:
-    outputs = {"result": {"add": {"item": {"id": 7, "title": "A"}}, "0": [{"id": 3}]}}
+    outputs: ClassVar[dict[str, Any]] = {"result": {"add": {"item": {"id": 7, "title": "A"}}, "0": [{"id": 3}]}}
 
     def test_whole_value_keeps_its_type(self) -> None:
         assert resolve_references("$result[add][item][id]", self.outputs) == 7
