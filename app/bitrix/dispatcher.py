@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit import service as audit
 from app.auth.actor import Actor
 
 # The method modules register their handlers when imported.
@@ -24,6 +25,14 @@ from app.db import database_unavailable, is_connection_lost
 from app.errors import DomainError, from_database_error
 
 logger = logging.getLogger("stageflow.bitrix")
+READS = (".list", ".get", ".fields", ".getbyentitytypeid", ".search", ".items")
+OBJECT_TYPES = {
+    "crm.type": "entity_type",
+    "crm.category": "pipeline",
+    "crm.item": "element",
+    "userfieldconfig": "field",
+    "event": "webhook",
+}
 MAX_BATCH = 50
 BATCH = "batch"
 
@@ -90,17 +99,34 @@ def _handler(raw_method: str) -> Handler:
     return handler
 
 
+async def _handle(session: AsyncSession, actor: Actor, name: str, params: Params, endpoint: str) -> Answer:
+    """Run a handler; a write adds its audit row to the same transaction, as every REST write does."""
+    answer = await _handler(name)(Call(session=session, actor=actor, params=params, endpoint=endpoint))
+    name = method_name(name)
+    if not name.endswith(READS):
+        family = name.rsplit(".", 1)[0]
+        identifier = param(params, "id")
+        change = audit.Change(
+            action=f"bitrix {name}",
+            object_type=OBJECT_TYPES.get(family, family),
+            object_id=str(identifier)[:200] if isinstance(identifier, str | int) else None,
+            details={"entityTypeId": str(param(params, "entityTypeId"))[:20]} if param(params, "entityTypeId") else {},
+        )
+        await audit.record(session, actor, None, change)
+    return answer
+
+
 async def run_method(
     sessionmaker: async_sessionmaker[AsyncSession], actor: Actor, raw_method: str, params: Params, endpoint: str = ""
 ) -> Answer:
     """One method in its own transaction, committed when it succeeds."""
     if method_name(raw_method) == BATCH:
         return await run_batch(sessionmaker, actor, params, endpoint)
-    handler = _handler(raw_method)
+    _handler(raw_method)
     try:
         async with sessionmaker() as session:
             try:
-                answer = await handler(Call(session=session, actor=actor, params=params, endpoint=endpoint))
+                answer = await _handle(session, actor, raw_method, params, endpoint)
                 await session.commit()
             except BaseException:
                 await session.rollback()
@@ -169,14 +195,14 @@ async def _run_command(
     raw_method, _, query = command.strip().partition("?")
     if method_name(raw_method) == BATCH:
         raise invalid("a batch cannot hold another batch")
-    handler = _handler(raw_method)
+    _handler(raw_method)
     try:
         params = resolve_references(parse_query(query), outputs)
     except (TransportError, UnicodeDecodeError) as exc:
         raise invalid(f"the command's query cannot be read: {exc}") from exc
     try:
         async with session.begin_nested():
-            return await handler(Call(session=session, actor=actor, params=params, endpoint=endpoint))
+            return await _handle(session, actor, raw_method, params, endpoint)
     except Exception as exc:
         if is_connection_lost(exc):
             raise  # the transaction is gone: the whole batch fails

@@ -139,6 +139,14 @@ class TestArguments:
     async def test_type_delete_is_refused_while_items_exist(self, server: str, smart: dict[str, Any]) -> None:
         refused(await post(server, smart["key"], "crm.type.delete", json={"id": smart["etid"]}), 400, "ERROR_CONFLICT")
 
+    async def test_writes_are_audited_and_reads_are_not(self, server: str, smart: dict[str, Any]) -> None:
+        async with make_client(smart["app"], smart["key"]) as rest:
+            entries = (await rest.get("/audit", params={"limit": 200})).json()["items"]
+        actions = [e["action"] for e in entries]
+        assert "bitrix crm.item.add" in actions
+        assert "bitrix crm.type.add" in actions
+        assert not [a for a in actions if a.endswith((".list", ".get"))]
+
 
 class TestBatch:
     async def test_51_commands_run_none(self, server: str, smart: dict[str, Any]) -> None:
