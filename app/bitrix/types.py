@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 from app.bitrix import numbers
@@ -205,7 +204,3 @@ def _field_description(kind: str, title: str, *, required: bool = False, read_on
         "isDynamic": False,
         "title": title,
     }
-
-
-def type_id_of(entity_type: EntityType) -> uuid.UUID:
-    return entity_type.id

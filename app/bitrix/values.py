@@ -179,5 +179,4 @@ async def filter_operand(call: Call, context: TypeContext, view: FieldView, raw:
     """A filter operand for a custom field: as a stored value, but any text may be searched for."""
     if view.meta.row.type in TEXT_TYPES:
         return str(raw)
-    copy = FieldView(view.meta, view.uf_name, view.item_key)
-    return await _one_in(call, context, copy, raw)
+    return await _one_in(call, context, view, raw)
