@@ -15,6 +15,7 @@ from app.api.rest import (
     audit,
     auth,
     automation,
+    bitrix,
     calendar,
     counters,
     departments,
@@ -136,6 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
+    # The Bitrix24-compatible facade, outside /api/v1 (its own URL scheme and shapes: app/bitrix).
+    app.include_router(bitrix.router)
     mount_graphql(app, settings, api_prefix=API_PREFIX)
     install_problem_handlers(app)
     install_guards(app, settings)

@@ -4,6 +4,7 @@ from app.access.models import AccessRole, Department, UserRole
 from app.audit.models import AuditEntry
 from app.auth.models import ApiKey, RefreshToken
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent
+from app.bitrix.models import BitrixNumber
 from app.calendar.models import CalendarEvent, CalendarFeed
 from app.counters.models import CounterDeadline, user_counters
 from app.elements.models import Element, ElementValue, StageHistory, StageTotal
@@ -32,6 +33,7 @@ __all__ = [
     "AutomationRule",
     "AutomationRun",
     "AutomationTimer",
+    "BitrixNumber",
     "CalendarEvent",
     "CalendarFeed",
     "CardLayout",

@@ -19,10 +19,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_logger = logging.getLogger("stageflow.access")
 # Path parameters that are secrets (an incoming hook's token runs its rule's actions, a calendar feed's token reads
-# a user's calendar): never logged.
-SECRET_PATH_PARAMS = frozenset({"token"})
+# a user's calendar, the Bitrix24 facade's path carries an API key): never logged.
+SECRET_PATH_PARAMS = frozenset({"token", "api_key"})
 # Paths whose rest is a secret even when no route matched (a mistyped or extra segment still carries the token).
 SECRET_PATH_PREFIXES = ("/api/v1/hooks/", "/api/v1/calendar/feeds/")
+# Paths whose n-th segment is a secret, matched or not: the Bitrix24 facade's `/rest/{user_id}/{api_key}/…`.
+SECRET_PATH_SEGMENTS = (("/rest/", 3),)
 REDACTED = "[redacted]"
 
 
@@ -192,6 +194,11 @@ def loggable_path(scope: Scope) -> str:
     for prefix in SECRET_PATH_PREFIXES:
         if path.startswith(prefix) and len(path) > len(prefix):
             return prefix + REDACTED
+    for prefix, position in SECRET_PATH_SEGMENTS:
+        segments = path.split("/")
+        if path.startswith(prefix) and len(segments) > position:
+            segments[position] = REDACTED
+            path = "/".join(segments)
     params = scope.get("path_params") or {}
     secrets = {str(value) for name, value in params.items() if name in SECRET_PATH_PARAMS and str(value)}
     if not secrets:

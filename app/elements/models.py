@@ -60,6 +60,8 @@ class Element(Base):
             postgresql_where=LIVE,
             postgresql_include=["workspace_id", "pipeline_id", "amount", "assigned_to"],
         ),
+        # The Bitrix24 facade's item ids: `order: {ID: ASC}` pages and `>ID` filters walk it (app/bitrix).
+        Index("ix_elements_type_number", "entity_type_id", "number"),
         Index(
             "ix_elements_assigned",
             "workspace_id",
@@ -71,6 +73,11 @@ class Element(Base):
     id: Mapped[uuid.UUID] = uuid_pk()
     workspace_id: Mapped[uuid.UUID] = workspace_fk()
     entity_type_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entity_types.id", ondelete="CASCADE"), nullable=False)
+    # A stable integer id (one sequence for the instance), given by the database on insert: what integrations that
+    # expect integer ids see (the Bitrix24 facade's item `id`).
+    number: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, server_default=text("nextval('elements_number_seq')")
+    )
     pipeline_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("pipelines.id", ondelete="RESTRICT"))
     stage_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("stages.id", ondelete="RESTRICT"))
     title: Mapped[str] = mapped_column(String(500), nullable=False, default="")

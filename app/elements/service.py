@@ -484,7 +484,9 @@ async def delete_element(session: AsyncSession, actor: Actor, element_id: uuid.U
         return
     await session.delete(element)
     await session.flush()
-    await _record(session, [_event(actor, meta, element.id, "element.deleted", {"recycle_bin": False})], [])
+    # The number goes with the event: the row is gone when a subscriber's message is made (app/bitrix/events.py).
+    deleted = {"recycle_bin": False, "number": element.number}
+    await _record(session, [_event(actor, meta, element.id, "element.deleted", deleted)], [])
 
 
 async def restore_element(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> ElementRead:

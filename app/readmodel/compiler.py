@@ -173,11 +173,13 @@ def positive(column: str, op: str, value: Any, params: Params, cast: str = "") -
 class FilterCompiler:
     """One request's filter as a WHERE clause; every problem is collected and reported at once."""
 
-    def __init__(self, meta: TypeMeta, params: Params) -> None:
+    def __init__(self, meta: TypeMeta, params: Params, extra: dict[str, SystemField] | None = None) -> None:
         self.meta = meta
         self.params = params
         self.errors = ErrorCollector()
         self.uses_read_model = False
+        # System fields one caller adds to the filter language (app/readmodel/numbered.py: `number`).
+        self.extra = extra or {}
 
     def compile(self, node: Node | None) -> str:
         if node is None:
@@ -203,7 +205,7 @@ class FilterCompiler:
     def _condition(self, cond: Condition) -> str:
         if cond.field == "stage_code":
             return self._stage_code(cond)
-        system = SYSTEM_FIELDS.get(cond.field)
+        system = SYSTEM_FIELDS.get(cond.field) or self.extra.get(cond.field)
         field_meta = self.meta.fields.get(cond.field)
         if system is None and field_meta is None:
             return self._reject(cond, "field", f"unknown field {cond.field!r} on entity type {self.meta.code!r}")

@@ -29,6 +29,8 @@ class WebhookSubscription(Base):
     secret: Mapped[str] = mapped_column(String(100), nullable=False)
     description: Mapped[str | None] = mapped_column(String(500))
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # How its messages are sent: None, Standard Webhooks JSON; `bitrix`, a form-encoded Bitrix24 event (app/bitrix).
+    format: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = created_at_column()
 
 
@@ -55,6 +57,8 @@ class WebhookDelivery(Base):
     url: Mapped[str] = mapped_column(String(2000), nullable=False)
     secret: Mapped[str] = mapped_column(String(100), nullable=False)
     body: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    # None: `body` is sent as JSON; `bitrix`: `body` is a flat map of form fields, sent form-encoded.
+    format: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[DeliveryStatus] = mapped_column(Enum(DeliveryStatus, name="webhook_delivery_status"), nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

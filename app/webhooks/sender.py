@@ -9,6 +9,7 @@ byte by byte cannot hold a worker beyond it.
 import asyncio
 import time
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -33,10 +34,23 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def signed_headers(secret: str, message_id: str, body: bytes) -> dict[str, str]:
+FORM = "bitrix"  # a delivery format whose body is a flat map of form fields (a Bitrix24 event: app/bitrix)
+
+
+def encode_body(body: dict[str, object], body_format: str | None) -> tuple[bytes, str]:
+    """The bytes sent and their content type: JSON, or for the form format `key=value&…` in the body's order."""
+    if body_format == FORM:
+        return urlencode([(str(k), "" if v is None else str(v)) for k, v in body.items()]).encode(), FORM_TYPE
+    return orjson.dumps(body), "application/json"
+
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def signed_headers(secret: str, message_id: str, body: bytes, content_type: str = "application/json") -> dict[str, str]:
     timestamp = int(time.time())
     return {
-        "content-type": "application/json",
+        "content-type": content_type,
         "user-agent": "Stageflow-Webhooks/1",
         "accept-encoding": "identity",  # the capped read counts bytes on the wire: no decompression bomb
         "webhook-id": message_id,
@@ -55,16 +69,17 @@ async def send(
     allowed: list[Network],
     timeout_seconds: float,
     max_response_bytes: int = MAX_RESPONSE_BYTES,
+    body_format: str | None = None,
 ) -> Outcome:
     started = time.perf_counter()
     try:
         parts, host, port = split_url(url)
-        content = orjson.dumps(body)
+        content, content_type = encode_body(body, body_format)
     except (TargetRefused, TypeError) as exc:
         return Outcome(None, _ms(started), f"refused: {exc}", permanent=True)
     try:
         check_secret(secret)
-        headers = signed_headers(secret, message_id, content)
+        headers = signed_headers(secret, message_id, content, content_type)
     except (ValueError, TypeError):  # not base64 (binascii.Error is a ValueError), not ASCII…
         return Outcome(None, _ms(started), "refused: the signing secret is malformed", permanent=True)
     headers["host"] = parts.netloc.rsplit("@", 1)[-1]

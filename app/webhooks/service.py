@@ -60,7 +60,10 @@ def _check_url(url: str) -> None:
         raise Invalid("The webhook URL cannot be called", errors=[FieldError("url", problem)])
 
 
-async def create_subscription(session: AsyncSession, actor: Actor, data: SubscriptionCreate) -> SubscriptionCreated:
+async def create_subscription(
+    session: AsyncSession, actor: Actor, data: SubscriptionCreate, *, body_format: str | None = None
+) -> SubscriptionCreated:
+    """`body_format`: None for Standard Webhooks JSON, `bitrix` for a Bitrix24 event binding (app/bitrix)."""
     actor.ensure_admin()
     _check_url(data.url)
     if data.filter:
@@ -74,6 +77,7 @@ async def create_subscription(session: AsyncSession, actor: Actor, data: Subscri
         secret=new_webhook_secret(),
         description=data.description,
         enabled=data.enabled,
+        format=body_format,
         created_at=datetime.now(UTC),
     )
     session.add(subscription)
@@ -198,6 +202,7 @@ async def add_delivery(
     body: dict[str, Any],
     subscription_id: uuid.UUID | None = None,
     run_id: uuid.UUID | None = None,
+    body_format: str | None = None,
 ) -> uuid.UUID | None:
     """Queue one message; None when this source already queued it (a redelivered event adds nothing)."""
     delivery_id = uuid.uuid4()
@@ -214,6 +219,7 @@ async def add_delivery(
             url=url,
             secret=secret,
             body=body,
+            format=body_format,
             status=DeliveryStatus.pending,
             attempts=0,
             next_attempt_at=datetime.now(UTC),
@@ -250,6 +256,15 @@ async def queue_deliveries(
     for subscription in subscriptions:
         if subscription.filter and (record is None or not evaluate(parse_filter(subscription.filter), record)):
             continue
+        message = body
+        if subscription.format == sender.FORM:
+            # A Bitrix24 event binding (app/bitrix, imported here: it builds on this module).
+            from app.bitrix import events as bitrix_events
+
+            form = await bitrix_events.event_form(session, subscription, event_type, body)
+            if form is None:
+                continue
+            message = form
         delivery_id = await add_delivery(
             session,
             subscription.workspace_id,
@@ -257,8 +272,9 @@ async def queue_deliveries(
             url=subscription.url,
             secret=subscription.secret,
             event_type=event_type,
-            body=body,
+            body=message,
             subscription_id=subscription.id,
+            body_format=subscription.format,
         )
         if delivery_id:
             created.append(delivery_id)
@@ -274,6 +290,7 @@ class ClaimedDelivery:
     secret: str
     message_id: str
     body: dict[str, Any]
+    format: str | None = None
 
 
 async def claim_delivery(
@@ -332,6 +349,7 @@ async def claim_deliveries(
             WebhookDelivery.secret,
             WebhookDelivery.message_id,
             WebhookDelivery.body,
+            WebhookDelivery.format,
         )
     )
     return [ClaimedDelivery(*row) for row in rows]
@@ -354,6 +372,7 @@ async def send_claimed(http: httpx.AsyncClient, settings: Settings, claimed: Cla
         body=claimed.body,
         allowed=sender.allowed_networks(settings.WEBHOOK_ALLOWED_NETWORKS),
         timeout_seconds=settings.webhook_deadline_seconds,
+        body_format=claimed.format,
     )
 
 
