@@ -808,7 +808,7 @@ async def test_an_outsider_gets_nothing_from_rest(
 
 VERB = re.compile(
     r"^(create|update|delete|enable|disable|rotate|reorder|retry|train|activate|score|route|move|restore|set|link"
-    r"|unlink|batch)(?=[A-Z])"
+    r"|unlink|batch|compute)(?=[A-Z])"
 )
 # What an `id` argument points at, by the root field's noun (typed roots: by their type's code).
 GRAPHQL_NOUNS = {
@@ -832,6 +832,7 @@ GRAPHQL_NOUNS = {
     "workplace": "workplace",
     "cardLayout": "layout",
     "calendarEvent": "event",
+    "closeProbability": "element",
     "lead": "element",
     "company": "company",
 }
@@ -1130,6 +1131,7 @@ ADMIN_REFUSALS: dict[str, tuple[int, str]] = {
     "restore_element": (409, "the element is deleted only later in the replay: restoring a live one is a conflict"),
     "resume_import": (409, "the world's import finished: only a failed or stale one is resumed"),
     "train_scoring_model": (409, "a factors model needs no training (the state check after the role's)"),
+    "compute_close_probability": (409, "the world's model is a factors model: only a learned one estimates it"),
     "get_my_counters": (403, "counters are a person's: no API key has any, the admin's neither"),
     "get_me": (403, "`me` is a person: an API key is none"),
     "login": (401, "the walk's password is wrong: the outsider does not know Vera's"),
