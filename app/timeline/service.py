@@ -12,7 +12,7 @@ from app.auth.actor import Actor
 from app.errors import FieldError, Invalid
 from app.kit.cursor import decode_cursor, encode_cursor
 from app.timeline.models import TimelineEntry
-from app.timeline.schemas import TimelineEntryRead, TimelineItem, TimelinePage
+from app.timeline.schemas import MAX_FEED_KINDS, TimelineEntryRead, TimelineItem, TimelinePage
 
 
 def add_entry(
@@ -68,6 +68,7 @@ async def element_timelines(
 # At the same moment an activity comes before an entry; within a source the later id first.
 ENTRY_RANK, ACTIVITY_RANK = 0, 1
 Position = tuple[datetime, int, int | uuid.UUID]
+MAX_KIND_LENGTH = 50  # timeline_entries.kind
 
 
 def _position(cursor: str) -> Position:
@@ -99,6 +100,9 @@ def _split_kinds(kinds: Sequence[str] | None) -> tuple[list[str] | None, list[Ac
     """The kinds asked for, as entry kinds and activity kinds (empty: that source is not wanted)."""
     if not kinds:
         return None, None
+    if len(kinds) > MAX_FEED_KINDS or any(not 0 < len(k) <= MAX_KIND_LENGTH for k in kinds):
+        detail = f"at most {MAX_FEED_KINDS} kinds of 1 to {MAX_KIND_LENGTH} characters"
+        raise Invalid("The kinds are not valid", errors=[FieldError("kind", detail)])
     activity_kinds = [ActivityKind(k) for k in dict.fromkeys(kinds) if k in ActivityKind.__members__]
     entry_kinds = [k for k in dict.fromkeys(kinds) if k not in ActivityKind.__members__]
     return entry_kinds, activity_kinds
