@@ -14,6 +14,9 @@ from app.automation.models import HandledEvent
 from app.outbox.models import OutboxEvent
 from app.settings import Settings
 from tests.factories import create_element, create_type
+from tests.graphql.conftest import gql_session, run
+
+__all__ = ["gql_session", "handle_events", "run"]
 
 
 class NoWaker:
