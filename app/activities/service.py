@@ -256,11 +256,10 @@ def _visible(readable: ColumnElement[bool] | None, workspace_id: uuid.UUID) -> C
     """The activities bound to at least one element the actor may read."""
     if readable is None:
         return true()
-    return exists().where(
-        ActivityElement.activity_id == Activity.id,
-        Element.id == ActivityElement.element_id,
-        Element.workspace_id == workspace_id,
-        readable,
+    return exists(
+        select(ActivityElement.element_id)
+        .join(Element, Element.id == ActivityElement.element_id)
+        .where(ActivityElement.activity_id == Activity.id, Element.workspace_id == workspace_id, readable)
     )
 
 
