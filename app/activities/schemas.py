@@ -17,10 +17,13 @@ MAX_PAGE = 500
 
 
 def _utc(value: datetime) -> datetime:
-    """A time without an offset is read as UTC (as the database would store it)."""
+    """A time without an offset is read as UTC (as the database would store it); it must stay a time in UTC."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before the first day
+        raise ValueError("is out of range") from exc
 
 
 def _bounded_payload(value: dict[str, Any]) -> dict[str, Any]:

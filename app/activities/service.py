@@ -145,6 +145,14 @@ class Timing:
 
 def _timing(timing: Timing, errors: ErrorCollector, *, ends_sent: bool, duration_sent: bool) -> Timing:
     """The duration comes from the start and the end when both are known; else an end follows from the duration."""
+    try:
+        return _timed(timing, errors, ends_sent=ends_sent, duration_sent=duration_sent)
+    except OverflowError:  # a start near the first or last day, and a duration that goes past it
+        errors.add("duration_seconds", "takes the activity out of the range of dates")
+        return timing
+
+
+def _timed(timing: Timing, errors: ErrorCollector, *, ends_sent: bool, duration_sent: bool) -> Timing:
     starts, ends, duration = timing.starts_at, timing.ends_at, timing.duration_seconds
     if ends is not None and (ends_sent or not duration_sent):
         if ends < starts:
@@ -302,8 +310,8 @@ async def get_activity(session: AsyncSession, actor: Actor, activity_id: uuid.UU
 def _cursor_position(cursor: str) -> tuple[datetime, uuid.UUID]:
     starts_raw, id_raw = decode_cursor(cursor, 2)
     try:
-        return datetime.fromisoformat(starts_raw), uuid.UUID(id_raw)
-    except (TypeError, ValueError) as exc:  # well-formed base64 JSON, but not one of our cursors
+        return _time(datetime.fromisoformat(starts_raw), "cursor"), uuid.UUID(id_raw)
+    except (TypeError, ValueError, Invalid) as exc:  # well-formed base64 JSON, but not one of our cursors
         raise Invalid("The cursor is not valid", errors=[FieldError("cursor", "not a cursor of this list")]) from exc
 
 
@@ -338,9 +346,9 @@ async def list_activities(
     if status is not None:
         statement = statement.where(Activity.status == status)
     if since is not None:
-        statement = statement.where(Activity.starts_at >= _aware(since))
+        statement = statement.where(Activity.starts_at >= _time(since, "from"))
     if until is not None:
-        statement = statement.where(Activity.starts_at < _aware(until))
+        statement = statement.where(Activity.starts_at < _time(until, "to"))
     if cursor:
         starts, last_id = _cursor_position(cursor)
         statement = statement.where(
@@ -357,8 +365,12 @@ async def list_activities(
     return ActivityPage(items=[read_of(a, element_ids[a.id]) for a in rows], next_cursor=next_cursor)
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+def _time(value: datetime, location: str) -> datetime:
+    """A time to compare with stored ones: without an offset, UTC; one that is no time in UTC, a 422."""
+    try:
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError as exc:
+        raise Invalid("The time is out of range", errors=[FieldError(location, "out of range")]) from exc
 
 
 async def activities_of_elements(
@@ -415,9 +427,12 @@ async def create_activity(
     errors = ErrorCollector()
     _check_outcome(data.kind, data.status, data.outcome, errors)
     now = datetime.now(UTC)
-    starts = data.starts_at
-    if starts is None:
-        starts = (data.ends_at - timedelta(seconds=data.duration_seconds or 0)) if data.ends_at else now
+    starts = data.starts_at or data.ends_at or now
+    if data.starts_at is None and data.ends_at is not None and data.duration_seconds:
+        try:
+            starts = data.ends_at - timedelta(seconds=data.duration_seconds)
+        except OverflowError:
+            errors.add("duration_seconds", "takes the activity out of the range of dates")
     timing = _timing(
         Timing(starts, data.ends_at, data.duration_seconds),
         errors,

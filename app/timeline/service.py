@@ -1,6 +1,6 @@
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
@@ -75,11 +75,14 @@ def _position(cursor: str) -> Position:
     at_raw, rank, key = decode_cursor(cursor, 3)
     try:
         at = datetime.fromisoformat(at_raw)
+        if at.tzinfo is None:
+            raise ValueError("a cursor's time has its offset")
+        at = at.astimezone(UTC)
         if rank == ENTRY_RANK and isinstance(key, int) and not isinstance(key, bool):
             return at, rank, key
         if rank == ACTIVITY_RANK and isinstance(key, str):
             return at, rank, uuid.UUID(key)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass  # well-formed base64 JSON, but not one of our cursors
     raise Invalid("The cursor is not valid", errors=[FieldError("cursor", "not a cursor of this feed")])
 

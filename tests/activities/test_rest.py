@@ -127,6 +127,8 @@ class TestLogActivity:
             ({"participants": [{"user_id": str(uuid.uuid4())}]}, "participants[0].user_id"),
             ({"responsible_user_id": str(uuid.uuid4())}, "responsible_user_id"),
             ({"surprise": True}, "surprise"),
+            ({"starts_at": "0001-01-01T00:00:00+01:00"}, "starts_at"),
+            ({"starts_at": "9999-12-31T23:59:00Z", "duration_seconds": 3600}, "duration_seconds"),
         ],
     )
     async def test_bad_input_is_a_422_naming_it_and_writes_nothing(
@@ -202,6 +204,7 @@ class TestListAndGet:
     async def test_bad_cursors_kinds_and_ids(self, client: httpx.AsyncClient, lead: dict[str, Any]) -> None:
         assert (await client.get("/activities", params={"cursor": "not-a-cursor"})).status_code == 422
         assert (await client.get("/activities", params={"kind": "fax"})).status_code == 422
+        assert (await client.get("/activities", params={"from": "0001-01-01T00:00:00+01:00"})).status_code == 422
         assert (await client.get(f"/activities/{uuid.uuid4()}")).status_code == 404
         assert (await client.get("/activities", params={"element_id": str(uuid.uuid4())})).status_code == 404
 

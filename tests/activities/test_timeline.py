@@ -5,6 +5,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from app.kit.cursor import encode_cursor
 from app.settings import Settings
 from tests.activities.conftest import handle_events
 from tests.conftest import Tenant
@@ -118,6 +119,7 @@ async def test_bad_feed_requests_are_422s(client: httpx.AsyncClient, lead: dict[
     answers = [
         await client.get(url, params={"cursor": "bm90IG91cnM"}),
         await client.get(url, params={"cursor": "WyJ4IiwwLDFd"}),  # ["x",0,1]: well-formed, not a position
+        await client.get(url, params={"cursor": encode_cursor(["0001-01-01T00:00:00+01:00", 0, 1])}),
         await client.get(url, params={"kind": [f"k{i}" for i in range(21)]}),
         await client.get(url, params={"kind": "k" * 51}),
         await client.get(url, params={"limit": 501}),
