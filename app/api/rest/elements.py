@@ -167,7 +167,7 @@ async def get_element_timeline(
     session: SessionDep,
     actor: ActorDep,
     kind: Annotated[
-        list[Annotated[str, Query(max_length=50)]] | None,
+        list[Annotated[str, Query(min_length=1, max_length=50)]] | None,
         Query(max_length=MAX_FEED_KINDS, description="Only these kinds (repeatable): `call`, `moved`, `comment`…"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
