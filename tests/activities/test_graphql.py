@@ -1,6 +1,7 @@
 """Activities and the element's feed through GraphQL: the generic schema, and the typed one per workspace."""
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -9,7 +10,7 @@ from fastapi import FastAPI
 from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 
-from tests.conftest import Tenant
+from tests.conftest import QueryCounter, Tenant
 from tests.factories import create_element, create_user
 from tests.graphql.conftest import Run, http_client
 
@@ -215,3 +216,32 @@ async def test_another_workspace_sees_none_of_it(
             )
         )
         assert deleted["deleteActivity"]["__typename"] == "NotFound"
+
+
+async def test_the_feeds_of_a_page_cost_a_constant_number_of_queries(
+    run: Run, client: httpx.AsyncClient, lead: dict[str, Any], count_queries: Callable[[], QueryCounter]
+) -> None:
+    batch = await client.post(
+        "/entity-types/lead/elements/batch",
+        json={"items": [{"op": "create", "data": {"title": f"L{i:02}"}} for i in range(29)]},
+    )
+    assert batch.status_code == 200, batch.text
+    ids = [lead["id"], *(e["id"] for e in batch.json()["items"])]
+    await log(run, kind="meeting", subject="All hands", elementIds=ids)
+    for element_id in ids[:10]:
+        await log(run, kind="call", subject=f"Call {element_id}", elementIds=[element_id])
+    query = (
+        "query($n: Int!) { leads(first: $n) { edges { node { "
+        "timeline(first: 3) { nodes { kind activity { subject } } } } } } }"
+    )
+    await run(query, n=1)  # the workspace's typed schema, built once
+    small = count_queries()
+    await run(query, n=5)
+    small_statements = list(small.statements)
+    large = count_queries()
+    page = await run(query, n=30)
+    assert len(page["leads"]["edges"]) == 30
+    assert (
+        sum(len(e["node"]["timeline"]["nodes"]) for e in page["leads"]["edges"]) == 30 + 30 + 10
+    )  # created, the meeting, the calls
+    assert len(large.statements) == len(small_statements), "\n".join(["", *small_statements, "--", *large.statements])
