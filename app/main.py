@@ -11,6 +11,7 @@ from app.api import ops
 from app.api.graphql.router import mount_graphql
 from app.api.guards import install_guards
 from app.api.rest import (
+    activities,
     api_keys,
     audit,
     auth,
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys,
         automation,
         tasks,
+        activities,
         webhooks,
         users,
         roles,

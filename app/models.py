@@ -1,6 +1,7 @@
 """Imports every model so Alembic and the mappers see the whole schema."""
 
 from app.access.models import AccessRole, Department, UserRole
+from app.activities.models import Activity, ActivityElement
 from app.audit.models import AuditEntry
 from app.auth.models import ApiKey, RefreshToken
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent
@@ -28,6 +29,8 @@ from app.workspaces.models import Workspace
 
 __all__ = [
     "AccessRole",
+    "Activity",
+    "ActivityElement",
     "ApiKey",
     "AuditEntry",
     "AutomationRule",

@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from app.activities.models import ActivityDirection, ActivityKind, ActivityStatus, CallOutcome
+from app.activities.schemas import MAX_DURATION_SECONDS, Payload
 from app.automation.templates import check_template, is_template
 from app.errors import ErrorCollector, FieldError, Invalid
 from app.kit.jsonlimits import MAX_JSON_DEPTH, depth_error
@@ -132,6 +134,31 @@ class Notify(_Params):
     message: str = Field(min_length=1, max_length=5000)
 
 
+class LogActivity(_Params):
+    """An activity on the rule's element, logged as `POST /activities` logs one (`activity.created` fires)."""
+
+    kind: ActivityKind
+    direction: ActivityDirection | None = None
+    subject: str = Field(default="", max_length=500)
+    description: str | None = Field(default=None, max_length=10000)
+    status: ActivityStatus = ActivityStatus.completed
+    outcome: CallOutcome | None = None
+    starts_in_minutes: float | None = Field(
+        default=None, ge=0, le=MAX_DURATION_HOURS * 60, description="When it starts, from the run; default now"
+    )
+    duration_seconds: int | None = Field(default=None, ge=0, le=MAX_DURATION_SECONDS)
+    responsible_user_id: uuid.UUID | None = Field(default=None, description="Default: the element's assignee")
+    payload: Payload | None = None
+
+    @model_validator(mode="after")
+    def _outcome(self) -> "LogActivity":
+        if self.outcome is not None and self.kind is not ActivityKind.call:
+            raise ValueError(f"only a call has an outcome, not a {self.kind.value}")
+        if self.outcome is not None and self.status is not ActivityStatus.completed:
+            raise ValueError("a planned call has no outcome yet")
+        return self
+
+
 PARAMS: dict[str, type[_Params]] = {
     "set_fields": SetFields,
     "move_to_stage": MoveToStage,
@@ -144,6 +171,7 @@ PARAMS: dict[str, type[_Params]] = {
     "create_linked_element": CreateLinkedElement,
     "delay": Delay,
     "notify": Notify,
+    "log_activity": LogActivity,
 }
 
 

@@ -7,12 +7,24 @@ memory with the SQL filter's meaning: operands are parsed with the field's kind 
 two numbers in memory as it does in PostgreSQL instead of a number with a string.
 """
 
+import enum
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from app.entity_types.fields import DateKind, DateTimeKind, FieldKind, FieldSpec, IdKind, ValueRejected
+from app.activities.models import ActivityDirection, ActivityKind, ActivityStatus, CallOutcome
+from app.entity_types.fields import (
+    DateKind,
+    DateTimeKind,
+    EnumKind,
+    FieldKind,
+    FieldSpec,
+    IdKind,
+    IntegerKind,
+    TextKind,
+    ValueRejected,
+)
 from app.entity_types.meta import TypeMeta
 from app.errors import ErrorCollector, Invalid
 from app.kit.filters import Condition, Node, conditions, evaluate, parse_filter
@@ -21,11 +33,33 @@ from app.kit.filters import Condition, Node, conditions, evaluate, parse_filter
 # reads them only through this module).
 from app.readmodel.compiler import STAGE_CODE_OPS, SYSTEM_FIELDS, parse_operand
 
-__all__ = ["SYSTEM_FIELDS", "check_condition", "matches"]
+__all__ = ["ACTIVITY_FIELDS", "SYSTEM_FIELDS", "check_condition", "matches"]
 BODY = "body."
+ACTIVITY = "activity."
+
+
+def _enum(code: str, values: type[enum.StrEnum]) -> tuple[FieldKind, FieldSpec]:
+    return EnumKind(), FieldSpec(code, "enum", {}, frozenset(v.value for v in values))
+
+
+# The activity an `activity.created` / `activity.completed` event carries, typed as the API types it.
+ACTIVITY_FIELDS: dict[str, tuple[FieldKind, FieldSpec]] = {
+    "activity.kind": _enum("activity.kind", ActivityKind),
+    "activity.direction": _enum("activity.direction", ActivityDirection),
+    "activity.status": _enum("activity.status", ActivityStatus),
+    "activity.outcome": _enum("activity.outcome", CallOutcome),
+    "activity.subject": (TextKind(), FieldSpec("activity.subject", "string", {"max_length": 500})),
+    "activity.duration_seconds": (IntegerKind(), FieldSpec("activity.duration_seconds", "integer", {})),
+    "activity.starts_at": (DateTimeKind(), FieldSpec("activity.starts_at", "datetime", {})),
+    "activity.ends_at": (DateTimeKind(), FieldSpec("activity.ends_at", "datetime", {})),
+    "activity.completed_at": (DateTimeKind(), FieldSpec("activity.completed_at", "datetime", {})),
+    "activity.responsible_user_id": (IdKind(), FieldSpec("activity.responsible_user_id", "user", {})),
+}
 
 
 def _field(meta: TypeMeta, code: str) -> tuple[FieldKind, FieldSpec | None] | None:
+    if code.startswith(ACTIVITY):
+        return ACTIVITY_FIELDS.get(code)
     system = SYSTEM_FIELDS.get(code)
     if system is not None:
         return system.kind, None
@@ -44,10 +78,12 @@ def check_condition(
     *,
     location: str = "condition",
     hook: bool = False,
+    activity: bool = False,
     templated: bool = False,
 ) -> Node | None:
     """Report every problem of a filter over `meta`'s elements; `hook` allows `body.*` fields (an incoming hook's
-    body), `templated` lets operands be templates (rendered at run time, so checked then)."""
+    body), `activity` the `activity.*` fields (the activity of an activity trigger's event), `templated` lets
+    operands be templates (rendered at run time, so checked then)."""
     try:
         node = parse_filter(raw, location=location)
     except Invalid as exc:
@@ -55,14 +91,33 @@ def check_condition(
             errors.add(error.field, error.message)
         return None
     for cond in conditions(node):
-        _check(meta, cond, errors, hook=hook, templated=templated)
+        _check(meta, cond, errors, hook=hook, activity=activity, templated=templated)
     return node
 
 
-def _check(meta: TypeMeta, cond: Condition, errors: ErrorCollector, *, hook: bool, templated: bool = False) -> None:
+def _out_of_scope(cond: Condition, *, hook: bool, activity: bool) -> str | None:
+    """Why a `body.*` or `activity.*` field cannot be used here ("" when it can and needs no typing); None for the
+    element's own fields."""
     if cond.field.startswith(BODY):
-        if not hook:
-            errors.add(f"{cond.path}.field", "body.* is an incoming hook's body: only webhook.received rules have one")
+        return "" if hook else "body.* is an incoming hook's body: only webhook.received rules have one"
+    if cond.field.startswith(ACTIVITY) and not activity:
+        return "activity.* is the event's activity: only activity.created and activity.completed rules have one"
+    return None
+
+
+def _check(
+    meta: TypeMeta,
+    cond: Condition,
+    errors: ErrorCollector,
+    *,
+    hook: bool,
+    activity: bool = False,
+    templated: bool = False,
+) -> None:
+    problem = _out_of_scope(cond, hook=hook, activity=activity)
+    if problem is not None:
+        if problem:
+            errors.add(f"{cond.path}.field", problem)
         return
     if cond.field == "stage_code":
         if cond.op not in STAGE_CODE_OPS:
@@ -76,7 +131,8 @@ def _check(meta: TypeMeta, cond: Condition, errors: ErrorCollector, *, hook: boo
         return
     found = _field(meta, cond.field)
     if found is None:
-        errors.add(f"{cond.path}.field", f"unknown field {cond.field!r} on entity type {meta.code!r}")
+        what = "an activity" if cond.field.startswith(ACTIVITY) else f"entity type {meta.code!r}"
+        errors.add(f"{cond.path}.field", f"unknown field {cond.field!r} on {what}")
         return
     kind, spec = found
     if cond.op not in kind.ops:
@@ -121,7 +177,7 @@ def matches(meta: TypeMeta, node: Node | None, record: dict[str, Any]) -> bool:
     """
     errors = ErrorCollector()
     for cond in conditions(node):
-        _check(meta, cond, errors, hook=True)
+        _check(meta, cond, errors, hook=True, activity=True)
     errors.raise_if_any("The rule's condition no longer fits its entity type")
     typed = dict(record)
     coerce: dict[str, Callable[[Any], Any]] = {}

@@ -20,6 +20,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.activities import service as activity_service
+from app.activities.schemas import ActivityCreate
 from app.auth.actor import Actor, system_actor
 from app.automation import actions as action_params
 from app.automation.conditions import SYSTEM_FIELDS, matches
@@ -57,6 +59,8 @@ TRIGGERS_FOR_EVENT: dict[str, tuple[str, ...]] = {
     "element.linked": ("element.linked",),
     "webhook.received": ("webhook.received",),
     "element.scored": ("element.scored",),
+    "activity.created": ("activity.created",),
+    "activity.completed": ("activity.completed",),
 }
 # Rules whose start does more than insert a run (arm a timer, find the element an incoming hook is about).
 RULES_THAT_MAY_FAIL_TO_START = ("time_in_stage", "date_reached", "webhook.received")
@@ -121,8 +125,11 @@ class Waker(Protocol):
     async def events(self, event_ids: list[uuid.UUID]) -> None: ...
 
 
-def record_of(element: ElementRead | None, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What conditions see: custom values by code, the system fields, and `body.*` of an incoming hook."""
+def record_of(
+    element: ElementRead | None, body: dict[str, Any] | None = None, activity: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What conditions see: custom values by code, the system fields, `body.*` of an incoming hook and `activity.*`
+    of an activity's event."""
     record: dict[str, Any] = {}
     if element is not None:
         record.update(element.values)
@@ -132,6 +139,8 @@ def record_of(element: ElementRead | None, body: dict[str, Any] | None = None) -
             record[name] = str(value) if isinstance(value, uuid.UUID) else value
     for key, value in (body or {}).items():
         record[f"body.{key}"] = value
+    for key, value in (activity or {}).items():
+        record[f"activity.{key}"] = value
     return record
 
 
@@ -143,6 +152,7 @@ def template_context(element: ElementRead | None, run: AutomationRun, rule: Auto
         "element": data,
         "event": run.context.get("event", {}),
         "body": run.context.get("body", {}),
+        "activity": run.context.get("event", {}).get("activity") or {},
         "rule": {"id": str(rule.id), "name": rule.name},
         "run_id": str(run.id),
     }
@@ -273,7 +283,8 @@ async def _condition_problem(
         meta = metas[rule.entity_type_id] = await cached_type_meta(session, rule.workspace_id, rule.entity_type_id)
     try:
         node = parse_filter(rule.condition, location="condition")
-        if matches(meta, node, record_of(element, context.get("body"))):
+        activity = context.get("event", {}).get("activity")
+        if matches(meta, node, record_of(element, context.get("body"), activity)):
             return None
     except Invalid as exc:
         details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
@@ -912,7 +923,32 @@ async def _run_action(
     if isinstance(params, action_params.AddComment):
         add_entry(session, actor, "comment", element_id=target.id, data={"text": params.text, "rule_id": str(rule.id)})
         return element
+    if isinstance(params, action_params.LogActivity):
+        await _log_activity(session, actor, run, params, target)
+        return element
     return await _element_action(session, actor, kind, params, target)
+
+
+async def _log_activity(
+    session: AsyncSession, actor: Actor, run: AutomationRun, params: action_params.LogActivity, element: ElementRead
+) -> None:
+    starts = None
+    if params.starts_in_minutes is not None:
+        starts = datetime.now(UTC) + timedelta(minutes=params.starts_in_minutes)
+    data = ActivityCreate(
+        kind=params.kind,
+        direction=params.direction,
+        subject=params.subject,
+        description=params.description,
+        status=params.status,
+        outcome=params.outcome,
+        starts_at=starts,
+        duration_seconds=params.duration_seconds,
+        responsible_user_id=params.responsible_user_id or element.assigned_to,
+        payload=params.payload or {},
+        element_ids=[element.id],
+    )
+    await activity_service.create_activity(session, actor, data, run_id=run.id)
 
 
 async def _element_action(

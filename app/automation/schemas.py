@@ -18,6 +18,8 @@ TriggerType = Literal[
     "time_in_stage",
     "date_reached",
     "element.scored",
+    "activity.created",
+    "activity.completed",
 ]
 ActionType = Literal[
     "set_fields",
@@ -32,6 +34,7 @@ ActionType = Literal[
     "delay",
     "notify",
     "score",
+    "log_activity",
 ]
 MAX_ACTIONS = 30
 

@@ -20,7 +20,7 @@ from app.automation.models import AutomationRule, AutomationRun, AutomationTimer
 from app.automation.schedule import next_time
 from app.automation.schemas import Action, RuleCreate, RuleList, RuleOrder, RuleRead, RuleUpdate, RunPage, RunRead
 from app.automation.templates import is_template
-from app.automation.validation import TIME_UNITS, check_actions, check_trigger
+from app.automation.validation import ACTIVITY_TRIGGERS, TIME_UNITS, check_actions, check_trigger
 from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
 from app.entity_types.models import EntityType
 from app.errors import Conflict, ErrorCollector, FieldError, Forbidden, Invalid, NotFound
@@ -105,6 +105,12 @@ def _check_placement(
     return pipeline_id
 
 
+def _check_rule_condition(meta: TypeMeta, condition: Any, trigger: dict[str, Any], errors: ErrorCollector) -> None:
+    """Besides the element, a condition may read an incoming hook's `body.*` or an activity event's `activity.*`."""
+    hook, activity = trigger["type"] == "webhook.received", trigger["type"] in ACTIVITY_TRIGGERS
+    check_condition(meta, condition, errors, hook=hook, activity=activity)
+
+
 def _prepare_actions(actions: list[Action], errors: ErrorCollector) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Validate each action's parameters; give every `webhook` action without one a signing secret."""
     stored: list[dict[str, Any]] = []
@@ -176,6 +182,7 @@ USER_PARAMS: dict[str, tuple[str, ...]] = {
     "set_fields": ("assigned_to",),
     "create_task": ("assignee_id",),
     "notify": ("user_id",),
+    "log_activity": ("responsible_user_id",),
 }
 
 
@@ -252,7 +259,7 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
     trigger = data.trigger.model_dump()
     check_trigger(meta, trigger, data.stage_id, errors)
     if data.condition:
-        check_condition(meta, data.condition, errors, hook=trigger["type"] == "webhook.received")
+        _check_rule_condition(meta, data.condition, trigger, errors)
     actions, generated = _prepare_actions(data.actions, errors)
     _check_webhook_actions(actor, [], actions)
     await _check_references(session, actor, meta, actions, errors)
@@ -302,7 +309,7 @@ async def update_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, d
     check_trigger(meta, trigger, stage_id, errors)
     condition = data.condition if "condition" in sent else rule.condition
     if condition and ("condition" in sent or data.trigger is not None):
-        check_condition(meta, condition, errors, hook=trigger["type"] == "webhook.received")
+        _check_rule_condition(meta, condition, trigger, errors)
     generated: dict[str, str] = {}
     actions = rule.actions
     if data.actions is not None:

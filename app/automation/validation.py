@@ -37,7 +37,11 @@ TRIGGER_PARAMS: dict[str, frozenset[str]] = {
     "schedule": frozenset({"cron"}),
     "time_in_stage": frozenset(TIME_UNITS),
     "date_reached": frozenset({"field", *(f"offset_{unit}" for unit in TIME_UNITS)}),
+    "activity.created": frozenset(),
+    "activity.completed": frozenset(),
 }
+# Triggers whose event carries an activity: their conditions may use `activity.*` fields.
+ACTIVITY_TRIGGERS = frozenset({"activity.created", "activity.completed"})
 
 
 def check_duration(

@@ -51,6 +51,7 @@ def _seed(base_url: str, key: str) -> dict[str, str]:
         company = post("/entity-types/company/elements", {"title": "ACME Inc"})
         post(f"/elements/{company['id']}/links", {"child_id": lead["id"]})
         api_key = post("/api-keys", {"name": "spare", "role": "viewer"})
+        activity = post("/activities", {"kind": "call", "status": "planned", "element_ids": [lead["id"]]})
     return {
         "type": "lead",
         "code": "budget",
@@ -60,6 +61,7 @@ def _seed(base_url: str, key: str) -> dict[str, str]:
         "stage_id": lead["stage_id"],
         "relation_id": relation["id"],
         "key_id": api_key["id"],
+        "activity_id": activity["id"],
     }
 
 

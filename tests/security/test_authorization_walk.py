@@ -320,6 +320,17 @@ async def build_world(app: FastAPI, settings: Settings, name: str) -> World:
         keep(TASK, event, "event", "Vault event 6b3", "Vault agenda 1f9")
         feed = (await admin.post(f"/users/{vera['id']}/calendar/feed")).json()
         world.secrets.append((TASK, feed["secret"]))
+        activity = await post(
+            "/activities",
+            {
+                "kind": "call",
+                "status": "planned",
+                "subject": "Vault call 4d8",
+                "payload": {"vault": "vault-payload-2c6"},
+                "element_ids": [element["id"]],
+            },
+        )
+        keep(ELEMENT, activity, "activity", "Vault call 4d8", "vault-payload-2c6")
 
         await _run_rules(app, settings, world, element["id"])
         runs = (await admin.get("/automation/runs", params={"rule_id": rule["id"]})).json()["items"]
@@ -391,6 +402,8 @@ ADMIN_VIEW = [
     "/automation/rules",
     "/automation/runs",
     "/tasks",
+    "/activities",
+    "/elements/{element}/timeline",
     "/notifications",
     "/webhooks",
     "/webhooks/{webhook}/deliveries",
@@ -583,6 +596,7 @@ PATH_VALUES = {
     "policy_id": "{policy}",
     "model_id": "{model}",
     "task_id": "{task}",
+    "activity_id": "{activity}",
     "user_id": "{user}",
     "webhook_id": "{webhook}",
     "delivery_id": "{delivery}",
@@ -657,6 +671,9 @@ BODIES: dict[str, Any] = {
         "factors": [{"kind": "presence", "field": "note", "points": 5}],
     },
     "create_task": {"title": "Walk task", "element_id": "{element}"},
+    "create_activity": {"kind": "call", "subject": "Walk call", "element_ids": ["{element}"]},
+    "update_activity": {"subject": "Walk call renamed"},
+    "complete_activity": {"outcome": "answered"},
     "update_task": {"title": "Walk task", "status": "done"},
     "create_user": {"name": "Walk User", "email": "walk.user@example.com"},
     "update_user": {"capacity": 3},
@@ -817,6 +834,8 @@ GRAPHQL_NOUNS = {
     "automationRun": "run",
     "automationRules": "rule",
     "task": "task",
+    "activity": "activity",
+    "completeActivity": "activity",
     "webhook": "webhook",
     "user": "user",
     "userRoles": "user",
@@ -880,6 +899,8 @@ GRAPHQL_INPUTS: dict[str, Any] = {
     "AutomationRuleUpdateInput": {"name": "Walk rule"},
     "TaskCreateInput": {"title": "Walk task", "elementId": "{element}"},
     "TaskUpdateInput": {"title": "Walk task"},
+    "ActivityCreateInput": {"kind": "call", "subject": "Walk call", "elementIds": ["{element}"]},
+    "ActivityUpdateInput": {"subject": "Walk call renamed"},
     "WebhookCreateInput": {"url": "http://127.0.0.1:9/walk", "events": ["element.moved"]},
     "WebhookUpdateInput": {"description": "Walk"},
     "UserCreateInput": {"name": "Walk User", "email": "walk.user@example.com"},
@@ -1107,6 +1128,7 @@ async def test_the_admin_succeeds_with_the_walks_requests(app: FastAPI, settings
 DELETE_ORDER = [
     "unlink_element",
     "delete_task",
+    "delete_activity",
     "delete_webhook",
     "delete_rule",
     "delete_routing_policy",

@@ -11,6 +11,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.api.graphql import inputs
+from app.api.graphql.activities import ActivitiesMutation, ActivitiesQuery
 from app.api.graphql.auth import AuthMutation, AuthQuery
 from app.api.graphql.automation import AutomationMutation, AutomationQuery
 from app.api.graphql.calendar import CalendarMutation, CalendarQuery
@@ -103,7 +104,15 @@ def _bounds(data: dict[str, Any]) -> dict[str, Any]:
 
 @strawberry.type
 class Query(  # theirs
-    AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery, RolesQuery, LayoutsQuery, CalendarQuery
+    AutomationQuery,
+    PeopleQuery,
+    OrgQuery,
+    CountersQuery,
+    AuthQuery,
+    RolesQuery,
+    LayoutsQuery,
+    CalendarQuery,
+    ActivitiesQuery,
 ):
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
@@ -163,6 +172,7 @@ class Mutation(
     RolesMutation,
     LayoutsMutation,
     CalendarMutation,
+    ActivitiesMutation,
 ):
     # --- entity types and fields ---
 

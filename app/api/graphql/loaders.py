@@ -23,6 +23,7 @@ from app.relations import service as relation_service
 from app.relations.schemas import LinkDirection
 from app.timeline import service as timeline_service
 from app.timeline.models import TimelineEntry
+from app.timeline.schemas import TimelinePage
 from app.users import service as user_service
 from app.users.schemas import UserRead
 
@@ -31,6 +32,7 @@ V = TypeVar("V")
 LinkKey = tuple[uuid.UUID, LinkDirection, str | None, int]
 ElementKey = tuple[str, uuid.UUID]  # (entity type code, element id)
 HistoryKey = tuple[uuid.UUID, int]
+FeedKey = tuple[uuid.UUID, tuple[str, ...] | None, int, str | None]  # (element id, kinds, first, after)
 
 
 def _by_key(load: Callable[[list[K]], Awaitable[dict[K, V]]]) -> Callable[[list[K]], Awaitable[list[V | None]]]:
@@ -57,6 +59,7 @@ class Loaders:
         self.pipeline: DataLoader[uuid.UUID, PipelineRead | None] = DataLoader(_by_key(self._pipelines))
         self.links: DataLoader[LinkKey, list[ElementRead] | None] = DataLoader(_by_key(self._links))
         self.history: DataLoader[HistoryKey, list[TimelineEntry] | None] = DataLoader(_by_key(self._history))
+        self.feed: DataLoader[FeedKey, TimelinePage | None] = DataLoader(_by_key(self._feeds))
         self.user: DataLoader[uuid.UUID, UserRead | None] = DataLoader(_by_key(self._users))
         self.element: DataLoader[ElementKey, ElementRead | None] = DataLoader(_by_key(self._elements))
         self.fields_of_type: DataLoader[uuid.UUID, list[FieldRead] | None] = DataLoader(_by_key(self._fields))
@@ -99,6 +102,15 @@ class Loaders:
                 self.session, self.actor, ids, direction=direction, type_ref=type_ref, limit=limit
             )
             out.update({(i, direction, type_ref, limit): items for i, items in found.items()})
+        return out
+
+    async def _feeds(self, keys: list[FeedKey]) -> dict[FeedKey, TimelinePage]:
+        out: dict[FeedKey, TimelinePage] = {}
+        for (kinds, limit, after), ids in _grouped(keys).items():
+            found = await timeline_service.element_feeds(
+                self.session, self.actor, ids, kinds=kinds, limit=limit, cursor=after
+            )
+            out.update({(i, kinds, limit, after): page for i, page in found.items()})
         return out
 
     async def _history(self, keys: list[HistoryKey]) -> dict[HistoryKey, list[TimelineEntry]]:

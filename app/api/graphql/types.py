@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any, Self, TypeAlias, cast
+from typing import TYPE_CHECKING, Annotated, Any, Self, TypeAlias, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -24,8 +24,12 @@ from app.pipelines.models import StageSemantic as SemanticEnum
 from app.pipelines.schemas import TIME_LIMIT_DESCRIPTION, PipelineRead, StageRead
 from app.relations.schemas import LinkRead, RelationRead
 from app.timeline.models import TimelineEntry as TimelineRow
+from app.timeline.schemas import TimelinePage
 from app.users.models import UserTier as UserTierEnum
 from app.users.schemas import UserRead
+
+if TYPE_CHECKING:
+    from app.api.graphql.activities import TimelineConnection
 
 StageSemantic = strawberry.enum(SemanticEnum, name="StageSemantic")
 UserTier = strawberry.enum(UserTierEnum, name="UserTier")
@@ -270,6 +274,20 @@ class Element:
     async def history(self, info: Info, first: int = 100) -> list[TimelineEntry]:
         entries = await info.context.loaders.history.load((self.id, check_first(first)))
         return [TimelineEntry.from_row(e) for e in entries or []]
+
+    @strawberry.field(
+        description="The element's feed, newest first, a page at a time: its timeline entries (created, moved, "
+        "comments, automation runs…) and its activities (calls, meetings, e-mails, messages); `kinds` keeps only "
+        "those kinds, e.g. `call` or `moved`"
+    )
+    async def timeline(
+        self, info: Info, kinds: list[str] | None = None, first: int = 50, after: str | None = None
+    ) -> Annotated[TimelineConnection, strawberry.lazy("app.api.graphql.activities")]:
+        from app.api.graphql.activities import timeline_connection  # it builds on these types
+
+        key = (self.id, tuple(kinds) if kinds is not None else None, check_first(first), after)
+        page = await info.context.loaders.feed.load(key)
+        return timeline_connection(page or TimelinePage(items=[]), after)
 
     @strawberry.field(description="Linked child elements, optionally of one type")
     async def children(self, info: Info, type: str | None = None, first: int = MAX_LINKED) -> list[Element]:

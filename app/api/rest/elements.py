@@ -37,7 +37,7 @@ from app.readmodel.reader import RawPage
 from app.relations import service as relation_service
 from app.relations.schemas import LinkCreate, LinkDirection, LinkedElements, LinkRead
 from app.timeline import service as timeline_service
-from app.timeline.schemas import TimelineEntryRead, TimelineList
+from app.timeline.schemas import MAX_FEED_KINDS, TimelineEntryRead, TimelineList, TimelinePage
 
 router = make_router(tags=["elements"])
 VERSIONED_WRITE_ERRORS = {**WRITE_ERRORS, **problem_responses(412)}
@@ -159,6 +159,23 @@ async def get_element_history(
 ) -> TimelineList:
     entries = await timeline_service.element_timeline(session, actor, element_id, limit=limit)
     return TimelineList(items=[TimelineEntryRead.model_validate(e) for e in entries])
+
+
+@router.get("/elements/{element_id}/timeline", responses=READ_ERRORS)
+async def get_element_timeline(
+    element_id: uuid.UUID,
+    session: SessionDep,
+    actor: ActorDep,
+    kind: Annotated[
+        list[Annotated[str, Query(min_length=1, max_length=50)]] | None,
+        Query(max_length=MAX_FEED_KINDS, description="Only these kinds (repeatable): `call`, `moved`, `comment`…"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> TimelinePage:
+    """The element's feed, newest first: its timeline entries (created, updated, moved, comments, automation runs…)
+    and its activities (calls, meetings, e-mails, messages), paged by cursor."""
+    return await timeline_service.element_feed(session, actor, element_id, kinds=kind, limit=limit, cursor=cursor)
 
 
 @router.post("/elements/{element_id}/links", status_code=HTTPStatus.CREATED, responses=WRITE_ERRORS)
