@@ -7,6 +7,7 @@ from app.automation.models import AutomationRule, AutomationRun, AutomationTimer
 from app.counters.models import CounterDeadline, user_counters
 from app.elements.models import Element, ElementValue, StageHistory, StageTotal
 from app.entity_types.models import EntityType, Field, FieldOption
+from app.files.models import StoredFile
 from app.idempotency.models import IdempotencyKey
 from app.imports.models import ImportJob
 from app.outbox.models import OutboxEvent
@@ -52,6 +53,7 @@ __all__ = [
     "Stage",
     "StageHistory",
     "StageTotal",
+    "StoredFile",
     "Task",
     "TimelineEntry",
     "User",

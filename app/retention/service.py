@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from app.auth.actor import Actor
 from app.automation.engine import EVENT_SWEEP_WINDOW
 from app.errors import NotFound
+from app.files import service as file_service
 from app.retention.schemas import RetentionDays, RetentionRead, RetentionUpdate
 from app.settings import Settings
 from app.workspaces.models import Workspace
@@ -183,7 +184,9 @@ TARGETS = (
     Target("outbox_days", OUTBOX_SQL, ("outbox_events", "automation_handled_events")),
     Target("timeline_days", TIMELINE_SQL, ("timeline_entries",)),
 )
-TABLES = tuple(table for target in TARGETS for table in target.tables)
+# Files go their own way (their bytes leave the storage first): app.files.service.prune_files.
+FILES_TABLE = "files"
+TABLES = (*(table for target in TARGETS for table in target.tables), FILES_TABLE)
 
 # Called after each batch: workspace, the batch's table, rows deleted from it so far in this workspace, done.
 Progress = Callable[[uuid.UUID, str, int, bool], None]
@@ -300,6 +303,10 @@ async def prune(
                         break
                 if not report.complete:
                     break
+                files = await file_service.prune_files(engine, settings, workspace, now=now, batch=batch)
+                report.deleted[FILES_TABLE] += files
+                if progress is not None:
+                    progress(workspace, FILES_TABLE, files, True)
         finally:
             await _unlock(lock)
     report.seconds = time.monotonic() - started

@@ -17,6 +17,7 @@ from app.api.graphql.context import Info
 from app.api.graphql.counters import CountersMutation, CountersQuery
 from app.api.graphql.errors import mutate, parse, plain
 from app.api.graphql.events import element_events
+from app.api.graphql.files import FilesQuery
 from app.api.graphql.org import OrgMutation, OrgQuery
 from app.api.graphql.people import PeopleMutation, PeopleQuery
 from app.api.graphql.roles import RolesMutation, RolesQuery
@@ -100,7 +101,7 @@ def _bounds(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @strawberry.type
-class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery, RolesQuery):  # theirs
+class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery, RolesQuery, FilesQuery):  # theirs
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
         rows = await entity_type_service.list_entity_types(info.context.session, info.context.who)

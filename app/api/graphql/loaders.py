@@ -15,6 +15,8 @@ from app.elements.schemas import ElementRead
 from app.entity_types import service as entity_type_service
 from app.entity_types.meta import get_type_meta
 from app.entity_types.schemas import FieldRead
+from app.files import service as file_service
+from app.files.schemas import FileRead
 from app.pipelines import service as pipeline_service
 from app.pipelines.schemas import PipelineRead, StageRead
 from app.relations import service as relation_service
@@ -29,6 +31,7 @@ V = TypeVar("V")
 LinkKey = tuple[uuid.UUID, LinkDirection, str | None, int]
 ElementKey = tuple[str, uuid.UUID]  # (entity type code, element id)
 HistoryKey = tuple[uuid.UUID, int]
+FileKey = tuple[uuid.UUID, uuid.UUID]  # (element id, file id)
 
 
 def _by_key(load: Callable[[list[K]], Awaitable[dict[K, V]]]) -> Callable[[list[K]], Awaitable[list[V | None]]]:
@@ -61,6 +64,7 @@ class Loaders:
         self.pipelines_of_type: DataLoader[uuid.UUID, list[PipelineRead] | None] = DataLoader(
             _by_key(self._type_pipelines)
         )
+        self.file: DataLoader[FileKey, FileRead | None] = DataLoader(_by_key(self._files))
 
     async def _stages(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, StageRead]:
         return {s.id: s for s in await pipeline_service.get_stages(self.session, self.actor, ids)}
@@ -84,6 +88,11 @@ class Loaders:
 
     async def _type_pipelines(self, type_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[PipelineRead]]:
         return await pipeline_service.pipelines_by_type(self.session, self.actor, type_ids)
+
+    async def _files(self, keys: list[FileKey]) -> dict[FileKey, FileRead]:
+        """Files of elements already read (typed file fields): each only with the element that holds it."""
+        found = await file_service.get_files(self.session, self.actor, [file_id for _, file_id in keys])
+        return {key: found[key[1]] for key in keys if key[1] in found and found[key[1]].element_id == key[0]}
 
     async def _links(self, keys: list[LinkKey]) -> dict[LinkKey, list[ElementRead]]:
         out: dict[LinkKey, list[ElementRead]] = {}
