@@ -20,8 +20,8 @@ def clean_name(raw: str | None) -> str:
     MAX_NAME_LENGTH characters (the extension kept when it is cut); `file` when nothing is left."""
     name = unicodedata.normalize("NFC", raw or "")
     name = re.split(r"[/\\]", name)[-1]
-    spaced = (" " if char.isspace() else char for char in name)
-    name = "".join(char for char in spaced if not unicodedata.category(char).startswith("C"))
+    spaced = (" " if char in "\t\n\r\v\f" or unicodedata.category(char) == "Zs" else char for char in name)
+    name = "".join(char for char in spaced if not unicodedata.category(char).startswith(("C", "Z")) or char == " ")
     name = " ".join(name.split()).strip(" .")
     if len(name) > MAX_NAME_LENGTH:
         stem, dot, extension = name.rpartition(".")
