@@ -30,7 +30,9 @@ def signature(key: bytes, file_id: uuid.UUID, expires: int) -> str:
 
 def valid(key: bytes, file_id: uuid.UUID, expires: int, given: str, *, now: float) -> bool:
     """The signature is ours for this file and expiry, and the expiry has not passed (compared in constant time)."""
-    return hmac.compare_digest(signature(key, file_id, expires), given) and now < expires
+    # As bytes: a given signature may hold any character (compare_digest refuses non-ASCII str).
+    expected = signature(key, file_id, expires).encode()
+    return hmac.compare_digest(expected, given.encode("utf-8", "replace")) and now < expires
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ its batch. Only what is over can go:
   event and does nothing, and the sweep never sees a mark go while its event stays. The outbox is never pruned
   within the engine's sweep window (EVENT_SWEEP_WINDOW), and a dispatched event that was never handled is kept at
   least a day (arq drops a queued job a day after its time): until then its job may still come.
+
+Files (app.files.service.prune_files) go too: uploads no element took within FILES_UNBOUND_HOURS, and every purged
+file (its element or field deleted, or taken out of a value), bytes first, then the row.
 """
 
 import logging

@@ -51,6 +51,8 @@ def _seed(base_url: str, key: str) -> dict[str, str]:
         company = post("/entity-types/company/elements", {"title": "ACME Inc"})
         post(f"/elements/{company['id']}/links", {"child_id": lead["id"]})
         api_key = post("/api-keys", {"name": "spare", "role": "viewer"})
+        file = http.post("/files", files={"file": ("seed.txt", b"seed", "text/plain")})
+        assert file.status_code == 201, file.text
     return {
         "type": "lead",
         "code": "budget",
@@ -60,6 +62,7 @@ def _seed(base_url: str, key: str) -> dict[str, str]:
         "stage_id": lead["stage_id"],
         "relation_id": relation["id"],
         "key_id": api_key["id"],
+        "file_id": file.json()["id"],
     }
 
 

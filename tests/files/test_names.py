@@ -77,3 +77,4 @@ def test_a_signature_is_bound_to_its_file_and_expiry() -> None:
     assert not links.valid(key, file_id, 2_001, signature, now=1_000)  # stretched
     assert not links.valid(key, uuid.uuid4(), 2_000, signature, now=1_000)  # another file
     assert not links.valid(b"x" * 32, file_id, 2_000, signature, now=1_000)  # another key
+    assert not links.valid(key, file_id, 2_000, "é" * 43, now=1_000)  # any characters at all

@@ -15,7 +15,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.auth.actor import Actor
+from app.auth.models import Role
 from app.files import service
+from app.kit import background
 from app.settings import Settings
 from tests.conftest import Tenant
 from tests.files.conftest import file_rows, storage, stored, stored_paths, upload
@@ -225,3 +228,22 @@ class TestBadBodies:
         assert len(long["name"]) == 255
         assert long["name"].endswith("x.pdf")
         assert (await client.get(f"/files/{file['id']}")).json() == file
+
+
+class OneChunk:
+    async def open(self) -> tuple[str | None, str | None]:
+        return "a.txt", "text/plain"
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield b"abc"
+
+
+async def test_bytes_whose_row_is_rolled_back_are_removed(app: FastAPI, tenant: Tenant) -> None:
+    actor = Actor(tenant.workspace_id, Role.admin)
+    async with app.state.sessionmaker() as session:
+        read = await service.upload_file(session, actor, storage(app), OneChunk(), max_bytes=10)
+        assert await stored(app, tenant.workspace_id, str(read.id))
+        await session.rollback()
+    await background.drain()
+    assert not await stored(app, tenant.workspace_id, str(read.id))
+    assert stored_paths(app, tenant.workspace_id) == []
