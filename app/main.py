@@ -22,6 +22,7 @@ from app.api.rest import (
     departments,
     elements,
     entity_types,
+    files,
     imports,
     layouts,
     pipelines,
@@ -40,6 +41,7 @@ from app.auth.ratelimit import RequestLimiter
 from app.auth.service import BearerTokens
 from app.auth.sessions import Authority
 from app.db import make_engine, make_sessionmaker, open_read_pool, plain_dsn
+from app.files.storage import use_storage
 from app.kit import background
 from app.kit.invalidation import listener
 from app.observability import Metrics, ObservabilityMiddleware
@@ -113,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.file_storage = use_storage(settings)
     for module in (
         auth,
         entity_types,
@@ -136,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit,
         retention,
         layouts,
+        files,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

@@ -10,6 +10,7 @@ from app.calendar.models import CalendarEvent, CalendarFeed
 from app.counters.models import CounterDeadline, user_counters
 from app.elements.models import Element, ElementValue, StageHistory, StageTotal
 from app.entity_types.models import EntityType, Field, FieldOption
+from app.files.models import StoredFile
 from app.idempotency.models import IdempotencyKey
 from app.imports.models import ImportJob
 from app.layouts.models import CardLayout
@@ -62,6 +63,7 @@ __all__ = [
     "Stage",
     "StageHistory",
     "StageTotal",
+    "StoredFile",
     "Task",
     "TimelineEntry",
     "User",

@@ -1,7 +1,8 @@
 import hashlib
 import uuid
 from functools import lru_cache
-from typing import Self
+from pathlib import Path
+from typing import Literal, Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -129,6 +130,14 @@ class Settings(BaseSettings):
     # A token with a key id the cached JWKS lacks fetches it again, at most once per this many seconds.
     OIDC_JWKS_REFETCH_SECONDS: float = Field(default=60, ge=0)
     OIDC_TIMEOUT_SECONDS: float = Field(default=5, gt=0)
+    # Files (app/files): where uploads are kept (`local`: FILES_DIR, by default `<DATA_DIR>/files`; an S3-compatible
+    # backend plugs in here), the largest upload (413 above), how long a signed download URL lives, and how long an
+    # upload no element took is kept before the worker prunes it.
+    FILES_STORAGE: Literal["local"] = "local"
+    FILES_DIR: str | None = None
+    FILES_MAX_BYTES: int = Field(default=100 * 1024 * 1024, gt=0)
+    FILES_URL_SECONDS: int = Field(default=300, gt=0, le=7 * 24 * 3600)
+    FILES_UNBOUND_HOURS: float = Field(default=24, gt=0)
     # Browser origins allowed to call the API (comma-separated, e.g. `https://app.example.com`); empty: no CORS.
     CORS_ORIGINS: str = ""
 
@@ -174,6 +183,10 @@ class Settings(BaseSettings):
         if self.ENVIRONMENT in ("development", "test"):
             return hashlib.sha256(f"stageflow {self.ENVIRONMENT} jwt:{self.DATABASE_URL}".encode()).hexdigest()
         raise RuntimeError("JWT_SECRET is not set: it signs the access tokens of people who log in (32+ characters)")
+
+    @property
+    def files_dir(self) -> str:
+        return self.FILES_DIR or str(Path(self.DATA_DIR) / "files")
 
     @property
     def oidc_enabled(self) -> bool:

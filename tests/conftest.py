@@ -74,9 +74,10 @@ def database_url(embedded: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, embedded: dict[str, str]) -> Settings:
+def settings(database_url: str, embedded: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         DATABASE_URL=database_url,
+        FILES_DIR=str(tmp_path_factory.mktemp("files")),  # uploads of the session, gone with its temporary files
         REDIS_URL=embedded["redis"],
         ENVIRONMENT="test",
         DB_POOL_SIZE=10,

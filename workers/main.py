@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 import app.models  # noqa: F401  (every mapper registered before the first flush)
 from app.automation import runner
 from app.db import make_engine, make_sessionmaker
+from app.files.storage import use_storage
 from app.retention import service as retention_service
 from app.scoring import service as scoring_service
 from app.settings import Settings, get_settings
@@ -90,6 +91,7 @@ class ArqWaker:
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     ctx["settings"] = settings
+    use_storage(settings)  # files purged by a job's writes leave the storage once it commits
     ctx["engine"] = make_engine(settings)
     ctx["sessionmaker"] = make_sessionmaker(ctx["engine"])
     ctx["http"] = httpx.AsyncClient(follow_redirects=False)

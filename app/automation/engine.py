@@ -1007,7 +1007,12 @@ async def _tunnel(
             assigned_to=element.assigned_to,
             currency=element.currency,
             source=element.source,
-            values=element.values,
+            # A file belongs to one element: the copy starts without the source's files.
+            values={
+                code: value
+                for code, value in element.values.items()
+                if code not in meta.fields or meta.fields[code].row.type != "file"
+            },
         ),
     )
     add_entry(session, actor, "copied_to", element_id=element.id, data={"element_id": str(copy.id)})

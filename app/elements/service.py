@@ -27,6 +27,7 @@ from app.elements.schemas import (
 from app.elements.values import ParsedValues, check_references, parse_values, references_of
 from app.entity_types.meta import TypeMeta
 from app.errors import Conflict, ErrorCollector, NotFound, VersionMismatch
+from app.files.binding import bind_files, check_files, file_uses, purge_after_commit
 from app.outbox.models import OutboxEvent
 from app.outbox.service import origin_payload
 from app.pipelines.models import Pipeline, Stage
@@ -184,6 +185,12 @@ async def _validate_creates(
         ),
         errors,
     )
+    uses = [
+        use
+        for (prefix, _), (_, _, parsed) in zip(items, prepared, strict=True)
+        for use in file_uses(meta, parsed, prefix)
+    ]
+    await check_files(session, actor.workspace_id, uses, errors)
     await check_assignees(session, actor.workspace_id, ((f"{p}assigned_to", d.assigned_to) for p, d in items), errors)
     return prepared
 
@@ -253,6 +260,8 @@ async def _insert_creates(
             (TimelineEntry, entries),
         ],
     )
+    written = [(e.id, parsed) for e, (_, _, parsed) in zip(elements, prepared, strict=True)]
+    await bind_files(session, meta, actor.workspace_id, written, replacing=False)
     access = actor.on(meta)
     return [shown(to_read(e, meta), access) for e in elements]
 
@@ -353,6 +362,7 @@ async def _apply_update(
         changed_values = [code for code in parsed.by_code if element.values.get(code) != snapshot.get(code)]
         element.values = snapshot
         changed.extend(f"values.{code}" for code in changed_values)
+        await bind_files(session, meta, actor.workspace_id, [(element.id, parsed)], replacing=True)
     element.version += 1
     element.updated_at = datetime.now(UTC)
     element.updated_by = actor.principal_id
@@ -374,6 +384,7 @@ async def update_element(
     errors = ErrorCollector()
     parsed = parse_values(meta, data.values or {}, errors, prefix="", creating=False)
     await check_references(session, actor.workspace_id, references_of(meta, parsed, ""), errors)
+    await check_files(session, actor.workspace_id, file_uses(meta, parsed, "", element.id), errors)
     await check_assignees(session, actor.workspace_id, [("assigned_to", data.assigned_to)], errors)
     errors.raise_if_any("The element is not valid")
     event, entry = await _apply_update(session, actor, meta, element, data, parsed)
@@ -484,6 +495,8 @@ async def delete_element(session: AsyncSession, actor: Actor, element_id: uuid.U
         return
     await session.delete(element)
     await session.flush()
+    if any(f.row.type == "file" for f in meta.fields.values()):
+        purge_after_commit(session, actor.workspace_id)  # the delete's trigger purged its files: their bytes go now
     # The number goes with the event: the row is gone when a subscriber's message is made (app/bitrix/events.py).
     deleted = {"recycle_bin": False, "number": element.number}
     await _record(session, [_event(actor, meta, element.id, "element.deleted", deleted)], [])
@@ -576,6 +589,7 @@ async def _plan_updates(
     access = actor.on(meta)
     planned: list[PlannedUpdate] = []
     checks = []
+    uses = []
     for index, prefix, element_id, update in updates:
         element = by_id.get(element_id)
         if element is None or not access.may("read", element.pipeline_id, element.assigned_to, element.created_by):
@@ -589,8 +603,10 @@ async def _plan_updates(
             errors.add(f"{prefix}id", "the element is in the recycle bin")
         parsed = parse_values(meta, update.values or {}, errors, prefix=prefix, creating=False)
         checks.extend(references_of(meta, parsed, prefix))
+        uses.extend(file_uses(meta, parsed, prefix, element.id))
         planned.append((index, element, update, parsed))
     await check_references(session, actor.workspace_id, checks, errors)
+    await check_files(session, actor.workspace_id, uses, errors)
     await check_assignees(
         session, actor.workspace_id, ((f"{prefix}assigned_to", u.assigned_to) for _, prefix, _, u in updates), errors
     )

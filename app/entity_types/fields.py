@@ -259,6 +259,13 @@ class IdKind(FieldKind):
         return str(value)
 
 
+class FileKind(IdKind):
+    """An uploaded file by its id (app/files). Size and MIME limits are checked against the stored file when an element
+    is written; the value can only be tested for presence (`is_null`), never sorted on."""
+
+    ops = frozenset({"is_null"})
+
+
 def _reject_id() -> uuid.UUID:
     raise ValueRejected("must be an id (UUID)")
 
@@ -278,6 +285,7 @@ FIELD_KINDS: dict[str, FieldKind] = {
     "datetime": DateTimeKind(),
     "user": IdKind(),
     "reference": IdKind(),
+    "file": FileKind(),
 }
 FIELD_TYPES = tuple(FIELD_KINDS)
 

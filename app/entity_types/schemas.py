@@ -1,8 +1,9 @@
+import re
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.entity_types.fields import FIELD_TYPES
 from app.kit.types import SortPosition
@@ -23,9 +24,24 @@ FieldType = Literal[
     "url",
     "user",
     "reference",
+    "file",
 ]
 assert set(FieldType.__args__) == set(FIELD_TYPES)  # type: ignore[attr-defined]  # noqa: S101
 IndexState = Literal["none", "building", "ready", "failed"]
+MIME_PATTERN = re.compile(r"^(\*/\*|[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/(\*|[a-z0-9][a-z0-9!#$&^_.+-]{0,126}))$")
+MAX_MIME_TYPES = 50
+
+
+def _mime_pattern(value: str) -> str:
+    lowered = value.strip().lower()
+    if not MIME_PATTERN.match(lowered):
+        raise ValueError("must be a MIME type (`application/pdf`), a family (`image/*`) or `*/*`")
+    return lowered
+
+
+MimeTypePattern = Annotated[str, Field(max_length=200, examples=["image/*"]), AfterValidator(_mime_pattern)]
+FILE_LIMITS_HELP = "File fields: the largest file a value may name, in bytes (uploads are capped by FILES_MAX_BYTES)"
+MIME_HELP = "File fields: the MIME types a value's files may have (`image/*` for a family); empty or absent: any"
 
 
 class EntityTypeSettings(BaseModel):
@@ -121,6 +137,10 @@ class FieldCreate(BaseModel):
     indexed: bool = Field(
         default=False, description="Text fields: index the values for contains/icontains (other types always are)"
     )
+    max_size_bytes: int | None = Field(default=None, ge=1, le=10**12, description=FILE_LIMITS_HELP)
+    allowed_mime_types: list[MimeTypePattern] | None = Field(
+        default=None, max_length=MAX_MIME_TYPES, description=MIME_HELP
+    )
 
 
 class FieldUpdate(BaseModel):
@@ -139,6 +159,10 @@ class FieldUpdate(BaseModel):
     target_type: str | None = None
     sort: SortPosition | None = None
     indexed: bool | None = None
+    max_size_bytes: int | None = Field(default=None, ge=1, le=10**12, description=FILE_LIMITS_HELP)
+    allowed_mime_types: list[MimeTypePattern] | None = Field(
+        default=None, max_length=MAX_MIME_TYPES, description=MIME_HELP
+    )
 
 
 class FieldRead(BaseModel):
@@ -160,6 +184,8 @@ class FieldRead(BaseModel):
     index_state: IndexState = Field(
         default="none", description="The field's read-model index: none, building (concurrently), ready or failed"
     )
+    max_size_bytes: int | None = None
+    allowed_mime_types: list[str] | None = None
 
 
 class FieldList(BaseModel):

@@ -31,6 +31,7 @@ from app.entity_types.schemas import (
     FieldUpdate,
 )
 from app.errors import Conflict, ErrorCollector, NotFound
+from app.files.binding import purge_after_commit
 from app.outbox.service import record_event
 from app.pipelines import service as pipeline_service
 from app.pipelines.models import Pipeline
@@ -158,6 +159,7 @@ async def delete_entity_type(session: AsyncSession, actor: Actor, ref: str, *, f
         await session.execute(delete(Element).where(Element.entity_type_id == entity_type.id))
     await session.delete(entity_type)
     await session.flush()
+    purge_after_commit(session, actor.workspace_id)  # files of its elements and fields, purged by the triggers
     await _changed(session, actor, "entity_type.deleted", {"id": str(entity_type.id), "code": entity_type.code})
 
 
@@ -183,6 +185,8 @@ def field_read(meta: FieldMeta) -> FieldRead:
         sort=row.sort,
         indexed=row.indexed,
         index_state=meta.index_state,
+        max_size_bytes=row.validation.get("max_size_bytes"),
+        allowed_mime_types=row.validation.get("allowed_mime_types"),
     )
 
 
@@ -218,6 +222,10 @@ def _check_field_settings(
 ) -> None:
     _check_options(errors, field_type, options)
     _check_bounds(errors, field_type, values)
+    if field_type != "file":
+        for name in ("max_size_bytes", "allowed_mime_types"):
+            if values.get(name):
+                errors.add(name, f"only file fields take {name}")
     if field_type == "reference" and not values.get("target_type"):
         errors.add("target_type", "a reference field needs target_type")
     if field_type != "reference" and values.get("target_type"):
@@ -260,7 +268,7 @@ def _check_default(errors: ErrorCollector, default: Any, spec: FieldSpec, *, mul
     """Validate a default value and return it in its JSON form."""
     if default is None:
         return None
-    if field_type in ("reference", "user"):
+    if field_type in ("reference", "user", "file"):
         errors.add("default", f"{field_type} fields take no default")
         return None
     raw_items = default if multiple and isinstance(default, list) else [default]
@@ -278,8 +286,12 @@ def _check_default(errors: ErrorCollector, default: Any, spec: FieldSpec, *, mul
     return out if multiple else out[0]
 
 
+VALIDATION_KEYS = ("min", "max", "max_length", "pattern", "max_size_bytes", "allowed_mime_types")
+
+
 def _validation(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: values[k] for k in ("min", "max", "max_length", "pattern") if values.get(k) is not None}
+    # An empty list of MIME types means any, as none at all does.
+    return {k: values[k] for k in VALIDATION_KEYS if values.get(k) is not None and values[k] != []}
 
 
 async def create_field(session: AsyncSession, actor: Actor, type_ref: str, data: FieldCreate) -> FieldRead:
@@ -376,7 +388,7 @@ async def update_field(session: AsyncSession, actor: Actor, type_ref: str, code:
     changes = data.model_dump(exclude_unset=True)
     new_type = changes.get("type") or row.type
     merged = {**row.validation, "target_type": field_meta.target_type_code}
-    merged.update({k: v for k, v in changes.items() if k in ("min", "max", "max_length", "pattern", "target_type")})
+    merged.update({k: v for k, v in changes.items() if k in (*VALIDATION_KEYS, "target_type")})
     options = (
         data.options
         if "options" in changes
@@ -466,6 +478,8 @@ async def delete_field(session: AsyncSession, actor: Actor, type_ref: str, code:
     )
     await session.delete(row)
     await session.flush()
+    if row.type == "file":
+        purge_after_commit(session, actor.workspace_id)  # the field's files, purged by the delete's trigger
     await _changed(session, actor, "field.deleted", {"entity_type": meta.code, "code": code})
 
 

@@ -39,9 +39,12 @@ SQL_TYPES: dict[str, str] = {
     "datetime": "timestamptz",
     "user": "uuid",
     "reference": "uuid",
+    "file": "uuid",
 }
 # Free text is indexed on request only (a trigram index, which also takes values of any length).
 TEXT_TYPES = frozenset({"string", "text", "email", "phone", "url"})
+# Never indexed: a file field is only tested for presence, which an index on the ids would not serve.
+UNINDEXED_TYPES = frozenset({"file"})
 
 
 RUNTIME_PREFIXES = ("rm_", "rmix_")
@@ -87,7 +90,7 @@ class ColumnSpec:
         return column_type(self.type, self.multiple)
 
     def wants_index(self) -> bool:
-        return self.indexed or self.type not in TEXT_TYPES
+        return self.type not in UNINDEXED_TYPES and (self.indexed or self.type not in TEXT_TYPES)
 
     def index_sql(self, *, concurrently: bool) -> str:
         table, column = table_name(self.entity_type_id), quote(self.code)

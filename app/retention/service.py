@@ -13,6 +13,9 @@ its batch. Only what is over can go:
   event and does nothing, and the sweep never sees a mark go while its event stays. The outbox is never pruned
   within the engine's sweep window (EVENT_SWEEP_WINDOW), and a dispatched event that was never handled is kept at
   least a day (arq drops a queued job a day after its time): until then its job may still come.
+
+Files (app.files.service.prune_files) go too: uploads no element took within FILES_UNBOUND_HOURS, and every purged
+file (its element or field deleted, or taken out of a value), bytes first, then the row.
 """
 
 import logging
@@ -29,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from app.auth.actor import Actor
 from app.automation.engine import EVENT_SWEEP_WINDOW
 from app.errors import NotFound
+from app.files import service as file_service
 from app.retention.schemas import RetentionDays, RetentionRead, RetentionUpdate
 from app.settings import Settings
 from app.workspaces.models import Workspace
@@ -183,7 +187,9 @@ TARGETS = (
     Target("outbox_days", OUTBOX_SQL, ("outbox_events", "automation_handled_events")),
     Target("timeline_days", TIMELINE_SQL, ("timeline_entries",)),
 )
-TABLES = tuple(table for target in TARGETS for table in target.tables)
+# Files go their own way (their bytes leave the storage first): app.files.service.prune_files.
+FILES_TABLE = "files"
+TABLES = (*(table for target in TARGETS for table in target.tables), FILES_TABLE)
 
 # Called after each batch: workspace, the batch's table, rows deleted from it so far in this workspace, done.
 Progress = Callable[[uuid.UUID, str, int, bool], None]
@@ -300,6 +306,10 @@ async def prune(
                         break
                 if not report.complete:
                     break
+                files = await file_service.prune_files(engine, settings, workspace, now=now, batch=batch)
+                report.deleted[FILES_TABLE] += files
+                if progress is not None:
+                    progress(workspace, FILES_TABLE, files, True)
         finally:
             await _unlock(lock)
     report.seconds = time.monotonic() - started

@@ -52,6 +52,8 @@ def _seed(base_url: str, key: str) -> dict[str, str]:
         post(f"/elements/{company['id']}/links", {"child_id": lead["id"]})
         api_key = post("/api-keys", {"name": "spare", "role": "viewer"})
         activity = post("/activities", {"kind": "call", "status": "planned", "element_ids": [lead["id"]]})
+        file = http.post("/files", files={"file": ("seed.txt", b"seed", "text/plain")})
+        assert file.status_code == 201, file.text
     return {
         "type": "lead",
         "code": "budget",
@@ -62,6 +64,7 @@ def _seed(base_url: str, key: str) -> dict[str, str]:
         "relation_id": relation["id"],
         "key_id": api_key["id"],
         "activity_id": activity["id"],
+        "file_id": file.json()["id"],
     }
 
 

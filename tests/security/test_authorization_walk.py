@@ -83,6 +83,7 @@ PUBLIC: dict[str, str] = {
     "refresh_token": "the refresh token is the credential (the walk's is made up: 401)",
     "refreshToken": "the refresh token is the credential (the walk's is made up: an AuthenticationError)",
     "logout": "revokes the refresh token it is given: a made-up one revokes nothing",
+    "download_file_content": "a signed link from get_file_download_url is the credential (the walk has none: 422)",
 }
 
 VISIBLE_TO_EVERY_MEMBER: dict[str, tuple[frozenset[str], str]] = {
@@ -185,6 +186,7 @@ async def build_world(app: FastAPI, settings: Settings, name: str) -> World:
             "note": {"type": "string", "label": "Vault note label"},
             "budget": {"type": "decimal", "label": "Vault budget label"},
             "industry": {"type": "enum", "options": [{"value": "it", "label": "Vault IT option"}]},
+            "scan": {"type": "file", "label": "Vault scan label"},
         }.items():
             keep(METADATA, await post("/entity-types/lead/fields", {"code": code, **body}), f"field_{code}")
         world.secrets += [(METADATA, "Vault note label"), (METADATA, "Vault IT option")]
@@ -290,13 +292,17 @@ async def build_world(app: FastAPI, settings: Settings, name: str) -> World:
         keep(CONFIG, model, "model", "Vault score 2b9")
         assert (await admin.post(f"/scoring/models/{model['id']}/activate")).status_code == 200
 
+        scan = created(
+            await admin.post("/files", files={"file": ("vault-scan-4e8.pdf", b"%PDF vault", "application/pdf")})
+        )
+        keep(ELEMENT, scan, "file", "vault-scan-4e8.pdf", scan["sha256"])
         element = await post(
             "/entity-types/lead/elements",
             {
                 "title": "Vault Secret Lead 7f3",
                 "assigned_to": vera["id"],
                 "amount": "4242.42",
-                "values": {"note": "vault-note-91b", "budget": 777.5, "industry": "it"},
+                "values": {"note": "vault-note-91b", "budget": 777.5, "industry": "it", "scan": scan["id"]},
             },
         )
         keep(ELEMENT, element, "element", "Vault Secret Lead 7f3", "4242.42", "vault-note-91b", "777.5")
@@ -416,6 +422,7 @@ ADMIN_VIEW = [
     "/departments",
     "/workplaces",
     "/entity-types/lead/layouts",
+    "/files/{file}",
 ]
 
 
@@ -605,6 +612,7 @@ PATH_VALUES = {
     "workplace_id": "{workplace}",
     "layout_id": "{layout}",
     "event_id": "{event}",
+    "file_id": "{file}",
     "token": "hk_not_the_real_token",
 }
 PATH_OVERRIDES = {
@@ -711,6 +719,7 @@ MULTIPART_BODIES = {
         {"file": ("walk.csv", b"Title\nWalk import\n", "text/csv")},
         {"mapping": json.dumps({"Title": "title"})},
     ),
+    "upload_file": ({"file": ("walk.txt", b"walk upload", "text/plain")}, {}),
 }
 
 
@@ -854,6 +863,8 @@ GRAPHQL_NOUNS = {
     "closeProbability": "element",
     "lead": "element",
     "company": "company",
+    "file": "file",
+    "fileDownloadUrl": "file",
 }
 # Other arguments by name.
 GRAPHQL_ARGUMENTS: dict[str, Any] = {

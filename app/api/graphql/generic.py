@@ -19,6 +19,7 @@ from app.api.graphql.context import Info
 from app.api.graphql.counters import CountersMutation, CountersQuery
 from app.api.graphql.errors import mutate, parse, plain
 from app.api.graphql.events import element_events
+from app.api.graphql.files import FilesQuery
 from app.api.graphql.layouts import LayoutsMutation, LayoutsQuery
 from app.api.graphql.org import OrgMutation, OrgQuery
 from app.api.graphql.people import PeopleMutation, PeopleQuery
@@ -113,6 +114,7 @@ class Query(  # theirs
     LayoutsQuery,
     CalendarQuery,
     ActivitiesQuery,
+    FilesQuery,
 ):
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:

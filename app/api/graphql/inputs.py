@@ -9,6 +9,7 @@ from decimal import Decimal
 import strawberry
 from strawberry.scalars import JSON
 
+from app.api.graphql.scalars import BigInt
 from app.api.graphql.types import StageSemantic
 from app.pipelines.models import StageSemantic as SemanticEnum
 from app.pipelines.schemas import TIME_LIMIT_DESCRIPTION
@@ -66,6 +67,8 @@ class FieldCreateInput:
     target_type: str | None = UNSET
     sort: int | None = UNSET
     indexed: bool | None = UNSET
+    max_size_bytes: BigInt | None = UNSET
+    allowed_mime_types: list[str] | None = UNSET
 
 
 @strawberry.input
@@ -83,6 +86,8 @@ class FieldUpdateInput:
     target_type: str | None = UNSET
     sort: int | None = UNSET
     indexed: bool | None = UNSET
+    max_size_bytes: BigInt | None = UNSET
+    allowed_mime_types: list[str] | None = UNSET
 
 
 @strawberry.input

@@ -15,6 +15,8 @@ from app.elements.schemas import ElementRead
 from app.entity_types import service as entity_type_service
 from app.entity_types.meta import get_type_meta
 from app.entity_types.schemas import FieldRead
+from app.files import service as file_service
+from app.files.schemas import FileRead
 from app.layouts import service as layout_service
 from app.layouts.service import CardSource
 from app.pipelines import service as pipeline_service
@@ -33,6 +35,7 @@ LinkKey = tuple[uuid.UUID, LinkDirection, str | None, int]
 ElementKey = tuple[str, uuid.UUID]  # (entity type code, element id)
 HistoryKey = tuple[uuid.UUID, int]
 FeedKey = tuple[uuid.UUID, tuple[str, ...] | None, int, str | None]  # (element id, kinds, first, after)
+FileKey = tuple[uuid.UUID, uuid.UUID]  # (element id, file id)
 
 
 def _by_key(load: Callable[[list[K]], Awaitable[dict[K, V]]]) -> Callable[[list[K]], Awaitable[list[V | None]]]:
@@ -68,6 +71,7 @@ class Loaders:
         )
         # By type code: the type's metadata and card layouts, for every card of the request.
         self.card_source: DataLoader[str, CardSource | None] = DataLoader(_by_key(self._card_sources))
+        self.file: DataLoader[FileKey, FileRead | None] = DataLoader(_by_key(self._files))
 
     async def _stages(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, StageRead]:
         return {s.id: s for s in await pipeline_service.get_stages(self.session, self.actor, ids)}
@@ -94,6 +98,11 @@ class Loaders:
 
     async def _card_sources(self, type_codes: list[str]) -> dict[str, CardSource]:
         return await layout_service.card_sources(self.session, self.actor, type_codes)
+
+    async def _files(self, keys: list[FileKey]) -> dict[FileKey, FileRead]:
+        """Files of elements already read (typed file fields): each only with the element that holds it."""
+        found = await file_service.get_files(self.session, self.actor, [file_id for _, file_id in keys])
+        return {key: found[key[1]] for key in keys if key[1] in found and found[key[1]].element_id == key[0]}
 
     async def _links(self, keys: list[LinkKey]) -> dict[LinkKey, list[ElementRead]]:
         out: dict[LinkKey, list[ElementRead]] = {}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import re
 import types
-import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +26,9 @@ from strawberry.utils.str_converters import to_camel_case
 
 from app.api.graphql.context import Info
 from app.api.graphql.errors import mutate, parse, plain
+from app.api.graphql.files import File
 from app.api.graphql.generic import list_page
+from app.api.graphql.scalars import BIG_INT, BigInt
 from app.api.graphql.types import Element as GenericElement
 from app.api.graphql.types import PageInfo, check_first, connection, result
 from app.elements import service as element_service
@@ -51,25 +52,10 @@ SCALARS: dict[str, type] = {
     "datetime": datetime,
     "user": uuid.UUID,
     "reference": uuid.UUID,
+    "file": uuid.UUID,
 }
 INT32 = 2**31 - 1
 GRAPHQL_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
-
-
-def _big_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"BigInt cannot represent {value!r}")
-    return value
-
-
-BigInt = typing.NewType("BigInt", int)
-# Registered through the schema's scalar_map (StrawberryConfig), as Strawberry recommends.
-BIG_INT = strawberry.scalar(
-    name="BigInt",
-    description="A whole number beyond GraphQL's 32-bit Int (up to ±10^15), as a JSON number",
-    serialize=_big_int,
-    parse_value=_big_int,
-)
 
 
 def scalar_of(fm: FieldMeta) -> Any:
@@ -155,6 +141,8 @@ def _scalar_filter(scalar: type) -> type:
 
 
 SCALAR_FILTERS: dict[type, type] = {scalar: _scalar_filter(scalar) for scalar in OPS}
+# A file field is only tested for presence.
+FILE_FILTER = _input("FileFilter", {"is_null_": (bool | None, "isNull")}, "Whether a file field holds a file")
 
 
 def _json(value: Any) -> Any:
@@ -207,7 +195,7 @@ class TypedPart:
 class TypedBuilder:
     def __init__(self, taken_types: set[str], taken_queries: set[str], taken_mutations: set[str]) -> None:
         # The shared filter inputs and scalars are not in the generic schema but are in every typed one.
-        shared = {f"{name}Filter" for name in SCALAR_NAMES.values()} | set(SCALAR_NAMES.values())
+        shared = {f"{name}Filter" for name in SCALAR_NAMES.values()} | set(SCALAR_NAMES.values()) | {"FileFilter"}
         self.taken_types = set(taken_types) | shared
         self.taken_queries = set(taken_queries)
         self.taken_mutations = set(taken_mutations)
@@ -342,6 +330,9 @@ class TypedBuilder:
             if fm.row.type == "reference" and fm.target_type_code:
                 setattr(cls, python_name, self._reference_field(code, graphql_name, fm))
                 continue
+            if fm.row.type == "file":
+                setattr(cls, python_name, _file_field(code, graphql_name, fm))
+                continue
             resolver = _value_resolver(code, fm, self.scalars[code])
             setattr(
                 cls,
@@ -361,9 +352,11 @@ class TypedBuilder:
         for code, scalar in SYSTEM_FILTERS.items():
             fields[code] = (SCALAR_FILTERS[scalar] | None, None)
             codes[code] = code
-        for code, (graphql_name, _) in custom.items():
+        for code, (graphql_name, fm) in custom.items():
             scalar = self.scalars[code]
-            filter_type = self.enum_filters.get(scalar) or SCALAR_FILTERS[scalar]
+            filter_type = (
+                FILE_FILTER if fm.row.type == "file" else self.enum_filters.get(scalar) or SCALAR_FILTERS[scalar]
+            )
             fields[f"f_{code}"] = (filter_type | None, graphql_name)
             codes[f"f_{code}"] = code
         cls = _new_class(filter_name, {"__annotations__": {}})
@@ -479,6 +472,27 @@ def _reference_resolver(code: str, fm: FieldMeta, target: Any) -> Callable[..., 
 
     resolve.__annotations__ = {"info": Info}
     return resolve
+
+
+def _file_field(code: str, graphql_name: str, fm: FieldMeta) -> Any:
+    """A file field's files with their metadata (inputs and filters take the ids)."""
+    multiple = fm.row.multiple
+
+    async def resolve(root: Any, info: Info) -> Any:
+        raw = root.values.get(code)
+        if raw is None:
+            return None
+        keys = [(root.id, uuid.UUID(str(item))) for item in (raw if multiple else [raw])]
+        found = [File.from_read(f) for f in await info.context.loaders.file.load_many(keys) if f is not None]
+        return found if multiple else (found[0] if found else None)
+
+    resolve.__annotations__ = {"info": Info}
+    return strawberry.field(
+        resolver=resolve,
+        name=graphql_name,
+        description=f"{fm.row.label or code} (files: their ids in inputs)",
+        graphql_type=list[File] | None if multiple else File | None,
+    )
 
 
 def _renamer(names: dict[str, str]) -> Callable[[str], str]:

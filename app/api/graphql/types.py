@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from app.api.graphql.cards import Card, ElementCard
 from app.api.graphql.context import Info
 from app.api.graphql.errors import ConflictError, ErrorTypes, ForbiddenError, NotFoundError, ValidationError
+from app.api.graphql.scalars import BigInt
 from app.elements.board import Board as BoardRead
 from app.elements.schemas import MAX_PAGE, ElementPage, ElementRead
 from app.entity_types.models import EntityType as EntityTypeRow
@@ -80,6 +81,10 @@ class Field:
     sort: int
     indexed: bool
     index_state: str = strawberry.field(description="The read-model index: none, building, ready or failed")
+    max_size_bytes: BigInt | None = strawberry.field(default=None, description="File fields: the largest file")
+    allowed_mime_types: list[str] | None = strawberry.field(
+        default=None, description="File fields: the MIME types allowed (`image/*` for a family); null: any"
+    )
 
     @classmethod
     def from_read(cls, read: FieldRead) -> Field:
