@@ -16,6 +16,7 @@ from app.api.rest import (
     auth,
     automation,
     counters,
+    data_quality,
     departments,
     elements,
     entity_types,
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         workplaces,
         audit,
         retention,
+        data_quality,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

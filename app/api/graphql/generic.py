@@ -15,6 +15,7 @@ from app.api.graphql.auth import AuthMutation, AuthQuery
 from app.api.graphql.automation import AutomationMutation, AutomationQuery
 from app.api.graphql.context import Info
 from app.api.graphql.counters import CountersMutation, CountersQuery
+from app.api.graphql.data_quality import DataQualityMutation, DataQualityQuery
 from app.api.graphql.errors import mutate, parse, plain
 from app.api.graphql.events import element_events
 from app.api.graphql.org import OrgMutation, OrgQuery
@@ -100,7 +101,7 @@ def _bounds(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @strawberry.type
-class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery, RolesQuery):  # theirs
+class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery, RolesQuery, DataQualityQuery):  # theirs
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
         rows = await entity_type_service.list_entity_types(info.context.session, info.context.who)
@@ -150,7 +151,15 @@ class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery, Ro
 
 
 @strawberry.type
-class Mutation(AutomationMutation, PeopleMutation, OrgMutation, CountersMutation, AuthMutation, RolesMutation):
+class Mutation(
+    AutomationMutation,
+    PeopleMutation,
+    OrgMutation,
+    CountersMutation,
+    AuthMutation,
+    RolesMutation,
+    DataQualityMutation,
+):
     # --- entity types and fields ---
 
     @strawberry.mutation
