@@ -59,6 +59,7 @@ class ReportLimits(BaseModel):
     examples_per_rule: int
     groups_per_reason: int
     ids_per_group: int
+    duplicates_window: int = Field(description="Equal keys are looked for among this many newest elements")
     pattern_values_checked: int = Field(description="Distinct values per field a pattern is checked on, at most")
     similar_titles_window: int | None = Field(
         description="Similar titles (trigram similarity) are looked for among this many newest elements; null when "
@@ -74,6 +75,9 @@ class QualityReport(BaseModel):
     rule_breaks: list[RuleBreak] = Field(description="Stored values today's field rules refuse, per field and rule")
     duplicates: list[DuplicateGroup] = Field(description="Likely duplicates, largest groups first per reason")
     duplicate_counts: list[DuplicateCount]
+    duplicates_complete: bool = Field(
+        description="false: the type has more elements than `limits.duplicates_window`; older ones were not compared"
+    )
     limits: ReportLimits
     generated_at: datetime
 

@@ -76,6 +76,7 @@ class DataQualityLimits:
     examples_per_rule: int
     groups_per_reason: int
     ids_per_group: int
+    duplicates_window: int
     pattern_values_checked: int
     similar_titles_window: int | None
     similar_titles_threshold: float
@@ -89,6 +90,7 @@ class DataQualityReport:
     rule_breaks: list[FieldRuleBreak]
     duplicates: list[DuplicateGroup]
     duplicate_counts: list[DuplicateCount]
+    duplicates_complete: bool
     limits: DataQualityLimits
     generated_at: datetime
 
@@ -101,6 +103,7 @@ class DataQualityReport:
             rule_breaks=[FieldRuleBreak.from_read(b) for b in read.rule_breaks],
             duplicates=[DuplicateGroup(**d.model_dump()) for d in read.duplicates],
             duplicate_counts=[DuplicateCount(**c.model_dump()) for c in read.duplicate_counts],
+            duplicates_complete=read.duplicates_complete,
             limits=DataQualityLimits(**read.limits.model_dump()),
             generated_at=read.generated_at,
         )
