@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 from sqlalchemy import ARRAY, Text, bindparam, cast, func, select, text, update
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -482,9 +483,12 @@ async def merge(session: AsyncSession, actor: Actor, survivor_id: uuid.UUID, dat
     if plan:
         changes: dict[str, Any] = {name: value for name, _, value in plan if name in SYSTEM_MERGEABLE}
         values = {name: value for name, _, value in plan if name not in SYSTEM_MERGEABLE}
-        update_data = ElementUpdate.model_validate({**changes, **({"values": values} if values else {})})
         try:
+            update_data = ElementUpdate.model_validate({**changes, **({"values": values} if values else {})})
             await element_service.update_element(session, actor, survivor.id, update_data)
+        except ValidationError as exc:  # a stored system value the update schema refuses (none should be)
+            errors = [FieldError(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
+            raise Invalid("A value the survivor would take is not valid today", errors=errors) from exc
         except Invalid as exc:
             raise Invalid(
                 "A value the survivor would take is not valid today: pick another element for it in `fields`",
