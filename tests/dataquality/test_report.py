@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from gql import GraphQLRequest
 from sqlalchemy import text
 
+from app.dataquality import service
 from app.db import unit_of_work
 from tests.conftest import Tenant
 from tests.dataquality.conftest import KeyedClient
@@ -213,6 +214,26 @@ class TestDuplicates:
         assert {c["reason"]: c["groups"] for c in report["duplicate_counts"]}["title"] == 4
         assert all(g["size"] == 3 and len(g["element_ids"]) == 3 for g in report["duplicates"])
         assert report["limits"]["groups_per_reason"] == 2
+
+
+class TestBounds:
+    async def test_pattern_and_duplicate_windows_say_when_they_cut(
+        self, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(service, "PATTERN_VALUES", 3)
+        monkeypatch.setattr(service, "DUPLICATES_WINDOW", 4)
+        await create_type(client, "sku", preset="list")
+        await create_field(client, "sku", "code", "string")
+        titles = ["Old twin", "Old twin", "a", "b", "New twin", "New twin"]
+        ids = [(await create_element(client, "sku", title=t, values={"code": "bad"}))["id"] for t in titles]
+        assert (await client.patch("/entity-types/sku/fields/code", json={"pattern": "[A-Z]+"})).status_code == 200
+        report = await get_report(client, "sku")
+        (pattern,) = report["rule_breaks"]
+        # The first values read were all "bad": every element holding it is counted, but not all values were read.
+        assert (pattern["count"], pattern["complete"]) == (6, False)
+        assert report["duplicates_complete"] is False
+        assert groups_of(report, "title") == [("newtwin", ids[4:])]  # the old twins are out of the window
+        assert report["limits"]["duplicates_window"] == 4
 
 
 class TestRoles:
