@@ -19,6 +19,7 @@ from app.api.rest import (
     bitrix,
     calendar,
     counters,
+    data_quality,
     departments,
     elements,
     entity_types,
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retention,
         layouts,
         files,
+        data_quality,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

@@ -308,6 +308,8 @@ async def build_world(app: FastAPI, settings: Settings, name: str) -> World:
         keep(ELEMENT, element, "element", "Vault Secret Lead 7f3", "4242.42", "vault-note-91b", "777.5")
         second = await post("/entity-types/lead/elements", {"title": "Vault Second Lead 5d0"})
         keep(ELEMENT, second, "second_element", "Vault Second Lead 5d0")
+        spare = await post("/entity-types/lead/elements", {"title": "Vault Merge Spare 9a4"})
+        keep(ELEMENT, spare, "merge_spare", "Vault Merge Spare 9a4")
         acme = await post("/entity-types/company/elements", {"title": "Vault Company 55c"})
         keep(ELEMENT, acme, "company", "Vault Company 55c")
         created(await admin.post(f"/elements/{acme['id']}/links", json={"child_id": element["id"]}))
@@ -653,6 +655,7 @@ BODIES: dict[str, Any] = {
     "update_rule": {"name": "Walk rule renamed"},
     "update_element": {"title": "Walk title", "values": {"note": "walk"}},
     "link_element": {"child_id": "{second_element}"},
+    "merge_element": {"merged_ids": ["{merge_spare}"]},
     "move_element": {"stage_code": "VAULT_B", "pipeline_id": "{pipeline}"},
     "route_element": {"policy_id": "{policy}"},
     "score_element": {"model_id": "{model}"},
@@ -937,6 +940,7 @@ GRAPHQL_INPUTS: dict[str, Any] = {
     "ElementCreateInput": {"title": "Walk element", "values": {"note": "walk"}},
     "ElementUpdateInput": {"title": "Walk element"},
     "BatchItemInput": {"op": "update", "id": "{element}", "data": {"title": "Walk"}},
+    "MergeElementInput": {"mergedIds": ["{merge_spare}"]},
     "DepartmentCreateInput": {"name": "Walk department", "parentId": "{department}"},
     "DepartmentUpdateInput": {"name": "Walk department renamed"},
     "WorkplaceCreateInput": {"name": "Walk workplace", "entityTypes": ["lead"], "roleIds": ["{role}"]},

@@ -17,6 +17,7 @@ from app.api.graphql.automation import AutomationMutation, AutomationQuery
 from app.api.graphql.calendar import CalendarMutation, CalendarQuery
 from app.api.graphql.context import Info
 from app.api.graphql.counters import CountersMutation, CountersQuery
+from app.api.graphql.data_quality import DataQualityMutation, DataQualityQuery
 from app.api.graphql.errors import mutate, parse, plain
 from app.api.graphql.events import element_events
 from app.api.graphql.files import FilesQuery
@@ -115,6 +116,7 @@ class Query(  # theirs
     CalendarQuery,
     ActivitiesQuery,
     FilesQuery,
+    DataQualityQuery,
 ):
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
@@ -175,6 +177,7 @@ class Mutation(
     LayoutsMutation,
     CalendarMutation,
     ActivitiesMutation,
+    DataQualityMutation,
 ):
     # --- entity types and fields ---
 
