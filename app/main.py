@@ -11,6 +11,7 @@ from app.api import ops
 from app.api.graphql.router import mount_graphql
 from app.api.guards import install_guards
 from app.api.rest import (
+    analytics,
     api_keys,
     audit,
     auth,
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         workplaces,
         audit,
         retention,
+        analytics,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

@@ -1,6 +1,7 @@
 """Imports every model so Alembic and the mappers see the whole schema."""
 
 from app.access.models import AccessRole, Department, UserRole
+from app.analytics.models import AlertEvent, AlertRule, Distribution, StageDay
 from app.audit.models import AuditEntry
 from app.auth.models import ApiKey, RefreshToken
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent
@@ -25,12 +26,15 @@ from app.workspaces.models import Workspace
 
 __all__ = [
     "AccessRole",
+    "AlertEvent",
+    "AlertRule",
     "ApiKey",
     "AuditEntry",
     "AutomationRule",
     "AutomationRun",
     "AutomationTimer",
     "CounterDeadline",
+    "Distribution",
     "Department",
     "Element",
     "ElementLink",
@@ -50,6 +54,7 @@ __all__ = [
     "RoutingPolicy",
     "ScoringModel",
     "Stage",
+    "StageDay",
     "StageHistory",
     "StageTotal",
     "Task",

@@ -1,0 +1,240 @@
+"""What the metrics API answers: funnel, time in stage, money and forecast, automation, scoring.
+
+Every report names its type, pipeline and period, lists the pipeline's stages in order (`stages`), and gives one entry
+per group (`groups`): one with `key: null` when not grouped, else one per day / week / month (every one of the period,
+empty ones included, oldest first), per assignee (`key` = user id, null for nobody), per source or per value of an
+enum field (null: none). Durations are in seconds; shares are 0..1 (null where nothing was there to divide by).
+"""
+
+import uuid
+from datetime import date
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class GroupBy(StrEnum):
+    none = "none"
+    day = "day"
+    week = "week"
+    month = "month"
+    assignee = "assignee"
+    source = "source"
+    field = "field"
+
+
+PERIOD_GROUPS = (GroupBy.day, GroupBy.week, GroupBy.month)
+
+
+class Period(BaseModel):
+    start: date = Field(description="First day (UTC), inclusive")
+    end: date = Field(description="Last day (UTC), inclusive")
+    days: int
+
+
+class StageInfo(BaseModel):
+    id: uuid.UUID
+    code: str
+    title: str
+    semantic: str = Field(description="process, success or failure")
+    sort: int
+
+
+class ReportHead(BaseModel):
+    entity_type: str
+    pipeline_id: uuid.UUID
+    period: Period
+    group_by: GroupBy
+    field: str | None = Field(description="The enum field grouped by (`group_by=field`)")
+    stages: list[StageInfo] = Field(description="The pipeline's stages in order")
+
+
+# --- funnel ---------------------------------------------------------------------------------------------------------
+
+
+class FunnelStage(BaseModel):
+    stage_id: uuid.UUID
+    code: str
+    entered: int = Field(description="Elements that entered the stage for the first time in the period")
+    reentered: int = Field(description="Entries of elements that had been in the stage before")
+    exited: int = Field(description="Moves out of the stage")
+    lost: int = Field(description="Moves out of the stage into a failure stage: the losses of this stage")
+    won: int = Field(description="Moves out of the stage straight into a success stage")
+    conversion_to_next: float | None = Field(
+        description="entered(next stage) / entered(this stage); the next stage of the last process stage is success"
+    )
+    conversion_to_success: float | None = Field(description="entered(success stages) / entered(this stage)")
+    entered_amount: float = Field(description="Sum of `amount` of the elements that entered (at their entry)")
+
+
+class FunnelGroup(BaseModel):
+    key: str | None
+    stages: list[FunnelStage]
+    created: int = Field(description="Elements created in the period")
+    won: int = Field(description="Elements that entered a success stage")
+    lost: int = Field(description="Elements that entered a failure stage")
+    won_amount: float
+    win_rate: float | None = Field(description="won / (won + lost)")
+    moves: int = Field(description="Stage moves (creations left out)")
+    moves_by_rules: int = Field(description="Moves with no author: made by automation rules")
+
+
+class FunnelReport(ReportHead):
+    computed_from: Literal["rollups", "history"] = Field(
+        description="`rollups` (kept per day as elements move) or `history` (the period's stage history, for "
+        "groupings by source or a field)"
+    )
+    groups: list[FunnelGroup]
+
+
+# --- time in stage --------------------------------------------------------------------------------------------------
+
+
+class StageDurations(BaseModel):
+    stage_id: uuid.UUID
+    code: str
+    count: int
+    mean_seconds: float | None
+    p50_seconds: float | None
+    p90_seconds: float | None
+
+
+class TimeGroup(BaseModel):
+    key: str | None
+    stages: list[StageDurations] = Field(description="Time spent in each stage, by the moves out of it")
+    close: list[StageDurations] = Field(
+        description="Time from creation to each success / failure stage, by the elements that reached it"
+    )
+    time_to_win: StageDurations | None = Field(description="Creation to any success stage")
+
+
+class TimeInStageReport(ReportHead):
+    computed_from: Literal["rollups", "history"] = Field(
+        description="`rollups`: percentiles from per-day histograms (within 4.5 %); `history`: exact, from the "
+        "period's stage history (groupings by assignee, source or field, and roles that read only some elements)"
+    )
+    groups: list[TimeGroup]
+
+
+# --- money and forecast ---------------------------------------------------------------------------------------------
+
+
+class MoneyGroup(BaseModel):
+    key: str | None
+    won_count: int
+    won_amount: float
+    average_won: float | None
+
+
+class OpenStage(BaseModel):
+    stage_id: uuid.UUID
+    code: str
+    count: int = Field(description="Open elements in the stage now")
+    amount: float
+    probability: float | None = Field(description="The stage's chance to win (`probability=stage`)")
+    weighted: float = Field(description="Σ amount × probability")
+
+
+class Forecast(BaseModel):
+    period_end: date
+    won_to_date: float = Field(description="Amount won in the period so far")
+    remaining_days: float = Field(description="Days from now to the period's end (0 once it is over)")
+    close_within_share: float = Field(
+        description="Share of past wins that took at most `remaining_days` from creation to win (1 with no history)"
+    )
+    expected_from_open: float = Field(description="weighted pipeline × close_within_share")
+    forecast: float = Field(description="won_to_date + expected_from_open")
+
+
+class MoneyReport(ReportHead):
+    probability: Literal["model", "stage"] = Field(
+        description="`model`: an element's probability is its score / 100 (the active learned model; unscored "
+        "ones take their stage's); `stage`: the stage's conversion to success over the last `lookback_days`"
+    )
+    lookback_days: int
+    groups: list[MoneyGroup]
+    won_count: int
+    won_amount: float
+    average_won: float | None
+    open: list[OpenStage]
+    open_amount: float
+    weighted_pipeline: float
+    forecast: Forecast
+
+
+# --- automation -----------------------------------------------------------------------------------------------------
+
+
+class RuleRuns(BaseModel):
+    rule_id: uuid.UUID
+    name: str
+    runs: int
+    succeeded: int
+    failed: int
+    skipped: int
+    unfinished: int
+    p95_duration_ms: float | None = Field(description="Time the actions took")
+    p95_latency_ms: float | None = Field(description="From the event to the run's end")
+
+
+class AutomationReport(BaseModel):
+    entity_type: str
+    pipeline_id: uuid.UUID
+    period: Period
+    runs: int = Field(description="Runs of the type's rules created in the period (kept as long as retention says)")
+    succeeded: int
+    failed: int
+    skipped: int
+    unfinished: int
+    failure_rate: float | None = Field(description="failed / finished")
+    p95_duration_ms: float | None
+    p95_latency_ms: float | None
+    moves: int
+    moves_by_rules: int
+    moves_by_people: int
+    rules_share: float | None = Field(description="moves_by_rules / moves")
+    rules: list[RuleRuns]
+
+
+# --- scoring --------------------------------------------------------------------------------------------------------
+
+
+class ActiveModel(BaseModel):
+    id: uuid.UUID
+    name: str
+    version: int
+    kind: str
+    trained_roc_auc: float | None = Field(description="The hold-out ROC AUC measured when it was trained")
+
+
+class CalibrationBin(BaseModel):
+    low: int = Field(description="Lowest score of the bin")
+    high: int
+    count: int
+    predicted: float | None = Field(description="Mean score / 100")
+    observed: float | None = Field(description="Share won")
+
+
+class TierConversion(BaseModel):
+    tier: str
+    low: int
+    high: int
+    closed: int
+    won: int
+    conversion: float | None
+
+
+class ScoringReport(BaseModel):
+    entity_type: str
+    pipeline_id: uuid.UUID
+    period: Period
+    model: ActiveModel | None
+    closed: int = Field(description="Elements that reached a success or failure stage in the period")
+    scored: int = Field(description="Of them, those that had a score when they closed")
+    won: int
+    lost: int
+    roc_auc: float | None = Field(description="Of the scores the closed elements had, against their outcome")
+    auc_change: float | None = Field(description="roc_auc − the model's trained ROC AUC: is the model still right?")
+    calibration: list[CalibrationBin]
+    tiers: list[TierConversion]
