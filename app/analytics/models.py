@@ -35,13 +35,20 @@ from app.elements.models import StageHistory
 ROLLUP_SLOTS = 8
 # Rollup rows of elements assigned to nobody carry this id (a primary key column cannot be null).
 NOBODY = uuid.UUID(int=0)
+# The rows summed over every assignee (what a whole pipeline's funnel reads: one row per day and stage).
+EVERYONE = uuid.UUID(int=(1 << 128) - 1)
+DAY, MONTH = 0, 1
 
 
 class StageDay(Base):
-    """What happened in one stage on one UTC day, per assignee (at the time of the move)."""
+    """What happened in one stage on one UTC day, per assignee (at the time of the move), and for all of them
+    together (`assignee_id` = EVERYONE)."""
 
     __tablename__ = "analytics_stage_days"
-    __table_args__ = (PrimaryKeyConstraint("workspace_id", "pipeline_id", "day", "stage_id", "assignee_id", "slot"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("workspace_id", "pipeline_id", "day", "stage_id", "assignee_id", "slot"),
+        Index("ix_analytics_stage_days_assignee", "workspace_id", "assignee_id", "pipeline_id", "day"),
+    )
 
     workspace_id: Mapped[uuid.UUID] = workspace_fk()
     pipeline_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False)
@@ -70,14 +77,18 @@ class StageDay(Base):
 
 
 class Distribution(Base):
-    """Histograms per stage and UTC day: how long elements stayed (kind 0, the stage they left), how long they took
-    from creation to a closing stage (kind 1, the closing stage) and the score they closed with (kind 2)."""
+    """Histograms per stage and UTC day (grain DAY) or month (grain MONTH, dated the 1st): how long elements stayed
+    (kind 0, the stage they left), how long they took from creation to a closing stage (kind 1, the closing stage)
+    and the score they closed with (kind 2)."""
 
     __tablename__ = "analytics_distributions"
-    __table_args__ = (PrimaryKeyConstraint("workspace_id", "pipeline_id", "day", "kind", "stage_id", "bucket", "slot"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("workspace_id", "pipeline_id", "grain", "day", "kind", "stage_id", "bucket", "slot"),
+    )
 
     workspace_id: Mapped[uuid.UUID] = workspace_fk()
     pipeline_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False)
+    grain: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     day: Mapped[date] = mapped_column(Date, nullable=False)
     kind: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     stage_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stages.id", ondelete="CASCADE"), nullable=False)

@@ -24,14 +24,14 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, TIMESTAMP, Date, bindparam, cast, func, literal, select, text
+from sqlalchemy import ARRAY, TIMESTAMP, Date, and_, bindparam, cast, func, literal, or_, select, text
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.permissions import PermissionDenied, Scope
 from app.access.visibility import ensure_sees_type
 from app.analytics import stats
-from app.analytics.models import NOBODY, Distribution, StageDay
+from app.analytics.models import DAY, EVERYONE, MONTH, NOBODY, Distribution, StageDay
 from app.analytics.schemas import (
     PERIOD_GROUPS,
     ActiveModel,
@@ -252,6 +252,10 @@ async def stage_sums(
     )
     if target.owners is not None:
         statement = statement.where(c.assignee_id.in_(target.owners))
+    elif group_by is GroupBy.assignee:
+        statement = statement.where(c.assignee_id != EVERYONE)
+    else:
+        statement = statement.where(c.assignee_id == EVERYONE)  # one row per day and stage (and slot)
     grouped: GroupedSums = defaultdict(dict)
     for row in await session.execute(statement):
         grouped[_key_text(row.key)][row.stage_id] = _sums_of(row)
@@ -456,8 +460,13 @@ Histograms = dict[str | None, dict[tuple[int, uuid.UUID], dict[int, int]]]
 async def distributions(
     session: AsyncSession, target: Target, start: date, end: date, group_by: GroupBy, kinds: Sequence[int]
 ) -> Histograms:
-    """Histogram counts per group, (kind, stage) and bucket over [start, end]; groups: none or a period."""
+    """Histogram counts per group, (kind, stage) and bucket over [start, end]; groups: none or a period. Whole
+    months inside the period are read from their monthly rows (ungrouped, or by month)."""
     c = Distribution.__table__.c
+    ranges = [
+        and_(c.grain == grain, c.day >= low, c.day <= high)
+        for grain, low, high in _grain_ranges(start, end, monthly=group_by in (GroupBy.none, GroupBy.month))
+    ]
     key = _rollup_key(group_by, c.day)
     statement = (
         select(
@@ -470,8 +479,7 @@ async def distributions(
         .where(
             c.workspace_id == target.workspace_id,
             c.pipeline_id == target.pipeline.id,
-            c.day >= start,
-            c.day <= end,
+            or_(*ranges),
             c.kind.in_(list(kinds)),
         )
         .group_by(*([key] if key is not None else []), c.kind, c.stage_id, c.bucket)
@@ -480,6 +488,27 @@ async def distributions(
     for row in await session.execute(statement):
         histograms[_key_text(row.key)][(row.kind, row.stage_id)][row.bucket] = int(row.n)
     return histograms
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _grain_ranges(start: date, end: date, *, monthly: bool) -> list[tuple[int, date, date]]:
+    """[start, end] as (grain, first, last) ranges of rows: the whole months inside it as monthly rows (dated the
+    1st), the days around them as daily rows."""
+    first_full = start if start.day == 1 else _next_month(start)
+    last_full = first_full
+    while _next_month(last_full) - timedelta(days=1) <= end:
+        last_full = _next_month(last_full)
+    if not monthly or last_full == first_full:
+        return [(DAY, start, end)]
+    ranges = [(MONTH, first_full, last_full - timedelta(days=1))]
+    if start < first_full:
+        ranges.append((DAY, start, first_full - timedelta(days=1)))
+    if last_full <= end:
+        ranges.append((DAY, last_full, end))
+    return ranges
 
 
 def _durations(stage_id: uuid.UUID, code: str, counts: dict[int, int], seconds: float, count: int) -> StageDurations:

@@ -5,9 +5,9 @@ Revises: 20261201_retention
 Create Date: 2026-12-01 15:00:00
 
 A statement-level trigger on `stage_history` folds every statement's new rows (creations, moves, whatever wrote them)
-into `analytics_stage_days` (per pipeline, UTC day, stage and assignee: entries, exits, losses, wins, amounts, time
-spent) and `analytics_distributions` (per pipeline, day and stage: histograms of time in stage, time to close and the
-score elements closed with), in the transaction of the move, set-based: one statement per statement of moves. Rows
+into `analytics_stage_days` (per pipeline, UTC day, stage and assignee, plus a row for every assignee together:
+entries, exits, losses, wins, amounts, time spent) and `analytics_distributions` (per pipeline, day and stage, and per
+month: histograms of time in stage, time to close and the score elements closed with), in the transaction of the move, set-based: one statement per statement of moves. Rows
 are spread over slots picked from the writing backend, so concurrent movers of one stage rarely wait on one row.
 
 `analytics_rebuild(workspace)` recomputes a workspace's rollups (null: every workspace's) from its history (window functions instead of the
@@ -31,6 +31,11 @@ depends_on: str | Sequence[str] | None = None
 
 SLOTS = 8
 NOBODY = "'00000000-0000-0000-0000-000000000000'::uuid"
+# The rows of a day and stage summed over every assignee carry this one: what a whole pipeline's funnel reads.
+EVERYONE = "'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid"
+COUNT_COLUMNS = (
+    "entered, reentered, created, by_rules, exited, exited_seconds, lost, won, entered_amount, closed_seconds"
+)
 
 # Eight buckets per doubling of the duration: a percentile read from them is within 4.5 % of the exact one.
 BUCKET_FUNCTION = """
@@ -70,7 +75,11 @@ def _fold(moves: str, slot: str) -> str:
         SELECT c.workspace_id, c.pipeline_id, c.day, c.stage_id, c.assignee_id, {slot},
             sum(c.entered), sum(c.reentered), sum(c.created), sum(c.by_rules), sum(c.exited), sum(c.exited_seconds),
             sum(c.lost), sum(c.won), sum(c.entered_amount), sum(c.closed_seconds)
-        FROM counts c
+        FROM (
+            SELECT * FROM counts
+            UNION ALL
+            SELECT workspace_id, pipeline_id, stage_id, day, {EVERYONE}, {COUNT_COLUMNS} FROM counts
+        ) c
         -- A stage or pipeline deleted meanwhile (a cascade in this transaction) keeps no rollups.
         JOIN stages s ON s.id = c.stage_id AND s.pipeline_id = c.pipeline_id
         GROUP BY c.workspace_id, c.pipeline_id, c.day, c.stage_id, c.assignee_id
@@ -88,7 +97,7 @@ def _fold(moves: str, slot: str) -> str:
             closed_seconds = t.closed_seconds + excluded.closed_seconds
     ),
     points AS (
-        SELECT workspace_id, from_pipeline_id AS pipeline_id, from_stage_id AS stage_id, day, 0 AS kind,
+        SELECT workspace_id, from_pipeline_id AS pipeline_id, from_stage_id AS stage_id, day, 0::smallint AS kind,
             analytics_bucket(stay_seconds) AS bucket
         FROM moves WHERE from_stage_id IS NOT NULL AND from_pipeline_id IS NOT NULL AND stay_seconds IS NOT NULL
         UNION ALL
@@ -98,13 +107,20 @@ def _fold(moves: str, slot: str) -> str:
         SELECT workspace_id, to_pipeline_id, to_stage_id, day, 2, CASE WHEN score IS NULL THEN 0 ELSE least(greatest(score, 0), 100) + 1 END
         FROM moves WHERE to_semantic IN ('success', 'failure') AND NOT seen_before
     )
-    INSERT INTO analytics_distributions AS d (workspace_id, pipeline_id, day, kind, stage_id, bucket, slot, count)
-    SELECT p.workspace_id, p.pipeline_id, p.day, p.kind, p.stage_id, p.bucket, {slot}, count(*)
-    FROM points p
+    INSERT INTO analytics_distributions AS d (workspace_id, pipeline_id, grain, day, kind, stage_id, bucket, slot,
+        count)
+    SELECT p.workspace_id, p.pipeline_id, p.grain, p.day, p.kind, p.stage_id, p.bucket, {slot}, count(*)
+    FROM (
+        SELECT *, 0 AS grain FROM points
+        UNION ALL
+        -- The same per month (dated the 1st), so a long period reads a month's histogram in one set of rows.
+        SELECT workspace_id, pipeline_id, stage_id, date_trunc('month', day::timestamp)::date, kind, bucket, 1
+        FROM points
+    ) p
     JOIN stages s ON s.id = p.stage_id AND s.pipeline_id = p.pipeline_id
-    GROUP BY p.workspace_id, p.pipeline_id, p.day, p.kind, p.stage_id, p.bucket
-    ORDER BY p.workspace_id, p.pipeline_id, p.day, p.kind, p.stage_id, p.bucket
-    ON CONFLICT (workspace_id, pipeline_id, day, kind, stage_id, bucket, slot) DO UPDATE SET
+    GROUP BY p.workspace_id, p.pipeline_id, p.grain, p.day, p.kind, p.stage_id, p.bucket
+    ORDER BY p.workspace_id, p.pipeline_id, p.grain, p.day, p.kind, p.stage_id, p.bucket
+    ON CONFLICT (workspace_id, pipeline_id, grain, day, kind, stage_id, bucket, slot) DO UPDATE SET
         count = d.count + excluded.count"""
 
 
@@ -209,10 +225,18 @@ def upgrade() -> None:
             "workspace_id", "pipeline_id", "day", "stage_id", "assignee_id", "slot", name=op.f("pk_analytics_stage_days")
         ),
     )
+    # A person's own rows (dashboards, roles that read their own elements), without walking everyone's.
+    op.create_index(
+        "ix_analytics_stage_days_assignee",
+        "analytics_stage_days",
+        ["workspace_id", "assignee_id", "pipeline_id", "day"],
+        unique=False,
+    )
     op.create_table(
         "analytics_distributions",
         sa.Column("workspace_id", sa.UUID(), nullable=False),
         sa.Column("pipeline_id", sa.UUID(), nullable=False),
+        sa.Column("grain", sa.SmallInteger(), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("kind", sa.SmallInteger(), nullable=False),
         sa.Column("stage_id", sa.UUID(), nullable=False),
@@ -237,6 +261,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "workspace_id",
             "pipeline_id",
+            "grain",
             "day",
             "kind",
             "stage_id",
@@ -362,4 +387,5 @@ def downgrade() -> None:
     op.drop_index("ix_analytics_alert_rules_workspace", table_name="analytics_alert_rules")
     op.drop_table("analytics_alert_rules")
     op.drop_table("analytics_distributions")
+    op.drop_index("ix_analytics_stage_days_assignee", table_name="analytics_stage_days")
     op.drop_table("analytics_stage_days")

@@ -164,6 +164,19 @@ class TestTimeInStage:
         assert won["p50_seconds"] == pytest.approx(percentile_cont(closes["WON"], 0.5), rel=0.091)
         assert group["time_to_win"]["count"] == len(closes["WON"])
 
+    async def test_a_long_period_reads_whole_months_from_monthly_rows(self, deals: Deals, history: list[Deal]) -> None:
+        start, end = FIRST_DAY - timedelta(days=3), TODAY  # at least one whole month, and days on both sides
+        report = await get(deals, "time-in-stage", **{"from": start.isoformat(), "to": end.isoformat()})
+        stays = expected_stays(history, start, end)
+        for code in PROCESS:
+            measured = by_code(report["groups"][0])[code]
+            assert measured["count"] == len(stays[code])
+            assert measured["p90_seconds"] == pytest.approx(percentile_cont(stays[code], 0.9), rel=0.091)
+        by_month = await get(
+            deals, "time-in-stage", group_by="month", **{"from": start.isoformat(), "to": end.isoformat()}
+        )
+        assert sum(by_code(g)["NEW"]["count"] for g in by_month["groups"]) == len(stays["NEW"])
+
     async def test_grouped_by_assignee_the_percentiles_are_exact(self, deals: Deals, history: list[Deal]) -> None:
         report = await get(deals, "time-in-stage", group_by="assignee")
         assert report["computed_from"] == "history"
