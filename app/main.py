@@ -11,6 +11,7 @@ from app.api import ops
 from app.api.graphql.router import mount_graphql
 from app.api.guards import install_guards
 from app.api.rest import (
+    alerts,
     analytics,
     api_keys,
     audit,
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit,
         retention,
         analytics,
+        alerts,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

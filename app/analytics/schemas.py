@@ -7,11 +7,11 @@ enum field (null: none). Durations are in seconds; shares are 0..1 (null where n
 """
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class GroupBy(StrEnum):
@@ -238,3 +238,144 @@ class ScoringReport(BaseModel):
     auc_change: float | None = Field(description="roc_auc − the model's trained ROC AUC: is the model still right?")
     calibration: list[CalibrationBin]
     tiers: list[TierConversion]
+
+
+# --- alerts ---------------------------------------------------------------------------------------------------------
+
+
+class AlertMetric(StrEnum):
+    entered = "entered"
+    conversion_to_next = "conversion_to_next"
+    conversion_to_success = "conversion_to_success"
+    lost = "lost"
+    created = "created"
+    won_count = "won_count"
+    won_amount = "won_amount"
+    win_rate = "win_rate"
+    time_in_stage_p50 = "time_in_stage_p50"
+    time_in_stage_p90 = "time_in_stage_p90"
+    time_to_win_p50 = "time_to_win_p50"
+
+
+# Metrics of one stage (`stage_id` required); `lost` takes one optionally (else the whole pipeline's losses).
+STAGE_METRICS = frozenset(
+    {
+        AlertMetric.entered,
+        AlertMetric.conversion_to_next,
+        AlertMetric.conversion_to_success,
+        AlertMetric.time_in_stage_p50,
+        AlertMetric.time_in_stage_p90,
+    }
+)
+
+
+class Threshold(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["threshold"]
+    op: Literal["lt", "lte", "gt", "gte"] = Field(description="Fires when `metric op value` holds")
+    value: float = Field(ge=-1e15, le=1e15)
+
+
+class Anomaly(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["anomaly"]
+    k: float = Field(default=3.0, ge=0.5, le=20, description="Band: median ± k·MAD (scaled to a standard deviation)")
+    periods: int = Field(default=14, ge=3, le=60, description="How many past windows make the band")
+    direction: Literal["both", "above", "below"] = "both"
+
+
+AlertCondition = Annotated[Threshold | Anomaly, Field(discriminator="kind")]
+
+
+class AlertCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    entity_type: str = Field(min_length=1, max_length=100, description="The type's code or id")
+    pipeline_id: uuid.UUID | None = Field(default=None, description="Default: the type's default pipeline")
+    stage_id: uuid.UUID | None = Field(default=None, description="For the metrics of one stage")
+    metric: AlertMetric
+    condition: AlertCondition
+    window_days: int = Field(default=7, ge=1, le=90, description="The metric over the last N whole UTC days")
+    min_volume: int = Field(
+        default=0, ge=0, le=10**9, description="Not judged on less (entries of the stage, closed elements, moves out)"
+    )
+    check_every_minutes: int = Field(default=60, ge=1, le=10080)
+    notify_user_ids: list[uuid.UUID] = Field(default_factory=list, max_length=50)
+    enabled: bool = True
+
+
+class AlertUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    stage_id: uuid.UUID | None = None
+    metric: AlertMetric | None = None
+    condition: AlertCondition | None = None
+    window_days: int | None = Field(default=None, ge=1, le=90)
+    min_volume: int | None = Field(default=None, ge=0, le=10**9)
+    check_every_minutes: int | None = Field(default=None, ge=1, le=10080)
+    notify_user_ids: list[uuid.UUID] | None = Field(default=None, max_length=50)
+    enabled: bool | None = None
+
+
+class AlertRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    entity_type: str
+    entity_type_id: uuid.UUID
+    pipeline_id: uuid.UUID
+    stage_id: uuid.UUID | None
+    metric: AlertMetric
+    condition: AlertCondition
+    window_days: int
+    min_volume: int
+    check_every_minutes: int
+    notify_user_ids: list[uuid.UUID]
+    enabled: bool
+    state: Literal["ok", "firing"] = Field(description="`firing` from a breach until the metric is back in band")
+    last_value: float | None
+    last_checked_at: datetime | None
+    next_check_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+class AlertList(BaseModel):
+    items: list[AlertRead]
+
+
+class AlertEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    rule_id: uuid.UUID
+    kind: Literal["fired", "resolved"]
+    value: float | None
+    low: float | None = Field(description="The band's low end (none: unbounded)")
+    high: float | None
+    window_start: date
+    window_end: date
+    notified: int = Field(description="People notified")
+    event_id: uuid.UUID = Field(description="The `alert.fired` / `alert.resolved` event webhooks receive")
+    at: datetime
+
+
+class AlertEventList(BaseModel):
+    """Newest first."""
+
+    items: list[AlertEventRead]
+
+
+class AlertCheck(BaseModel):
+    alert: AlertRead
+    value: float | None = Field(description="The metric over the window (null: too little volume to judge)")
+    volume: int
+    low: float | None
+    high: float | None
+    breached: bool | None
+    window_start: date
+    window_end: date
+    event: AlertEventRead | None = Field(description="The state change this check made, if any")
