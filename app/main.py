@@ -18,6 +18,7 @@ from app.api.rest import (
     auth,
     automation,
     counters,
+    dashboards,
     departments,
     elements,
     entity_types,
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retention,
         analytics,
         alerts,
+        dashboards,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

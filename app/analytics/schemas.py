@@ -379,3 +379,82 @@ class AlertCheck(BaseModel):
     window_start: date
     window_end: date
     event: AlertEventRead | None = Field(description="The state change this check made, if any")
+
+
+# --- dashboards -----------------------------------------------------------------------------------------------------
+
+
+class Kpi(BaseModel):
+    name: str = Field(
+        description="created, won_count, won_amount, lost, win_rate, moves, avg_time_in_stage_seconds, "
+        "avg_time_to_close_seconds"
+    )
+    current: float | None
+    previous: float | None
+    change: float | None = Field(description="current / previous − 1 (null when previous is 0 or null)")
+
+
+class PriorityElement(BaseModel):
+    id: uuid.UUID
+    title: str
+    stage_id: uuid.UUID
+    stage_code: str
+    score: int | None
+    amount: float | None
+    moved_at: datetime | None
+    seconds_in_stage: float
+    overdue: bool = Field(description="Longer in its stage than the stage's time limit")
+
+
+class ManagerDashboard(BaseModel):
+    user_id: uuid.UUID
+    entity_type: str
+    pipeline_id: uuid.UUID
+    period: Period
+    previous_period: Period
+    open_count: int = Field(description="My open elements (in process stages)")
+    open_amount: float
+    priority: list[PriorityElement] = Field(
+        description="My open elements, highest score first, then longest in their stage"
+    )
+    kpis: list[Kpi] = Field(description="Mine, this period against the previous one of the same length")
+
+
+class Leader(BaseModel):
+    user_id: uuid.UUID | None
+    name: str | None
+    won_count: int
+    won_amount: float
+    created: int
+    win_rate: float | None
+    avg_time_in_stage_seconds: float | None
+
+
+class SlowStage(BaseModel):
+    stage_id: uuid.UUID
+    code: str
+    current_seconds: float
+    previous_seconds: float
+    change: float = Field(description="current / previous − 1")
+
+
+class Problem(BaseModel):
+    kind: Literal["conversion_drop", "losses_up", "slow_stage", "overdue"]
+    stage_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    current: float
+    previous: float | None
+    detail: str
+
+
+class HeadDashboard(BaseModel):
+    entity_type: str
+    pipeline_id: uuid.UUID
+    period: Period
+    previous_period: Period
+    team: list[uuid.UUID] | None = Field(description="The people counted (null: everyone's elements)")
+    kpis: list[Kpi]
+    leaders: list[Leader] = Field(description="By amount won, then wins (at most 10)")
+    slowing_stages: list[SlowStage] = Field(description="Mean time in stage up by more than 20 %")
+    funnel: list[FunnelStage] = Field(description="This period's funnel of the team")
+    problems: list[Problem]
