@@ -27,6 +27,7 @@ from app.analytics.schemas import (
     Period,
     PriorityElement,
     Problem,
+    ProblemKind,
     SlowStage,
 )
 from app.auth.actor import Actor
@@ -274,7 +275,7 @@ async def head(
                 )
                 problems.append(
                     Problem(
-                        kind="slow_stage",
+                        kind=ProblemKind.slow_stage,
                         stage_id=stage.id,
                         user_id=None,
                         current=mean_now,
@@ -286,7 +287,7 @@ async def head(
             if lost_now > lost_before * (1 + WORSE) and lost_now - lost_before > 0.02:
                 problems.append(
                     Problem(
-                        kind="losses_up",
+                        kind=ProblemKind.losses_up,
                         stage_id=stage.id,
                         user_id=None,
                         current=lost_now,
@@ -305,7 +306,7 @@ async def head(
         ):
             problems.append(
                 Problem(
-                    kind="conversion_drop",
+                    kind=ProblemKind.conversion_drop,
                     stage_id=stage.id,
                     user_id=None,
                     current=one_now.conversion_to_next,
@@ -347,7 +348,7 @@ async def _overdue(
         statement = statement.where(c.user_id.in_(team))
     return [
         Problem(
-            kind="overdue",
+            kind=ProblemKind.overdue,
             stage_id=None,
             user_id=user_id,
             current=float(count),

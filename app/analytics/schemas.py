@@ -27,6 +27,33 @@ class GroupBy(StrEnum):
 PERIOD_GROUPS = (GroupBy.day, GroupBy.week, GroupBy.month)
 
 
+class ComputedFrom(StrEnum):
+    rollups = "rollups"
+    history = "history"
+
+
+class ProbabilityMode(StrEnum):
+    model = "model"
+    stage = "stage"
+
+
+class AlertState(StrEnum):
+    ok = "ok"
+    firing = "firing"
+
+
+class AlertEventKind(StrEnum):
+    fired = "fired"
+    resolved = "resolved"
+
+
+class ProblemKind(StrEnum):
+    conversion_drop = "conversion_drop"
+    losses_up = "losses_up"
+    slow_stage = "slow_stage"
+    overdue = "overdue"
+
+
 class Period(BaseModel):
     start: date = Field(description="First day (UTC), inclusive")
     end: date = Field(description="Last day (UTC), inclusive")
@@ -81,7 +108,7 @@ class FunnelGroup(BaseModel):
 
 
 class FunnelReport(ReportHead):
-    computed_from: Literal["rollups", "history"] = Field(
+    computed_from: ComputedFrom = Field(
         description="`rollups` (kept per day as elements move) or `history` (the period's stage history, for "
         "groupings by source or a field)"
     )
@@ -110,7 +137,7 @@ class TimeGroup(BaseModel):
 
 
 class TimeInStageReport(ReportHead):
-    computed_from: Literal["rollups", "history"] = Field(
+    computed_from: ComputedFrom = Field(
         description="`rollups`: percentiles from per-day histograms (within 4.5 %); `history`: exact, from the "
         "period's stage history (groupings by assignee, source or field, and roles that read only some elements)"
     )
@@ -148,7 +175,7 @@ class Forecast(BaseModel):
 
 
 class MoneyReport(ReportHead):
-    probability: Literal["model", "stage"] = Field(
+    probability: ProbabilityMode = Field(
         description="`model`: an element's probability is its score / 100 (the active learned model; unscored "
         "ones take their stage's); `stage`: the stage's conversion to success over the last `lookback_days`"
     )
@@ -335,7 +362,7 @@ class AlertRead(BaseModel):
     check_every_minutes: int
     notify_user_ids: list[uuid.UUID]
     enabled: bool
-    state: Literal["ok", "firing"] = Field(description="`firing` from a breach until the metric is back in band")
+    state: AlertState = Field(description="`firing` from a breach until the metric is back in band")
     last_value: float | None
     last_checked_at: datetime | None
     next_check_at: datetime
@@ -352,7 +379,7 @@ class AlertEventRead(BaseModel):
 
     id: int
     rule_id: uuid.UUID
-    kind: Literal["fired", "resolved"]
+    kind: AlertEventKind
     value: float | None
     low: float | None = Field(description="The band's low end (none: unbounded)")
     high: float | None
@@ -439,7 +466,7 @@ class SlowStage(BaseModel):
 
 
 class Problem(BaseModel):
-    kind: Literal["conversion_drop", "losses_up", "slow_stage", "overdue"]
+    kind: ProblemKind
     stage_id: uuid.UUID | None
     user_id: uuid.UUID | None
     current: float

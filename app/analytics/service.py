@@ -37,6 +37,7 @@ from app.analytics.schemas import (
     ActiveModel,
     AutomationReport,
     CalibrationBin,
+    ComputedFrom,
     Forecast,
     FunnelGroup,
     FunnelReport,
@@ -46,6 +47,7 @@ from app.analytics.schemas import (
     MoneyReport,
     OpenStage,
     Period,
+    ProbabilityMode,
     RuleRuns,
     ScoringReport,
     StageDurations,
@@ -447,7 +449,7 @@ async def funnel(
         group_by=group_by,
         field=code,
         stages=target.stage_infos(),
-        computed_from="rollups" if from_rollups else "history",
+        computed_from=ComputedFrom.rollups if from_rollups else ComputedFrom.history,
         groups=[funnel_group(target, key, grouped.get(key, {})) for key in _group_order(grouped, period, group_by)],
     )
 
@@ -668,7 +670,7 @@ async def time_in_stage(
         group_by=group_by,
         field=code,
         stages=target.stage_infos(),
-        computed_from="rollups" if from_rollups else "history",
+        computed_from=ComputedFrom.rollups if from_rollups else ComputedFrom.history,
         groups=groups,
     )
 
@@ -816,7 +818,7 @@ async def money(
         group_by=group_by,
         field=code,
         stages=target.stage_infos(),
-        probability="model" if mode == "model" else "stage",
+        probability=ProbabilityMode.model if mode == "model" else ProbabilityMode.stage,
         lookback_days=lookback_days,
         groups=groups,
         won_count=won_count,

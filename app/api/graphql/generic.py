@@ -11,6 +11,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.api.graphql import inputs
+from app.api.graphql.analytics import AnalyticsMutation, AnalyticsQuery
 from app.api.graphql.auth import AuthMutation, AuthQuery
 from app.api.graphql.automation import AutomationMutation, AutomationQuery
 from app.api.graphql.context import Info
@@ -100,7 +101,7 @@ def _bounds(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @strawberry.type
-class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery, RolesQuery):  # theirs
+class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery, RolesQuery, AnalyticsQuery):  # theirs
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
         rows = await entity_type_service.list_entity_types(info.context.session, info.context.who)
@@ -150,7 +151,9 @@ class Query(AutomationQuery, PeopleQuery, OrgQuery, CountersQuery, AuthQuery, Ro
 
 
 @strawberry.type
-class Mutation(AutomationMutation, PeopleMutation, OrgMutation, CountersMutation, AuthMutation, RolesMutation):
+class Mutation(
+    AutomationMutation, PeopleMutation, OrgMutation, CountersMutation, AuthMutation, RolesMutation, AnalyticsMutation
+):
     # --- entity types and fields ---
 
     @strawberry.mutation
