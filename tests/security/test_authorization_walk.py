@@ -305,6 +305,19 @@ async def build_world(app: FastAPI, settings: Settings, name: str) -> World:
             keep(TASK, notification)
         assert {"delivery"} <= set(world.ids)
 
+        # An alert that has fired once (its history is not the outsider's either).
+        alert = await post(
+            "/alerts",
+            {
+                "name": "Vault alert 3a8",
+                "entity_type": "lead",
+                "metric": "created",
+                "condition": {"kind": "threshold", "op": "gte", "value": 0},
+            },
+        )
+        keep(CONFIG, alert, "alert", "Vault alert 3a8")
+        assert (await admin.post(f"/alerts/{alert['id']}/check")).json()["event"]["kind"] == "fired"
+
         imported = await _import(app, world)
         keep(CONFIG, {"id": imported}, "import", "vault-import.csv")
         for item in (await admin.get("/entity-types/lead/elements", params={"limit": 100})).json()["items"]:
@@ -561,6 +574,7 @@ PATH_VALUES = {
     "role_id": "{role}",
     "department_id": "{department}",
     "workplace_id": "{workplace}",
+    "alert_id": "{alert}",
     "token": "hk_not_the_real_token",
 }
 PATH_OVERRIDES = {
@@ -639,6 +653,13 @@ BODIES: dict[str, Any] = {
     "update_department": {"name": "Walk department renamed"},
     "create_workplace": {"name": "Walk workplace", "entity_types": ["lead"], "role_ids": ["{role}"]},
     "update_workplace": {"name": "Walk workplace renamed"},
+    "create_alert": {
+        "name": "Walk alert",
+        "entity_type": "lead",
+        "metric": "created",
+        "condition": {"kind": "threshold", "op": "lt", "value": 1},
+    },
+    "update_alert": {"name": "Walk alert renamed"},
     "login": {"email": "vera.vault@example.com", "password": "not-veras-password", "workspace_id": "{workspace}"},
     "refresh_token": {"refresh_token": "made-up-refresh-token"},
     "logout": {"refresh_token": "made-up-refresh-token"},
@@ -784,6 +805,9 @@ GRAPHQL_NOUNS = {
     "relation": "relation",
     "department": "department",
     "workplace": "workplace",
+    "alert": "alert",
+    "checkAlert": "alert",
+    "alertEvents": "alert",
     "lead": "element",
     "company": "company",
 }
@@ -859,6 +883,13 @@ GRAPHQL_INPUTS: dict[str, Any] = {
     "DepartmentUpdateInput": {"name": "Walk department renamed"},
     "WorkplaceCreateInput": {"name": "Walk workplace", "entityTypes": ["lead"], "roleIds": ["{role}"]},
     "WorkplaceUpdateInput": {"name": "Walk workplace renamed"},
+    "AlertCreateInput": {
+        "name": "Walk alert",
+        "entityType": "lead",
+        "metric": "created",
+        "condition": {"kind": "threshold", "op": "lt", "value": 1},
+    },
+    "AlertUpdateInput": {"name": "Walk alert renamed"},
     "LoginInput": {"email": "vera.vault@example.com", "password": "not-veras-password", "workspaceId": "{workspace}"},
 }
 
@@ -1075,6 +1106,7 @@ ADMIN_REFUSALS: dict[str, tuple[int, str]] = {
     "train_scoring_model": (409, "a factors model needs no training (the state check after the role's)"),
     "get_my_counters": (403, "counters are a person's: no API key has any, the admin's neither"),
     "get_me": (403, "`me` is a person: an API key is none"),
+    "get_manager_dashboard": (403, "a manager's dashboard is a person's own: an API key has none"),
     "login": (401, "the walk's password is wrong: the outsider does not know Vera's"),
     "refresh_token": (401, "the walk's refresh token is made up: a real one is a credential"),
 }
