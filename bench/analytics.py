@@ -215,17 +215,23 @@ async def load(database_url: str, world: dict[str, Any], workspace_id: str, n: i
 
 async def write_path(client: httpx.AsyncClient, database_url: str, world: dict[str, Any], moves: int) -> dict[str, Any]:
     """Stage moves through the API, the rollups' trigger on and off in alternating blocks of 50."""
-    created = []
-    for start in range(0, moves, 500):
-        items = [
-            {"op": "create", "data": {"title": f"W{n}", "pipeline_id": world["pipeline_id"], "amount": 100}}
-            for n in range(start, min(moves, start + 500))
-        ]
-        response = await client.post("/entity-types/deal/elements/batch", json={"items": items})
-        created += [e["id"] for e in response.json()["items"]]
     connection = await asyncpg.connect(database_url)
+    created: list[str] = []
+    batches: dict[bool, list[float]] = {True: [], False: []}
     samples: dict[bool, list[float]] = {True: [], False: []}
     try:
+        for start in range(0, moves, 100):
+            trigger = (start // 100) % 2 == 0
+            state = "ENABLE" if trigger else "DISABLE"
+            await connection.execute(f"ALTER TABLE stage_history {state} TRIGGER stage_history_analytics")
+            items = [
+                {"op": "create", "data": {"title": f"W{n}", "pipeline_id": world["pipeline_id"], "amount": 100}}
+                for n in range(start, min(moves, start + 100))
+            ]
+            started = time.perf_counter()
+            response = await client.post("/entity-types/deal/elements/batch", json={"items": items})
+            batches[trigger].append((time.perf_counter() - started) * 1000)
+            created += [e["id"] for e in response.json()["items"]]
         for block in range(0, len(created), 50):
             trigger = (block // 50) % 2 == 0
             state = "ENABLE" if trigger else "DISABLE"
@@ -240,27 +246,80 @@ async def write_path(client: httpx.AsyncClient, database_url: str, world: dict[s
     finally:
         await connection.close()
     on, off = summary("stage move, rollups on", samples[True]), summary("stage move, rollups off", samples[False])
-    return {"on": on, "off": off, "cost_p50_ms": round(on["p50_ms"] - off["p50_ms"], 2)}
+    batch_on = summary("batch of 100 creates, rollups on", batches[True])
+    batch_off = summary("batch of 100 creates, rollups off", batches[False])
+    return {
+        "on": on,
+        "off": off,
+        "cost_p50_ms": round(on["p50_ms"] - off["p50_ms"], 2),
+        "batch_on": batch_on,
+        "batch_off": batch_off,
+        "batch_cost_p50_ms": round(batch_on["p50_ms"] - batch_off["p50_ms"], 2),
+    }
+
+
+def scenarios(pipeline_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+    today = datetime.now(UTC).date()
+    base = {"entity_type": "deal", "pipeline_id": pipeline_id}
+    month = {**base, "from": (today - timedelta(days=29)).isoformat(), "to": today.isoformat()}
+    year = {**base, "from": (today - timedelta(days=364)).isoformat(), "to": today.isoformat()}
+    ahead = {**base, "from": (today - timedelta(days=60)).isoformat(), "to": (today + timedelta(days=30)).isoformat()}
+    return [
+        ("funnel, 30 days", "funnel", month),
+        ("funnel, 365 days", "funnel", year),
+        ("funnel, 365 days by week", "funnel", {**year, "group_by": "week"}),
+        ("funnel, 30 days by assignee", "funnel", {**month, "group_by": "assignee"}),
+        ("time in stage, 30 days", "time-in-stage", month),
+        ("time in stage, 365 days", "time-in-stage", year),
+        ("time in stage, 365 days by month", "time-in-stage", {**year, "group_by": "month"}),
+        ("forecast (stage probability)", "money", {**ahead, "probability": "stage"}),
+        ("forecast (score probability)", "money", {**ahead, "probability": "model"}),
+        ("scoring, 365 days", "scoring", year),
+        ("funnel, 30 days by source (history)", "funnel", {**month, "group_by": "source"}),
+        ("time in stage, 30 days by seller (history)", "time-in-stage", {**month, "group_by": "assignee"}),
+    ]
+
+
+async def _prepare(args: argparse.Namespace, name: str, database_url: str) -> tuple[str, str | None]:
+    """(workspace id, admin key): a fresh workspace on a migrated database, or a new key on a kept one."""
+    from app.auth.service import issue_key
+    from app.db import make_engine, make_sessionmaker, unit_of_work
+    from app.workspaces import service as workspace_service
+
+    settings = Settings(DATABASE_URL=database_url, DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0)
+    if not args.reuse:
+        await asyncio.to_thread(run_migrations, settings.database_url)
+    engine = make_engine(settings)
+    try:
+        async with unit_of_work(make_sessionmaker(engine)) as session:
+            if not args.reuse:
+                workspace, key = await workspace_service.create_workspace(session, name="bench")
+                return str(workspace.id), key
+            connection = await asyncpg.connect(database_url)
+            try:
+                workspace_id = await connection.fetchval("SELECT workspace_id FROM pipelines WHERE title = 'Sales'")
+            finally:
+                await connection.close()
+            _, key = await issue_key(session, workspace_id, name="bench again", role="admin")
+            return str(workspace_id), key
+    finally:
+        await engine.dispose()
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from app.db import make_engine, make_sessionmaker, unit_of_work
     from app.main import create_app
-    from app.workspaces import service as workspace_service
 
-    name = f"stageflow_bench_analytics_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(args.admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
+    name = args.reuse or f"stageflow_bench_analytics_{uuid.uuid4().hex[:6]}"
+    if not args.reuse:
+        admin = await asyncpg.connect(args.admin_url)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
     database_url = args.admin_url.rsplit("/", 1)[0] + "/" + name
     report: dict[str, Any] = {"n": args.n, "database": name, "started_at": datetime.now(UTC).isoformat()}
+    report["uptime_before"] = _uptime()
     try:
-        await asyncio.to_thread(run_migrations, Settings(DATABASE_URL=database_url).database_url)
+        workspace_id, key = await _prepare(args, name, database_url)
         settings = Settings(DATABASE_URL=database_url, ENVIRONMENT="test", OUTBOX_DISPATCHER_ENABLED=False)
-        engine = make_engine(settings)
-        async with unit_of_work(make_sessionmaker(engine)) as session:
-            workspace, key = await workspace_service.create_workspace(session, name="bench")
-        await engine.dispose()
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
@@ -270,39 +329,16 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 headers={"Authorization": f"Bearer {key}"},
                 timeout=120,
             ) as client:
-                world = await setup(client, args.users)
-                print(f"loading {args.n:,} deals …", flush=True)
-                report["load"] = await load(database_url, world, str(workspace.id), args.n)
-                print(json.dumps(report["load"]), flush=True)
-                today = datetime.now(UTC).date()
-                base = {"entity_type": "deal", "pipeline_id": world["pipeline_id"]}
-                month = {**base, "from": (today - timedelta(days=29)).isoformat(), "to": today.isoformat()}
-                year = {**base, "from": (today - timedelta(days=364)).isoformat(), "to": today.isoformat()}
-                quarter_ahead = {
-                    **base,
-                    "from": (today - timedelta(days=60)).isoformat(),
-                    "to": (today + timedelta(days=30)).isoformat(),
-                }
-                scenarios: list[tuple[str, str, dict[str, Any]]] = [
-                    ("funnel, 30 days", "funnel", month),
-                    ("funnel, 365 days", "funnel", year),
-                    ("funnel, 365 days by week", "funnel", {**year, "group_by": "week"}),
-                    ("funnel, 30 days by assignee", "funnel", {**month, "group_by": "assignee"}),
-                    ("time in stage, 30 days", "time-in-stage", month),
-                    ("time in stage, 365 days", "time-in-stage", year),
-                    ("time in stage, 365 days by month", "time-in-stage", {**year, "group_by": "month"}),
-                    ("forecast (stage probability)", "money", {**quarter_ahead, "probability": "stage"}),
-                    ("forecast (score probability)", "money", {**quarter_ahead, "probability": "model"}),
-                    ("scoring, 365 days", "scoring", year),
-                    ("funnel, 30 days by source (history)", "funnel", {**month, "group_by": "source"}),
-                    (
-                        "time in stage, 30 days by assignee (history)",
-                        "time-in-stage",
-                        {**month, "group_by": "assignee"},
-                    ),
-                ]
+                if args.reuse:
+                    pipelines = (await client.get("/entity-types/deal/pipelines")).json()["items"]
+                    world = {"pipeline_id": next(p["id"] for p in pipelines if p["title"] == "Sales")}
+                else:
+                    world = await setup(client, args.users)
+                    print(f"loading {args.n:,} deals …", flush=True)
+                    report["load"] = await load(database_url, world, workspace_id, args.n)
+                    print(json.dumps(report["load"]), flush=True)
                 results = []
-                for title, path, params in scenarios:
+                for title, path, params in scenarios(world["pipeline_id"]):
                     requests = args.requests if "history" not in title else max(3, args.requests // 10)
                     samples = await timed(requests, lambda p=path, q=params: client.get(f"/analytics/{p}", params=q))
                     results.append(summary(title, samples))
@@ -312,11 +348,16 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     report["write_path"] = await write_path(client, database_url, world, args.moves)
                     print(json.dumps(report["write_path"]), flush=True)
     finally:
-        if not args.keep:
+        report["uptime_after"] = _uptime()
+        if not args.keep and not args.reuse:
             admin = await asyncpg.connect(args.admin_url)
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
     return report
+
+
+def _uptime() -> str:
+    return Path("/proc/loadavg").read_text().strip()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -327,6 +368,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--moves", type=int, default=600, help="stage moves for the write path (0: skip)")
     parser.add_argument("--admin-url", default=ADMIN_URL)
     parser.add_argument("--keep", action="store_true", help="keep the database (EXPLAIN ANALYZE on it)")
+    parser.add_argument("--reuse", metavar="DATABASE", help="a database kept by --keep: time the reports again")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     report = asyncio.run(measure(args))

@@ -149,6 +149,8 @@ class TestMetricsRespectRoles:
             {"group_by": "field", "field": "nope"},
             {"group_by": "nope"},
             {"from": "yesterday"},
+            {"to": "0001-01-05"},
+            {"from": "9999-12-01", "to": "9999-12-31"},
         ]
         for extra in checks:
             response = await deals.client.get("/analytics/funnel", params={**params(deals), **extra})
