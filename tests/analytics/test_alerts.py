@@ -17,6 +17,7 @@ from app.analytics import alerts
 from app.automation import runner
 from app.db import unit_of_work
 from app.kit.signing import verify
+from app.outbox.models import OutboxEvent
 from app.settings import Settings
 from app.tasks.models import Notification
 from tests.analytics.conftest import Deal, Deals, Move, seed
@@ -254,3 +255,43 @@ class TestRules:
         assert [a["id"] for a in listed] == [alert["id"]]
         assert (await deals.client.delete(f"/alerts/{alert['id']}")).status_code == 204
         assert (await deals.client.get(f"/alerts/{alert['id']}")).status_code == 404
+
+
+async def test_automation_metrics_count_runs_and_the_moves_rules_made(deals: Deals, settings: Settings) -> None:
+    rule = (
+        await deals.client.post(
+            "/automation/rules",
+            json={
+                "name": "Qualify at once",
+                "entity_type": "deal",
+                "pipeline_id": deals.pipeline_id,
+                "trigger": {"type": "element.created"},
+                "actions": [{"type": "move_to_stage", "params": {"stage_code": "QUALIFIED"}}],
+            },
+        )
+    ).json()
+    element = (
+        await deals.client.post("/entity-types/deal/elements", json={"title": "A", "pipeline_id": deals.pipeline_id})
+    ).json()
+    async with deals.app.state.sessionmaker() as session:
+        event_id = await session.scalar(
+            select(OutboxEvent.event_id).where(
+                OutboxEvent.element_id == uuid.UUID(element["id"]), OutboxEvent.event_type == "element.created"
+            )
+        )
+    await runner.process_events(deals.app.state.sessionmaker, settings, RecordingWaker(), [event_id])
+    moved_back = await deals.client.post(f"/elements/{element['id']}/move", json={"stage_code": "NEW"})
+    assert moved_back.json()["stage_code"] == "NEW"  # the rule had moved it on; a person moves it back
+    report = (
+        await deals.client.get(
+            "/analytics/automation", params={"entity_type": "deal", "pipeline_id": deals.pipeline_id}
+        )
+    ).json()
+    assert report["runs"] == 1
+    assert report["succeeded"] == 1
+    assert report["failure_rate"] == 0
+    assert report["p95_latency_ms"] is not None
+    assert [r["rule_id"] for r in report["rules"]] == [rule["id"]]
+    assert report["moves"] == 2
+    assert report["moves_by_rules"] == 1
+    assert report["rules_share"] == 0.5
