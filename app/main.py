@@ -12,6 +12,8 @@ from app.api.graphql.router import mount_graphql
 from app.api.guards import install_guards
 from app.api.rest import (
     activities,
+    alerts,
+    analytics,
     api_keys,
     audit,
     auth,
@@ -19,6 +21,7 @@ from app.api.rest import (
     bitrix,
     calendar,
     counters,
+    dashboards,
     data_quality,
     departments,
     elements,
@@ -142,6 +145,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         layouts,
         files,
         data_quality,
+        analytics,
+        alerts,
+        dashboards,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

@@ -2,6 +2,7 @@
 
 from app.access.models import AccessRole, Department, UserRole
 from app.activities.models import Activity, ActivityElement
+from app.analytics.models import AlertEvent, AlertRule, Distribution, StageDay
 from app.audit.models import AuditEntry
 from app.auth.models import ApiKey, RefreshToken
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent
@@ -32,6 +33,8 @@ __all__ = [
     "AccessRole",
     "Activity",
     "ActivityElement",
+    "AlertEvent",
+    "AlertRule",
     "ApiKey",
     "AuditEntry",
     "AutomationRule",
@@ -43,6 +46,7 @@ __all__ = [
     "CardLayout",
     "CounterDeadline",
     "Department",
+    "Distribution",
     "Element",
     "ElementLink",
     "ElementValue",
@@ -61,6 +65,7 @@ __all__ = [
     "RoutingPolicy",
     "ScoringModel",
     "Stage",
+    "StageDay",
     "StageHistory",
     "StageTotal",
     "StoredFile",

@@ -17,8 +17,9 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import app.models  # noqa: F401  (every mapper registered before the first flush)
+from app.analytics import alerts as alert_service
 from app.automation import runner
-from app.db import make_engine, make_sessionmaker
+from app.db import make_engine, make_sessionmaker, unit_of_work
 from app.files.storage import use_storage
 from app.retention import service as retention_service
 from app.scoring import service as scoring_service
@@ -156,6 +157,12 @@ async def prune_retention(ctx: JobContext) -> dict[str, Any] | None:
     return report.as_dict() if report else None
 
 
+async def check_alerts(ctx: JobContext) -> int:
+    """Analytics alerts whose check is due (each on its own schedule); their events reach webhooks via the outbox."""
+    async with unit_of_work(ctx["sessionmaker"]) as session:
+        return await alert_service.check_due(session)
+
+
 def redis_settings(settings: Settings | None = None) -> RedisSettings:
     url = (settings or get_settings()).REDIS_URL
     if not url:
@@ -202,6 +209,14 @@ CRON_JOBS = [
         second=17,
         unique=True,
         timeout=3600,
+    ),
+    # Every minute; each alert is checked on its own `check_every_minutes`.
+    cron(
+        check_alerts,  # type: ignore[arg-type]
+        name="analytics.check_alerts",
+        second=23,
+        unique=True,
+        timeout=120,
     ),
     # Ticks every minute; a pass runs every RETENTION_PRUNE_EVERY_MINUTES and stops starting batches within its budget.
     cron(

@@ -351,6 +351,19 @@ async def build_world(app: FastAPI, settings: Settings, name: str) -> World:
             keep(TASK, notification)
         assert {"delivery"} <= set(world.ids)
 
+        # An alert that has fired once (its history is not the outsider's either).
+        alert = await post(
+            "/alerts",
+            {
+                "name": "Vault alert 3a8",
+                "entity_type": "lead",
+                "metric": "created",
+                "condition": {"kind": "threshold", "op": "gte", "value": 0},
+            },
+        )
+        keep(CONFIG, alert, "alert", "Vault alert 3a8")
+        assert (await admin.post(f"/alerts/{alert['id']}/check")).json()["event"]["kind"] == "fired"
+
         imported = await _import(app, world)
         keep(CONFIG, {"id": imported}, "import", "vault-import.csv")
         for item in (await admin.get("/entity-types/lead/elements", params={"limit": 100})).json()["items"]:
@@ -615,6 +628,7 @@ PATH_VALUES = {
     "layout_id": "{layout}",
     "event_id": "{event}",
     "file_id": "{file}",
+    "alert_id": "{alert}",
     "token": "hk_not_the_real_token",
 }
 PATH_OVERRIDES = {
@@ -713,6 +727,13 @@ BODIES: dict[str, Any] = {
     },
     "update_calendar_event": {"title": "Walk event renamed", "start_date": "2026-06-03"},
     "set_user_schedule": {"mon": [["09:00", "13:00"], ["14:00", "18:00"]]},
+    "create_alert": {
+        "name": "Walk alert",
+        "entity_type": "lead",
+        "metric": "created",
+        "condition": {"kind": "threshold", "op": "lt", "value": 1},
+    },
+    "update_alert": {"name": "Walk alert renamed"},
     "login": {"email": "vera.vault@example.com", "password": "not-veras-password", "workspace_id": "{workspace}"},
     "refresh_token": {"refresh_token": "made-up-refresh-token"},
     "logout": {"refresh_token": "made-up-refresh-token"},
@@ -864,6 +885,9 @@ GRAPHQL_NOUNS = {
     "cardLayout": "layout",
     "calendarEvent": "event",
     "closeProbability": "element",
+    "alert": "alert",
+    "checkAlert": "alert",
+    "alertEvents": "alert",
     "lead": "element",
     "company": "company",
     "file": "file",
@@ -951,6 +975,13 @@ GRAPHQL_INPUTS: dict[str, Any] = {
         "sections": [{"code": "walk", "title": "Walk", "fields": ["title", "note"]}],
     },
     "CardLayoutPatch": {"name": "Walk layout renamed"},
+    "AlertCreateInput": {
+        "name": "Walk alert",
+        "entityType": "lead",
+        "metric": "created",
+        "condition": {"kind": "threshold", "op": "lt", "value": 1},
+    },
+    "AlertUpdateInput": {"name": "Walk alert renamed"},
     "LoginInput": {"email": "vera.vault@example.com", "password": "not-veras-password", "workspaceId": "{workspace}"},
 }
 
@@ -1171,6 +1202,7 @@ ADMIN_REFUSALS: dict[str, tuple[int, str]] = {
     "compute_close_probability": (409, "the world's model is a factors model: only a learned one estimates it"),
     "get_my_counters": (403, "counters are a person's: no API key has any, the admin's neither"),
     "get_me": (403, "`me` is a person: an API key is none"),
+    "get_manager_dashboard": (403, "a manager's dashboard is a person's own: an API key has none"),
     "login": (401, "the walk's password is wrong: the outsider does not know Vera's"),
     "refresh_token": (401, "the walk's refresh token is made up: a real one is a credential"),
 }

@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 
 from app.api.graphql import inputs
 from app.api.graphql.activities import ActivitiesMutation, ActivitiesQuery
+from app.api.graphql.analytics import AnalyticsMutation, AnalyticsQuery
 from app.api.graphql.auth import AuthMutation, AuthQuery
 from app.api.graphql.automation import AutomationMutation, AutomationQuery
 from app.api.graphql.calendar import CalendarMutation, CalendarQuery
@@ -117,6 +118,7 @@ class Query(  # theirs
     ActivitiesQuery,
     FilesQuery,
     DataQualityQuery,
+    AnalyticsQuery,
 ):
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
@@ -178,6 +180,7 @@ class Mutation(
     CalendarMutation,
     ActivitiesMutation,
     DataQualityMutation,
+    AnalyticsMutation,
 ):
     # --- entity types and fields ---
 

@@ -32,6 +32,7 @@ from strawberry.printer.ast_from_value import ast_from_value
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from app.api.graphql.analytics import ALERT_CONDITION, AlertConditionJSON
 from app.api.graphql.context import Context
 from app.api.graphql.errors import DomainErrorExtension, refusal_of
 from app.api.graphql.generic import Mutation, Query, Subscription
@@ -96,7 +97,7 @@ def _schema(settings: Settings, query: type, mutation: type) -> StageflowSchema:
         mutation=mutation,
         subscription=Subscription,
         extensions=extensions,
-        config=StrawberryConfig(scalar_map={BigInt: BIG_INT}),
+        config=StrawberryConfig(scalar_map={BigInt: BIG_INT, AlertConditionJSON: ALERT_CONDITION}),
     )
 
 
