@@ -26,7 +26,7 @@ from app.analytics.schemas import (
     ManagerDashboard,
     Period,
     PriorityElement,
-    Problem,
+    ProblemArea,
     ProblemKind,
     SlowStage,
 )
@@ -256,7 +256,7 @@ async def head(
     leaders.sort(key=lambda leader: (-leader.won_amount, -leader.won_count, str(leader.user_id)))
 
     slowing: list[SlowStage] = []
-    problems: list[Problem] = []
+    problems: list[ProblemArea] = []
     for stage in target.of(StageSemantic.process):
         now_sums, before_sums = team_now.get(stage.id, service.Sums()), team_before.get(stage.id, service.Sums())
         if now_sums.exited >= MIN_VOLUME and before_sums.exited >= MIN_VOLUME:
@@ -274,7 +274,7 @@ async def head(
                     )
                 )
                 problems.append(
-                    Problem(
+                    ProblemArea(
                         kind=ProblemKind.slow_stage,
                         stage_id=stage.id,
                         user_id=None,
@@ -286,7 +286,7 @@ async def head(
             lost_now, lost_before = now_sums.lost / now_sums.exited, before_sums.lost / before_sums.exited
             if lost_now > lost_before * (1 + WORSE) and lost_now - lost_before > 0.02:
                 problems.append(
-                    Problem(
+                    ProblemArea(
                         kind=ProblemKind.losses_up,
                         stage_id=stage.id,
                         user_id=None,
@@ -305,7 +305,7 @@ async def head(
             and one_now.conversion_to_next < one_before.conversion_to_next * (1 - WORSE)
         ):
             problems.append(
-                Problem(
+                ProblemArea(
                     kind=ProblemKind.conversion_drop,
                     stage_id=stage.id,
                     user_id=None,
@@ -333,7 +333,7 @@ async def head(
 
 async def _overdue(
     session: AsyncSession, actor: Actor, target: service.Target, team: tuple[uuid.UUID, ...] | None
-) -> list[Problem]:
+) -> list[ProblemArea]:
     """People of the team with elements of the type past their stage's time limit (the kept counters: no scan)."""
     c = user_counters.c
     statement = (
@@ -347,7 +347,7 @@ async def _overdue(
     if team is not None:
         statement = statement.where(c.user_id.in_(team))
     return [
-        Problem(
+        ProblemArea(
             kind=ProblemKind.overdue,
             stage_id=None,
             user_id=user_id,

@@ -235,7 +235,7 @@ class ActiveModel(BaseModel):
     trained_roc_auc: float | None = Field(description="The hold-out ROC AUC measured when it was trained")
 
 
-class CalibrationBin(BaseModel):
+class ScoreCalibrationBin(BaseModel):
     low: int = Field(description="Lowest score of the bin")
     high: int
     count: int
@@ -263,7 +263,7 @@ class ScoringReport(BaseModel):
     lost: int
     roc_auc: float | None = Field(description="Of the scores the closed elements had, against their outcome")
     auc_change: float | None = Field(description="roc_auc − the model's trained ROC AUC: is the model still right?")
-    calibration: list[CalibrationBin]
+    calibration: list[ScoreCalibrationBin]
     tiers: list[TierConversion]
 
 
@@ -465,7 +465,7 @@ class SlowStage(BaseModel):
     change: float = Field(description="current / previous − 1")
 
 
-class Problem(BaseModel):
+class ProblemArea(BaseModel):
     kind: ProblemKind
     stage_id: uuid.UUID | None
     user_id: uuid.UUID | None
@@ -484,4 +484,4 @@ class HeadDashboard(BaseModel):
     leaders: list[Leader] = Field(description="By amount won, then wins (at most 10)")
     slowing_stages: list[SlowStage] = Field(description="Mean time in stage up by more than 20 %")
     funnel: list[FunnelStage] = Field(description="This period's funnel of the team")
-    problems: list[Problem]
+    problems: list[ProblemArea]

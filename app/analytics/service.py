@@ -36,7 +36,6 @@ from app.analytics.schemas import (
     PERIOD_GROUPS,
     ActiveModel,
     AutomationReport,
-    CalibrationBin,
     ComputedFrom,
     Forecast,
     FunnelGroup,
@@ -49,6 +48,7 @@ from app.analytics.schemas import (
     Period,
     ProbabilityMode,
     RuleRuns,
+    ScoreCalibrationBin,
     ScoringReport,
     StageDurations,
     StageInfo,
@@ -1038,7 +1038,7 @@ async def scoring(
         count = sum(n for _, n in in_wins) + sum(n for _, n in in_losses)
         score_sum = sum(s * n for s, n in in_wins) + sum(s * n for s, n in in_losses)
         calibration.append(
-            CalibrationBin(
+            ScoreCalibrationBin(
                 low=low,
                 high=high,
                 count=count,

@@ -117,8 +117,8 @@ class ActiveModel:
     pass
 
 
-@pydantic_type(model=s.CalibrationBin, all_fields=True, name="ScoreCalibration")
-class CalibrationBin:
+@pydantic_type(model=s.ScoreCalibrationBin, all_fields=True, name="ScoreCalibration")
+class ScoreCalibrationBin:
     pass
 
 
@@ -157,8 +157,8 @@ class SlowStage:
     pass
 
 
-@pydantic_type(model=s.Problem, all_fields=True, name="ProblemArea")
-class Problem:
+@pydantic_type(model=s.ProblemArea, all_fields=True, name="ProblemArea")
+class ProblemArea:
     pass
 
 
