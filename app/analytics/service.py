@@ -193,6 +193,27 @@ def _field_code(target: Target, actor: Actor, group_by: GroupBy, field_code: str
     return field_code
 
 
+async def _report_scope(
+    session: AsyncSession,
+    actor: Actor,
+    type_ref: str,
+    pipeline_id: uuid.UUID | None,
+    period: tuple[date | None, date | None],
+    group_by: GroupBy,
+    field_code: str | None,
+    *,
+    now: date | None = None,
+) -> tuple[Target, Period, str | None]:
+    """What every grouped report checks first: the type and pipeline the actor may read, the period, the grouping
+    field, and (for period groupings) that the groups are not too many, before anything is queried."""
+    target = await resolve_target(session, actor, type_ref, pipeline_id)
+    resolved = resolve_period(*period, now=now)
+    code = _field_code(target, actor, group_by, field_code)
+    if group_by in PERIOD_GROUPS:
+        period_keys(resolved, group_by)
+    return target, resolved, code
+
+
 def _bounds(period: Period) -> tuple[datetime, datetime]:
     return (
         datetime.combine(period.start, time(0), UTC),
@@ -454,11 +475,9 @@ async def funnel(
     group_by: GroupBy = GroupBy.none,
     field_code: str | None = None,
 ) -> FunnelReport:
-    target = await resolve_target(session, actor, type_ref, pipeline_id)
-    period = resolve_period(start, end)
-    code = _field_code(target, actor, group_by, field_code)
-    if group_by in PERIOD_GROUPS:
-        period_keys(period, group_by)  # refuse too many groups before querying
+    target, period, code = await _report_scope(
+        session, actor, type_ref, pipeline_id, (start, end), group_by, field_code
+    )
     grouped, from_rollups = await _grouped_sums(session, target, period, group_by, code)
     return FunnelReport(
         entity_type=target.meta.code,
@@ -661,11 +680,9 @@ async def time_in_stage(
     group_by: GroupBy = GroupBy.none,
     field_code: str | None = None,
 ) -> TimeInStageReport:
-    target = await resolve_target(session, actor, type_ref, pipeline_id)
-    period = resolve_period(start, end)
-    code = _field_code(target, actor, group_by, field_code)
-    if group_by in PERIOD_GROUPS:
-        period_keys(period, group_by)
+    target, period, code = await _report_scope(
+        session, actor, type_ref, pipeline_id, (start, end), group_by, field_code
+    )
     from_rollups = target.owners is None and group_by in (GroupBy.none, *PERIOD_GROUPS)
     groups: list[TimeGroup]
     if from_rollups:
@@ -788,12 +805,10 @@ async def money(
     lookback_days: int = 90,
     now: datetime | None = None,
 ) -> MoneyReport:
-    target = await resolve_target(session, actor, type_ref, pipeline_id)
     moment = now or datetime.now(UTC)
-    period = resolve_period(start, end, now=moment.date())
-    code = _field_code(target, actor, group_by, field_code)
-    if group_by in PERIOD_GROUPS:
-        period_keys(period, group_by)
+    target, period, code = await _report_scope(
+        session, actor, type_ref, pipeline_id, (start, end), group_by, field_code, now=moment.date()
+    )
     grouped, _ = await _grouped_sums(session, target, period, group_by, code)
     won_stages = target.of(StageSemantic.success)
     groups: list[MoneyGroup] = []
