@@ -25,6 +25,8 @@ from pydantic import TypeAdapter
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access.permissions import Scope
+from app.access.snapshot import load_snapshot
 from app.access.visibility import configures
 from app.analytics import service, stats
 from app.analytics.models import AlertEvent, AlertRule
@@ -45,6 +47,7 @@ from app.analytics.schemas import (
     Threshold,
 )
 from app.auth.actor import Actor, system_actor
+from app.db import session_connection
 from app.elements.meta_cache import cached_type_meta
 from app.entity_types.models import EntityType
 from app.errors import DomainError, FieldError, Forbidden, Invalid, NotFound
@@ -411,6 +414,21 @@ async def _check(session: AsyncSession, rule: AlertRule, target: service.Target,
     )
 
 
+async def _readers_of(session: AsyncSession, rule: AlertRule, target: service.Target) -> list[uuid.UUID]:
+    """The listed people who are active and whose roles read every element of the pipeline today: an alert's message
+    carries the pipeline's metrics, and a role may have been narrowed since the alert was set."""
+    snapshot = await load_snapshot(await session_connection(session), rule.workspace_id)
+    readers: list[uuid.UUID] = []
+    for user_id in map(uuid.UUID, rule.notify_user_ids):
+        access = snapshot.for_user(user_id)
+        if access is None:
+            continue
+        on_type = access.on(target.meta.id, target.meta.code)
+        if on_type.full or on_type.scope("read", target.pipeline.id) is Scope.all:
+            readers.append(user_id)
+    return readers
+
+
 async def _record(
     session: AsyncSession,
     rule: AlertRule,
@@ -432,13 +450,7 @@ async def _record(
         if value is not None
         else f"Alert {rule.name!r} {kind}"
     )
-    people = await session.scalars(
-        select(User.id).where(
-            User.workspace_id == rule.workspace_id,
-            User.id.in_([uuid.UUID(u) for u in rule.notify_user_ids]),
-            User.active.is_(True),
-        )
-    )
+    people = await _readers_of(session, rule, target)
     notified = 0
     for user_id in people:
         session.add(

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.analytics import alerts
 from app.automation import runner
@@ -91,6 +91,15 @@ async def test_a_conversion_below_its_threshold_fires_once_notifies_calls_a_webh
         [deal(deals, 3, ["QUALIFIED", "PROPOSAL"]) for _ in range(2)]
         + [deal(deals, 4, ["QUALIFIED"]) for _ in range(8)],
     )
+    # The message carries the pipeline's metrics: a viewer (reads everything) hears of it, a person whose role reads
+    # only their own deals does not, though listed.
+    viewer = next(r for r in (await deals.client.get("/roles")).json()["items"] if r["name"] == "viewer")
+    own = await deals.client.post(
+        "/roles", json={"name": "own deals", "grants": [{"entity_type": "deal", "read": "own"}]}
+    )
+    assert own.status_code == 201, own.text
+    for user, role in ((deals.users[1], viewer["id"]), (deals.users[2], own.json()["id"])):
+        assert (await deals.client.put(f"/users/{user}/roles", json={"role_ids": [role]})).status_code == 200
     with hook_server() as receiver:
         subscription = (
             await deals.client.post(
@@ -109,7 +118,7 @@ async def test_a_conversion_below_its_threshold_fires_once_notifies_calls_a_webh
                 "window_days": 7,
                 "min_volume": 5,
                 "check_every_minutes": 60,
-                "notify_user_ids": [deals.users[1]],
+                "notify_user_ids": [deals.users[1], deals.users[2]],
             },
         )
         assert response.status_code == 201, response.text
@@ -138,6 +147,11 @@ async def test_a_conversion_below_its_threshold_fires_once_notifies_calls_a_webh
             )
         assert len(notes) == 1
         assert "Qualified leads stall" in notes[0].message
+        async with deals.app.state.sessionmaker() as session:
+            narrowed = await session.scalar(
+                select(func.count()).select_from(Notification).where(Notification.user_id == uuid.UUID(deals.users[2]))
+            )
+        assert narrowed == 0
         assert "fired" in notes[0].message
 
         await deliver(deals, settings, event["event_id"])
