@@ -8,6 +8,7 @@ from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api import ops
+from app.api.ui import mount_ui
 from app.api.graphql.router import mount_graphql
 from app.api.guards import install_guards
 from app.api.rest import (
@@ -153,6 +154,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     # The Bitrix24-compatible facade, outside /api/v1 (its own URL scheme and shapes: app/bitrix).
     app.include_router(bitrix.router)
+    if settings.UI_ENABLED:
+        mount_ui(app)  # /ui/analytics: a static page drawing the analytics API's numbers with the visitor's token
     mount_graphql(app, settings, api_prefix=API_PREFIX)
     install_problem_handlers(app)
     install_guards(app, settings)
