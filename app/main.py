@@ -8,7 +8,6 @@ from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api import ops
-from app.api.ui import mount_ui
 from app.api.graphql.router import mount_graphql
 from app.api.guards import install_guards
 from app.api.rest import (
@@ -42,6 +41,7 @@ from app.api.rest import (
     workplaces,
 )
 from app.api.rest.problems import install_problem_handlers
+from app.api.ui import mount_ui
 from app.auth.ratelimit import RequestLimiter
 from app.auth.service import BearerTokens
 from app.auth.sessions import Authority

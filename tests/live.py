@@ -12,9 +12,7 @@ from app.kit.net import free_port, wait_until_healthy
 
 
 @contextmanager
-def live_server(
-    database_url: str, redis_url: str, log_path: Path, *, timeout: float = 30, **env: str
-) -> Iterator[str]:
+def live_server(database_url: str, redis_url: str, log_path: Path, *, timeout: float = 30, **env: str) -> Iterator[str]:
     """Run `stageflow serve` against the given services; yields its base URL and stops it afterwards. `timeout`: how
     long it may take to become healthy (imports alone take tens of seconds on a busy machine)."""
     port = free_port()

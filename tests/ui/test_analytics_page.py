@@ -8,6 +8,7 @@ Needs Debian's `chromium` and `chromium-driver` (skipped without them) and `sele
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
@@ -215,7 +216,7 @@ async def test_the_page_draws_the_apis_numbers(seeded: Deals, base_url: str, bro
     screenshot = ARTIFACTS / "analytics.png"
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1440, max(900, int(height) + 100))  # the whole page in one picture
-    time.sleep(0.5)
+    await asyncio.sleep(0.5)
     browser.save_screenshot(str(screenshot))
     print(f"\nscreenshot: {screenshot}")
     # … and the page draws the API's numbers. The token left the address bar once read.

@@ -26,7 +26,13 @@ async def test_the_page_and_its_files_are_served(app: FastAPI) -> None:
         assert page.headers["referrer-policy"] == "no-referrer"
         assert 'src="static/vendor/chart.umd.min.js"' in page.text
         assert "sf_" not in page.text.replace("(sf_…)", "")  # no key baked in
-        for path in ("analytics.js", "analytics.css", "favicon.svg", "vendor/chart.umd.min.js", "vendor/chart.js.LICENSE.md"):
+        for path in (
+            "analytics.js",
+            "analytics.css",
+            "favicon.svg",
+            "vendor/chart.umd.min.js",
+            "vendor/chart.js.LICENSE.md",
+        ):
             response = await http.get(f"/ui/static/{path}")
             assert response.status_code == 200, path
             assert response.headers["x-content-type-options"] == "nosniff"
