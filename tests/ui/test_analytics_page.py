@@ -284,6 +284,8 @@ async def test_a_wrong_token_shows_a_readable_error(seeded: Deals, base_url: str
     assert error.is_displayed()
     assert error.get_attribute("data-status") == "401"
     assert "The token was not accepted (401)" in error.text
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "analytics-error.png"))
     assert not browser.find_element(By.ID, "cards").is_displayed()
     assert browser.execute_script("return !Chart.getChart(document.getElementById('funnel-chart'))")
 

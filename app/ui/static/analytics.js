@@ -189,6 +189,8 @@
     $("kpis").hidden = true;
     for (const chart of Object.values(state.charts)) chart.destroy();
     state.charts = {};
+    state.reports = {};
+    $("subtitle").textContent = "Funnel, time in stage and forecast of one type";
     setState("error", "");
   }
 
