@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 from app.api.graphql import inputs
 from app.api.graphql.activities import ActivitiesMutation, ActivitiesQuery
 from app.api.graphql.analytics import AnalyticsMutation, AnalyticsQuery
+from app.api.graphql.calltime import CallTimeQuery
 from app.api.graphql.auth import AuthMutation, AuthQuery
 from app.api.graphql.automation import AutomationMutation, AutomationQuery
 from app.api.graphql.calendar import CalendarMutation, CalendarQuery
@@ -119,6 +120,7 @@ class Query(  # theirs
     FilesQuery,
     DataQualityQuery,
     AnalyticsQuery,
+    CallTimeQuery,
 ):
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
