@@ -80,9 +80,7 @@ def pattern_calls(kind: str, zone: ZoneInfo, offset: int) -> list[tuple[datetime
 @pytest.fixture
 async def world(app: FastAPI, tenant: Tenant, client: httpx.AsyncClient) -> World:
     await create_type(client, "contact")
-    await create_field(
-        client, "contact", "client_type", "enum", options=[{"value": "b2b"}, {"value": "b2c"}]
-    )
+    await create_field(client, "contact", "client_type", "enum", options=[{"value": "b2b"}, {"value": "b2c"}])
     await create_field(client, "contact", "region", "string")
     await create_field(client, "contact", "timezone", "string")
     ann = await create_user(client, "Ann", timezone="Europe/Berlin")

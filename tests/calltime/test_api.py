@@ -71,7 +71,8 @@ class TestRest:
         assert local_hours(segmented) <= {18, 19}
         # Without a segment, the workspace's majority (B2B, at 10-12 of its own clock) wins.
         pooled = await best(client, contact["id"], slots=3)
-        assert pooled["segment_fields"] == [] and pooled["calls"]["segment"] == 0
+        assert pooled["segment_fields"] == []
+        assert pooled["calls"]["segment"] == 0
         assert local_hours(pooled) <= {10, 11}
 
     async def test_a_long_own_history_outweighs_the_segment_and_a_thin_one_does_not(

@@ -13,10 +13,10 @@ from strawberry.scalars import JSON
 from app.api.graphql import inputs
 from app.api.graphql.activities import ActivitiesMutation, ActivitiesQuery
 from app.api.graphql.analytics import AnalyticsMutation, AnalyticsQuery
-from app.api.graphql.calltime import CallTimeQuery
 from app.api.graphql.auth import AuthMutation, AuthQuery
 from app.api.graphql.automation import AutomationMutation, AutomationQuery
 from app.api.graphql.calendar import CalendarMutation, CalendarQuery
+from app.api.graphql.calltime import CallTimeQuery
 from app.api.graphql.context import Info
 from app.api.graphql.counters import CountersMutation, CountersQuery
 from app.api.graphql.data_quality import DataQualityMutation, DataQualityQuery
