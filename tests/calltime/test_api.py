@@ -150,6 +150,11 @@ class TestRest:
             assert refused.status_code == 404
             assert refused.headers["content-type"] == "application/problem+json"
         assert (await client.get("/elements/00000000-0000-0000-0000-000000000000/best-call-time")).status_code == 404
+        # An element in the recycle bin is not found either (and its calls no longer count for the others).
+        gone = world.b2c[0]["id"]
+        assert (await client.delete(f"/elements/{gone}")).status_code in {200, 204}
+        assert (await client.get(f"/elements/{gone}/best-call-time")).status_code == 404
+        assert (await best(client, world.b2b[0]["id"]))["calls"]["workspace"] == 17 * 12
 
 
 async def graphql(client: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
