@@ -20,6 +20,7 @@ from app.api.rest import (
     automation,
     bitrix,
     calendar,
+    calltime,
     counters,
     dashboards,
     data_quality,
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         analytics,
         alerts,
         dashboards,
+        calltime,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

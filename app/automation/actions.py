@@ -1,7 +1,7 @@
 """The parameters of each action type, validated when a rule is saved and again (rendered) when it runs."""
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -159,6 +159,27 @@ class LogActivity(_Params):
         return self
 
 
+class ScheduleCall(_Params):
+    """A call task for the element's assignee at the best slot to call its contact (app/calltime) that the assignee's
+    load allows: fewer than `max_calls_per_hour` of their tasks and events in that hour. The decision and its
+    explanation go on the element's timeline (`call_scheduled`)."""
+
+    within_days: int = Field(default=7, ge=1, le=31, description="How far ahead to look")
+    duration_minutes: int = Field(default=15, ge=5, le=240, description="The call's expected length")
+    title: str | None = Field(default=None, min_length=1, max_length=500, description="Default: `Call: <title>`")
+    max_calls_per_hour: int = Field(default=4, ge=1, le=60, description="The assignee's tasks and events per hour")
+    segment: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]] = Field(
+        default_factory=list, max_length=5, description="Field codes that define similar contacts"
+    )
+
+    @field_validator("segment")
+    @classmethod
+    def _distinct(cls, codes: list[str]) -> list[str]:
+        if len(set(codes)) != len(codes):
+            raise ValueError("name each segment field once")
+        return codes
+
+
 PARAMS: dict[str, type[_Params]] = {
     "set_fields": SetFields,
     "move_to_stage": MoveToStage,
@@ -172,6 +193,7 @@ PARAMS: dict[str, type[_Params]] = {
     "delay": Delay,
     "notify": Notify,
     "log_activity": LogActivity,
+    "schedule_call": ScheduleCall,
 }
 
 

@@ -28,6 +28,7 @@ from app.automation.conditions import SYSTEM_FIELDS, matches
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent, RunStatus
 from app.automation.service import _schedule_next, duration_seconds
 from app.automation.templates import render
+from app.calltime import service as calltime_service
 from app.elements import service as element_service
 from app.elements.meta_cache import cached_type_meta
 from app.elements.models import Element
@@ -925,6 +926,19 @@ async def _run_action(
         return element
     if isinstance(params, action_params.LogActivity):
         await _log_activity(session, actor, run, params, target)
+        return element
+    if isinstance(params, action_params.ScheduleCall):
+        await calltime_service.schedule_call(
+            session,
+            actor,
+            target.id,
+            within_days=params.within_days,
+            duration_minutes=params.duration_minutes,
+            max_calls_per_hour=params.max_calls_per_hour,
+            title=params.title,
+            segment=params.segment,
+            run_id=run.id,
+        )
         return element
     return await _element_action(session, actor, kind, params, target)
 

@@ -35,6 +35,7 @@ ActionType = Literal[
     "notify",
     "score",
     "log_activity",
+    "schedule_call",
 ]
 MAX_ACTIONS = 30
 

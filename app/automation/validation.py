@@ -185,6 +185,17 @@ async def check_actions(
             _check_pipeline(meta, params, location, errors)
         elif kind == "create_linked_element":
             await _check_linked(session, actor, params, location, errors)
+        elif kind == "schedule_call":
+            _check_segment(meta, params.get("segment"), f"{location}.segment", errors)
+
+
+def _check_segment(meta: TypeMeta, codes: Any, location: str, errors: ErrorCollector) -> None:
+    """The segment fields of `schedule_call` must be fields of the type (the shape is the parameter model's)."""
+    if not isinstance(codes, list) or _templated(codes):
+        return
+    for index, code in enumerate(codes):
+        if isinstance(code, str) and not _templated(code) and code not in meta.fields:
+            errors.add(f"{location}[{index}]", f"{code[:100]!r} is not a field of {meta.code!r}")
 
 
 def _check_pipeline(meta: TypeMeta, params: dict[str, Any], location: str, errors: ErrorCollector) -> None:

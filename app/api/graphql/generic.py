@@ -16,6 +16,7 @@ from app.api.graphql.analytics import AnalyticsMutation, AnalyticsQuery
 from app.api.graphql.auth import AuthMutation, AuthQuery
 from app.api.graphql.automation import AutomationMutation, AutomationQuery
 from app.api.graphql.calendar import CalendarMutation, CalendarQuery
+from app.api.graphql.calltime import CallTimeQuery
 from app.api.graphql.context import Info
 from app.api.graphql.counters import CountersMutation, CountersQuery
 from app.api.graphql.data_quality import DataQualityMutation, DataQualityQuery
@@ -119,6 +120,7 @@ class Query(  # theirs
     FilesQuery,
     DataQualityQuery,
     AnalyticsQuery,
+    CallTimeQuery,
 ):
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
