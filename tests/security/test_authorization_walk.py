@@ -885,6 +885,7 @@ GRAPHQL_NOUNS = {
     "cardLayout": "layout",
     "calendarEvent": "event",
     "closeProbability": "element",
+    "bestCallTime": "element",
     "alert": "alert",
     "checkAlert": "alert",
     "alertEvents": "alert",
