@@ -18,7 +18,6 @@ from app.settings import Settings
 from tests.automation.test_rule_typing import handle_new_events
 from tests.conftest import Tenant, make_client
 from tests.factories import create_element, created, lead_type
-from tests.graphql.conftest import Run
 
 NAMESPACE = uuid.UUID("0b9e4c1e-2f57-4a8e-a0c1-1f4c3b2a9d10")
 
@@ -330,8 +329,20 @@ async def test_a_manual_promote_and_who_may_read_and_promote(
 
 
 async def test_graphql_reads_the_report_and_promotes(
-    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, settings: Settings, run: Run
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, settings: Settings
 ) -> None:
+    async def run(query: str, **variables: Any) -> dict[str, Any]:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {tenant.admin_key}"},
+        ) as http:
+            response = await http.post("/graphql", json={"query": query, "variables": variables})
+        body = response.json()
+        assert "errors" not in body, body
+        data: dict[str, Any] = body["data"]
+        return data
+
     await lead_type(client)
     rule = created(await client.post("/automation/rules", json=ab_rule()))
     for n in range(4):
