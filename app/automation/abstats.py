@@ -129,9 +129,7 @@ def prob_best(posteriors: Sequence[Posterior], grid: int = GRID) -> list[float]:
     return [p / norm for p in out] if norm > 0 else [1.0 / len(out)] * len(out)
 
 
-def winner(
-    best: Sequence[float], samples: Sequence[int], *, threshold: float, min_sample: int
-) -> int | None:
+def winner(best: Sequence[float], samples: Sequence[int], *, threshold: float, min_sample: int) -> int | None:
     """The variant to promote: its P(best) reached `threshold` and every variant has `min_sample` outcomes."""
     if not best or min(samples) < min_sample:
         return None

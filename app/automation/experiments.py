@@ -174,9 +174,7 @@ async def tally(session: AsyncSession, rule: AutomationRule, now: datetime | Non
         _first_move(StageSemantic.success, won),
         _first_move(StageSemantic.failure, lost),
     ).where(VariantAssignment.workspace_id == rule.workspace_id, VariantAssignment.rule_id == rule.id)
-    tallies = {
-        v["key"]: Tally(v["key"], float(v["weight"]), True) for v in rule.variants or []
-    }
+    tallies = {v["key"]: Tally(v["key"], float(v["weight"]), True) for v in rule.variants or []}
     horizon_days = (rule.experiment or {}).get("horizon_days")
     horizon = timedelta(days=horizon_days) if horizon_days else None
     now = now or datetime.now(UTC)
@@ -256,9 +254,7 @@ def evaluate(rule: AutomationRule, tallies: list[Tally]) -> tuple[list[VariantOu
                 interval=(round(low, 6), round(high, 6)),
                 p_best=round(best.get(entry.key, 0.0), 6),
                 mean_days_to_close=round(statistics.fmean(entry.days_to_close), 4) if entry.days_to_close else None,
-                median_days_to_close=round(statistics.median(entry.days_to_close), 4)
-                if entry.days_to_close
-                else None,
+                median_days_to_close=round(statistics.median(entry.days_to_close), 4) if entry.days_to_close else None,
             )
         )
     return outcomes, (active[chosen].key if chosen is not None else None), ready
@@ -343,9 +339,7 @@ async def _promote(session: AsyncSession, rule: AutomationRule, key: str, *, by:
     }
     rule.updated_at = now
     await session.flush()
-    record_event(
-        session, rule.workspace_id, "automation_rule.updated", payload={"id": str(rule.id), "promoted": key}
-    )
+    record_event(session, rule.workspace_id, "automation_rule.updated", payload={"id": str(rule.id), "promoted": key})
     logger.info("rule %s: variant %s promoted by %s (%s)", rule.id, key, by, reason)
 
 
@@ -364,9 +358,7 @@ async def _audit_auto(session: AsyncSession, rule: AutomationRule, key: str) -> 
     )
 
 
-async def promote(
-    session: AsyncSession, actor: Actor, rule_id: uuid.UUID, data: VariantPromote
-) -> ExperimentReport:
+async def promote(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, data: VariantPromote) -> ExperimentReport:
     """Promote a variant by hand (the rule's update permission): its actions become the rule's; assigning stops."""
     actor.ensure_can_write()
     rule = await _experiment_rule(session, actor, rule_id, lock=True)

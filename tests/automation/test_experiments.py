@@ -109,9 +109,7 @@ class TestValidation:
         await lead_type(client)
         zero = await client.post("/automation/rules", json=ab_rule(variants=[variant("A", 1, 0), variant("B", 2)]))
         assert any("weight" in f for f in fields_of(zero))
-        negative = await client.post(
-            "/automation/rules", json=ab_rule(variants=[variant("A", 1, -5), variant("B", 2)])
-        )
+        negative = await client.post("/automation/rules", json=ab_rule(variants=[variant("A", 1, -5), variant("B", 2)]))
         assert any("weight" in f for f in fields_of(negative))
         twice = await client.post("/automation/rules", json=ab_rule(variants=[variant("A", 1), variant("A", 2)]))
         assert fields_of(twice) == {"variants[1].key"}
@@ -154,7 +152,8 @@ class TestValidation:
         bad = await client.patch(f"/automation/rules/{rule['id']}", json={"variants": [variant("A", 1)] * 2})
         assert fields_of(bad) == {"variants[1].key"}
         ended = await client.patch(f"/automation/rules/{rule['id']}", json={"variants": None})
-        assert ended.json()["variants"] is None and ended.json()["experiment"] is None
+        assert ended.json()["variants"] is None
+        assert ended.json()["experiment"] is None
         assert (await client.get(f"/automation/rules/{rule['id']}/experiment")).status_code == 404
 
 
@@ -214,7 +213,8 @@ async def test_variants_run_are_reported_and_the_winner_is_promoted_once(
         stored = await session.get(AutomationRule, uuid.UUID(rule["id"]))
         assert stored is not None
         again = await experiments.assign(session, stored, uuid.UUID(elements[0]))
-        assert again is not None and elements[0] in groups[again["key"]]
+        assert again is not None
+        assert elements[0] in groups[again["key"]]
     history = (await client.get(f"/elements/{elements[0]}/history")).json()["items"]
     assert sum(e["kind"] == "automation_variant" for e in history) == 1
 
@@ -225,7 +225,8 @@ async def test_variants_run_are_reported_and_the_winner_is_promoted_once(
     await move_all(client, b[:5], "SUCCESS")
     assert await check_due(app) == 0
     report = (await client.get(f"/automation/rules/{rule['id']}/experiment")).json()
-    assert report["status"] == "running" and report["ready"] is False
+    assert report["status"] == "running"
+    assert report["ready"] is False
     by_key = {v["key"]: v for v in report["variants"]}
     assert (by_key["A"]["successes"], by_key["A"]["failures"], by_key["A"]["open"]) == (1, 4, len(a) - 5)
     assert (by_key["B"]["successes"], by_key["B"]["failures"], by_key["B"]["open"]) == (5, 0, len(b) - 5)
@@ -254,11 +255,13 @@ async def test_variants_run_are_reported_and_the_winner_is_promoted_once(
     )
     assert by_key["A"]["rate"] == pytest.approx(max(a_wins, 1) / len(a))
     assert by_key["B"]["rate"] == pytest.approx(b_wins / len(b))
-    assert by_key["B"]["p_best"] > 0.95 and by_key["B"]["p_best"] + by_key["A"]["p_best"] == pytest.approx(1)
+    assert by_key["B"]["p_best"] > 0.95
+    assert by_key["B"]["p_best"] + by_key["A"]["p_best"] == pytest.approx(1)
     low, high = by_key["B"]["interval"]
     assert low < by_key["B"]["estimate"] < high
     assert by_key["B"]["median_days_to_close"] is not None
-    assert (report["status"], report["winner"], report["promoted_by"], report["ready"]) == ("promoted", "B", "auto", True)
+    state = (report["status"], report["winner"], report["promoted_by"], report["ready"])
+    assert state == ("promoted", "B", "auto", True)
     assert "P(best) of B" in report["reason"]
     assert await auto_promotions(app, tenant.workspace_id) == 1
     # Reading it again changes nothing.
@@ -296,7 +299,8 @@ async def test_a_manual_promote_and_who_may_read_and_promote(
     path = f"/automation/rules/{rule['id']}/experiment"
     report = (await client.get(path)).json()
     assert sum(v["assigned"] for v in report["variants"]) == 6
-    assert report["status"] == "running" and report["auto_promote"] is False
+    assert report["status"] == "running"
+    assert report["auto_promote"] is False
 
     # Another workspace does not learn the rule exists.
     assert (await other_client.get(path)).status_code == 404
@@ -354,10 +358,11 @@ async def test_graphql_reads_the_report_and_promotes(
         id=rule["id"],
     )
     report = data["automationExperiment"]
-    assert report["status"] == "running" and sum(v["assigned"] for v in report["variants"]) == 4
+    assert report["status"] == "running"
+    assert sum(v["assigned"] for v in report["variants"]) == 4
     assert data["automationRule"]["experiment"]["status"] == "running"
     promoted = await run(
-        "mutation ($id: UUID!) { promoteAutomationVariant(ruleId: $id, variant: \"B\") {"
+        'mutation ($id: UUID!) { promoteAutomationVariant(ruleId: $id, variant: "B") {'
         " ... on AutomationExperiment { status winner } } }",
         id=rule["id"],
     )

@@ -178,9 +178,7 @@ class AutomationExperiment:
     @classmethod
     def from_read(cls, read: ExperimentReport) -> AutomationExperiment:
         data = read.model_dump(exclude={"variants"})
-        outcomes = [
-            AutomationVariantOutcome(**{**v.model_dump(), "interval": list(v.interval)}) for v in read.variants
-        ]
+        outcomes = [AutomationVariantOutcome(**{**v.model_dump(), "interval": list(v.interval)}) for v in read.variants]
         return cls(**data, variants=outcomes)
 
 
