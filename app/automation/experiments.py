@@ -381,7 +381,8 @@ async def check_due(session: AsyncSession, *, limit: int = CHECK_BATCH) -> int:
                 AutomationRule.experiment["auto_promote"].as_boolean().is_(True),
                 AutomationRule.experiment["status"].as_string() == "running",
             )
-            .order_by(AutomationRule.updated_at)
+            # In random order: with more due rules than a batch, each gets its turn.
+            .order_by(func.random())
             .limit(limit)
             .with_for_update(skip_locked=True)
         )

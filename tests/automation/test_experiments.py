@@ -2,8 +2,10 @@
 each element gets its variant's action and one timeline entry, the report counts exactly what the test moved, and the
 winner is promoted once the sample is there, not before."""
 
+import asyncio
 import hashlib
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -12,10 +14,10 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
-from app.automation import abstats, experiments
+from app.automation import abstats, experiments, runner
 from app.automation.models import AutomationRule, VariantAssignment
 from app.settings import Settings
-from tests.automation.test_rule_typing import handle_new_events
+from tests.automation.test_rule_typing import RecordingWaker, handle_new_events
 from tests.conftest import Tenant, make_client
 from tests.factories import create_element, created, lead_type
 
@@ -367,3 +369,67 @@ async def test_graphql_reads_the_report_and_promotes(
         id=rule["id"],
     )
     assert promoted["promoteAutomationVariant"] == {"status": "promoted", "winner": "B"}
+
+
+async def test_time_to_close_with_a_horizon_counts_expired_elements_as_failures(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, settings: Settings
+) -> None:
+    await lead_type(client)
+    rule = created(
+        await client.post("/automation/rules", json=ab_rule(experiment={"metric": "time_to_close", "horizon_days": 1}))
+    )
+    elements = [(await create_element(client, "lead", title=f"L{n}"))["id"] for n in range(8)]
+    await handle_new_events(app, settings, tenant.workspace_id)
+    won, lost, stale = elements[0], elements[1], elements[2:5]
+    await move_all(client, [won], "SUCCESS")
+    await move_all(client, [lost], "FAIL")
+    # Three elements were assigned two days ago and never closed: past the one-day horizon, they count as failures.
+    async with app.state.sessionmaker() as session, session.begin():
+        for element_id in stale:
+            row = await session.scalar(
+                select(VariantAssignment).where(VariantAssignment.element_id == uuid.UUID(element_id))
+            )
+            assert row is not None
+            row.assigned_at = row.assigned_at - timedelta(days=2)
+    report = (await client.get(f"/automation/rules/{rule['id']}/experiment")).json()
+    assert report["metric"] == "time_to_close"
+    assert report["horizon_days"] == 1
+    totals = {
+        name: sum(v[name] for v in report["variants"])
+        for name in ("assigned", "successes", "failures", "expired", "open")
+    }
+    assert totals == {"assigned": 8, "successes": 1, "failures": 4, "expired": 3, "open": 3}
+    closed = next(v for v in report["variants"] if v["successes"] == 1)
+    assert closed["median_days_to_close"] is not None
+    assert 0 <= closed["median_days_to_close"] < 0.01  # moved within seconds of its assignment
+    for outcome in report["variants"]:
+        low, high = outcome["interval"]
+        assert 0 < low < outcome["estimate"] < high  # mean days to close, from the Gamma posterior of the hazard
+    assert sum(v["p_best"] for v in report["variants"]) == pytest.approx(1)
+
+
+async def test_a_run_parked_by_a_delay_resumes_with_its_variant_after_another_is_promoted(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, settings: Settings
+) -> None:
+    await lead_type(client)
+
+    def delayed(key: str, budget: int) -> dict[str, Any]:
+        wait = {"type": "delay", "params": {"seconds": 0.5}}
+        return {**variant(key, budget), "actions": [wait, *variant(key, budget)["actions"]]}
+
+    body = ab_rule(variants=[delayed("A", 100), delayed("B", 200)])
+    rule = created(await client.post("/automation/rules", json=body))
+    element = await create_element(client, "lead", title="parked")
+    await handle_new_events(app, settings, tenant.workspace_id)
+    (run,) = (await client.get("/automation/runs", params={"rule_id": rule["id"]})).json()["items"]
+    assert run["status"] == "queued", run  # parked by the delay, its variant chosen
+    mine = "AB"[abstats.pick([50, 50], abstats.bucket(rule["id"], element["id"]))]
+    other = "B" if mine == "A" else "A"
+    promoted = await client.post(f"/automation/rules/{rule['id']}/experiment/promote", json={"variant": other})
+    assert promoted.status_code == 200, promoted.text
+    await asyncio.sleep(0.6)
+    await runner.resume_run(app.state.sessionmaker, settings, RecordingWaker(), uuid.UUID(run["id"]))
+    finished = (await client.get(f"/automation/runs/{run['id']}")).json()
+    assert finished["status"] == "succeeded", finished
+    # It finished the steps of the variant it started with, not the promoted one's.
+    assert (await client.get(f"/elements/{element['id']}")).json()["values"]["budget"] == {"A": 100, "B": 200}[mine]
