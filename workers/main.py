@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import app.models  # noqa: F401  (every mapper registered before the first flush)
 from app.analytics import alerts as alert_service
-from app.automation import runner
+from app.automation import experiments, runner
 from app.db import make_engine, make_sessionmaker, unit_of_work
 from app.files.storage import use_storage
 from app.retention import service as retention_service
@@ -163,6 +163,12 @@ async def check_alerts(ctx: JobContext) -> int:
         return await alert_service.check_due(session)
 
 
+async def check_experiments(ctx: JobContext) -> int:
+    """A/B rules with `auto_promote`: promote a variant once its P(best) passes the threshold (idempotent)."""
+    async with unit_of_work(ctx["sessionmaker"]) as session:
+        return await experiments.check_due(session)
+
+
 def redis_settings(settings: Settings | None = None) -> RedisSettings:
     url = (settings or get_settings()).REDIS_URL
     if not url:
@@ -217,6 +223,15 @@ CRON_JOBS = [
         second=23,
         unique=True,
         timeout=120,
+    ),
+    # Every 5 minutes: experiments whose winner may be promoted automatically.
+    cron(
+        check_experiments,  # type: ignore[arg-type]
+        name="automation.check_experiments",
+        minute=set(range(2, 60, 5)),
+        second=31,
+        unique=True,
+        timeout=300,
     ),
     # Ticks every minute; a pass runs every RETENTION_PRUNE_EVERY_MINUTES and stops starting batches within its budget.
     cron(

@@ -24,6 +24,7 @@ from app.activities import service as activity_service
 from app.activities.schemas import ActivityCreate
 from app.auth.actor import Actor, system_actor
 from app.automation import actions as action_params
+from app.automation import experiments
 from app.automation.conditions import SYSTEM_FIELDS, matches
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, HandledEvent, RunStatus
 from app.automation.service import _schedule_next, duration_seconds
@@ -156,6 +157,7 @@ def template_context(element: ElementRead | None, run: AutomationRun, rule: Auto
         "activity": run.context.get("event", {}).get("activity") or {},
         "rule": {"id": str(rule.id), "name": rule.name},
         "run_id": str(run.id),
+        "variant": run.context.get("variant"),
     }
 
 
@@ -790,9 +792,11 @@ async def _perform(
     actor = system_actor(run.workspace_id)
     element = await _known_element(session, run.workspace_id, run.element_id)
     token = event_origin.set({"depth": run.depth, "rule_id": str(rule.id), "run_id": str(run.id)})
+    # An A/B rule runs the element's variant (assigned on its first run, then reused); any other its own actions.
+    actions = await experiments.actions_for(session, rule, run, element.id if element else None)
     try:
-        for index in range(run.step, len(rule.actions)):
-            action = rule.actions[index]
+        for index in range(run.step, len(actions)):
+            action = actions[index]
             if action["type"] == "delay":
                 seconds = action_params.Delay.model_validate(action.get("params", {})).total_seconds
                 run.step = index + 1
@@ -810,7 +814,7 @@ async def _perform(
         known_elements(session)[element.id] = element
     # No step in between needs to be on record: a failing action rolls the whole attempt back.
     end = _end_values(run, RunStatus.succeeded)
-    succeeded.append({"id": run.id, "step": len(rule.actions), "error": None, **end})
+    succeeded.append({"id": run.id, "step": len(actions), "error": None, **end})
     if run.element_id is not None:
         _record_run_outcome(session, rule, run.id, run.element_id, RunStatus.succeeded, None)
     return out

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -61,8 +62,33 @@ class AutomationRule(Base):
     # SHA-256 (hex) of the secret path segment of a `webhook.received` rule's incoming URL. The token itself is
     # shown once (at creation or rotation) and never stored, as for API keys.
     hook_token_hash: Mapped[str | None] = mapped_column(String(64))
+    # A/B variants (app.automation.experiments): a list of {key, weight, actions}; null for a plain rule. While the
+    # experiment runs, each element gets one variant's actions; `actions` is the fallback for runs without an element
+    # and, once a winner is promoted, the winner's actions.
+    variants: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    # The experiment's options (metric, auto_promote, threshold, min_sample, horizon_days) and its state
+    # (status running / promoted, winner, promoted_at, promoted_by, reason).
+    experiment: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
+
+
+class VariantAssignment(Base):
+    """Which variant of an A/B rule an element got: recorded the first time the rule runs for it, never changed."""
+
+    __tablename__ = "automation_variant_assignments"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "rule_id", "element_id"),
+        Index("ix_automation_variant_assignments_rule", "rule_id", "variant"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    workspace_id: Mapped[uuid.UUID] = workspace_fk()
+    rule_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("automation_rules.id", ondelete="CASCADE"), nullable=False)
+    element_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("elements.id", ondelete="CASCADE"), nullable=False)
+    variant: Mapped[str] = mapped_column(String(40), nullable=False)
+    bucket: Mapped[float] = mapped_column(Float, nullable=False)
+    assigned_at: Mapped[datetime] = created_at_column()
 
 
 class AutomationRun(Base):

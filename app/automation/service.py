@@ -18,7 +18,19 @@ from app.automation.actions import check_params
 from app.automation.conditions import check_condition
 from app.automation.models import AutomationRule, AutomationRun, AutomationTimer, RunStatus
 from app.automation.schedule import next_time
-from app.automation.schemas import Action, RuleCreate, RuleList, RuleOrder, RuleRead, RuleUpdate, RunPage, RunRead
+from app.automation.schemas import (
+    Action,
+    RuleCreate,
+    RuleExperiment,
+    RuleExperimentState,
+    RuleList,
+    RuleOrder,
+    RuleRead,
+    RuleUpdate,
+    RuleVariant,
+    RunPage,
+    RunRead,
+)
 from app.automation.templates import is_template
 from app.automation.validation import ACTIVITY_TRIGGERS, TIME_UNITS, check_actions, check_trigger
 from app.entity_types.meta import TypeMeta, get_type_meta, get_type_meta_by_id
@@ -76,6 +88,12 @@ def to_read(
         trigger=rule.trigger,
         condition=rule.condition,
         actions=_public_actions(rule.actions),
+        variants=[
+            RuleVariant(key=v["key"], weight=v["weight"], actions=_public_actions(v["actions"])) for v in rule.variants
+        ]
+        if rule.variants
+        else None,
+        experiment=RuleExperimentState.model_validate(rule.experiment) if rule.experiment else None,
         enabled=rule.enabled,
         sort=rule.sort,
         hook_url=HOOK_PATH + hook_token if hook_token else None,
@@ -221,6 +239,47 @@ def _keep_secrets(old: list[dict[str, Any]], new: list[Action]) -> list[Action]:
     return kept
 
 
+async def _prepare_variants(
+    session: AsyncSession,
+    actor: Actor,
+    meta: TypeMeta,
+    variants: list[RuleVariant],
+    old: list[dict[str, Any]] | None,
+    errors: ErrorCollector,
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Each variant's actions checked exactly as the rule's own (errors under `variants[i].`); keys unique.
+
+    New `webhook` actions get signing secrets, returned keyed `variants.<key>.<action index>`."""
+    old_by_key = {v["key"]: v["actions"] for v in old or []}
+    stored: list[dict[str, Any]] = []
+    generated: dict[str, str] = {}
+    seen: set[str] = set()
+    for index, variant in enumerate(variants):
+        if variant.key in seen:
+            errors.add(f"variants[{index}].key", f"the key {variant.key!r} is used twice")
+        seen.add(variant.key)
+        before = old_by_key.get(variant.key, [])
+        inner = ErrorCollector()
+        actions, secrets_made = _prepare_actions(_keep_secrets(before, variant.actions), inner)
+        _check_webhook_actions(actor, before, actions)
+        await _check_references(session, actor, meta, actions, inner)
+        await check_actions(session, actor, meta, actions, inner)
+        for error in inner.errors:
+            errors.add(f"variants[{index}].{error.field}", error.message)
+        generated.update({f"variants.{variant.key}.{i}": secret for i, secret in secrets_made.items()})
+        stored.append({"key": variant.key, "weight": variant.weight, "actions": actions})
+    return stored, generated
+
+
+def _experiment_state(options: RuleExperiment | None, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """A (re)started experiment: the options given, else the previous ones, else the defaults; status running."""
+    if options is None:
+        options = RuleExperiment.model_validate(
+            {k: v for k, v in (previous or {}).items() if k in RuleExperiment.model_fields}
+        )
+    return RuleExperimentState(**options.model_dump()).model_dump(mode="json")
+
+
 # --- rules -----------------------------------------------------------------------------------------------------
 
 
@@ -264,6 +323,13 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
     _check_webhook_actions(actor, [], actions)
     await _check_references(session, actor, meta, actions, errors)
     await check_actions(session, actor, meta, actions, errors)
+    variants, experiment = None, None
+    if data.variants is not None:
+        variants, more = await _prepare_variants(session, actor, meta, data.variants, None, errors)
+        generated.update(more)
+        experiment = _experiment_state(data.experiment, None)
+    elif data.experiment is not None:
+        errors.add("experiment", "an experiment needs variants")
     errors.raise_if_any("The rule is not valid")
     top = await session.scalar(
         select(func.coalesce(func.max(AutomationRule.sort), 0)).where(
@@ -283,6 +349,8 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
         trigger=trigger,
         condition=data.condition or None,
         actions=actions,
+        variants=variants,
+        experiment=experiment,
         enabled=data.enabled,
         sort=(top or 0) + 10,
         hook_token_hash=token_hash,
@@ -294,6 +362,34 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
     await _schedule_next(session, rule, after=now)
     record_event(session, actor.workspace_id, "automation_rule.created", payload={"id": str(rule.id)})
     return to_read(rule, meta.code, webhook_secrets=generated, hook_token=token)
+
+
+async def _updated_variants(
+    session: AsyncSession,
+    actor: Actor,
+    meta: TypeMeta,
+    rule: AutomationRule,
+    data: RuleUpdate,
+    generated: dict[str, str],
+    errors: ErrorCollector,
+) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
+    """The variants and experiment after an update: `variants: null` ends the experiment (assignments stay), new
+    variants start a new one, the same ones resent (as read) or new options alone keep its state."""
+    sent = data.model_fields_set
+    variants, experiment = rule.variants, rule.experiment
+    if "variants" in sent:
+        if data.variants is None:
+            return None, None
+        variants, more = await _prepare_variants(session, actor, meta, data.variants, rule.variants, errors)
+        generated.update(more)
+        if variants != rule.variants:
+            return variants, _experiment_state(data.experiment, rule.experiment)
+    elif data.experiment is not None and not variants:
+        errors.add("experiment", "an experiment needs variants")
+        return variants, experiment
+    if data.experiment is not None:
+        experiment = {**(experiment or {}), **data.experiment.model_dump(mode="json")}
+    return variants, experiment
 
 
 async def update_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, data: RuleUpdate) -> RuleRead:
@@ -317,8 +413,10 @@ async def update_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID, d
         _check_webhook_actions(actor, rule.actions, actions)
         await _check_references(session, actor, meta, actions, errors)
         await check_actions(session, actor, meta, actions, errors)
+    variants, experiment = await _updated_variants(session, actor, meta, rule, data, generated, errors)
     errors.raise_if_any("The rule is not valid")
     rule.actions = actions
+    rule.variants, rule.experiment = variants, experiment
     rule.pipeline_id, rule.stage_id = pipeline_id, stage_id
     rule.trigger, rule.trigger_type = trigger, trigger["type"]
     token = None

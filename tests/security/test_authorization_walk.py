@@ -277,6 +277,22 @@ async def build_world(app: FastAPI, settings: Settings, name: str) -> World:
             },
         )
         keep(CONFIG, hook_rule, "hook_rule", "Vault hook rule 0e4", hook_rule["hook_url"])
+        # An A/B rule (disabled: it never runs on the world's elements) for the experiment's report and promotion.
+        ab_rule = await post(
+            "/automation/rules",
+            {
+                "name": "Vault ab rule 5f3",
+                "entity_type": "lead",
+                "enabled": False,
+                "trigger": {"type": "element.created"},
+                "actions": [{"type": "add_comment", "params": {"text": "control"}}],
+                "variants": [
+                    {"key": "A", "weight": 1, "actions": [{"type": "add_comment", "params": {"text": "Vault a 7c1"}}]},
+                    {"key": "B", "weight": 1, "actions": [{"type": "add_comment", "params": {"text": "Vault b 7c2"}}]},
+                ],
+            },
+        )
+        keep(CONFIG, ab_rule, "ab_rule", "Vault ab rule 5f3", "Vault a 7c1", "Vault b 7c2")
         world.secrets.append((TASK, "Vault notice 6a1"))
         policy = await post("/routing/policies", {"name": "Vault routing 4c7", "entity_type": "lead"})
         keep(CONFIG, policy, "policy", "Vault routing 4c7")
@@ -635,6 +651,8 @@ PATH_OVERRIDES = {
     "unlink_element": {"element_id": "{company}"},
     "link_element": {"element_id": "{company}"},
     "rotate_rule_hook": {"rule_id": "{hook_rule}"},
+    "get_rule_experiment": {"rule_id": "{ab_rule}"},
+    "promote_rule_variant": {"rule_id": "{ab_rule}"},
     "reorder_stages": {"pipeline_id": "{default_pipeline}"},
     "delete_user": {"user_id": "{spare_user}"},
     "delete_department": {"department_id": "{spare_department}"},
@@ -667,6 +685,7 @@ BODIES: dict[str, Any] = {
     },
     "order_rules": {"ids": ["{rule}"]},
     "update_rule": {"name": "Walk rule renamed"},
+    "promote_rule_variant": {"variant": "B"},
     "update_element": {"title": "Walk title", "values": {"note": "walk"}},
     "link_element": {"child_id": "{second_element}"},
     "merge_element": {"merged_ids": ["{merge_spare}"]},
@@ -924,6 +943,8 @@ GRAPHQL_ROOT_ARGUMENTS: dict[str, dict[str, Any]] = {
     "updateField": {"code": "note"},
     "deleteField": {"code": "note"},
     "setUserRoles": {"userId": "{spare_user}"},
+    "automationExperiment": {"ruleId": "{ab_rule}"},
+    "promoteAutomationVariant": {"ruleId": "{ab_rule}", "variant": "B"},
     "deleteUser": {"id": "{spare_user}"},
     "deleteDepartment": {"id": "{spare_department}"},
     "calendar": {"from": "2026-05-01T00:00:00", "to": "2026-07-01T00:00:00"},

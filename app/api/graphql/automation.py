@@ -16,9 +16,18 @@ from strawberry.scalars import JSON
 from app.api.graphql.context import Info
 from app.api.graphql.errors import ErrorTypes, mutate, parse, plain
 from app.api.graphql.types import Deleted, DeleteResult, PageInfo, User, check_first, load_user
+from app.automation import experiments
 from app.automation import service as automation_service
 from app.automation.models import RunStatus as RunStatusEnum
-from app.automation.schemas import RuleCreate, RuleOrder, RuleRead, RuleUpdate, RunRead
+from app.automation.schemas import (
+    ExperimentReport,
+    RuleCreate,
+    RuleOrder,
+    RuleRead,
+    RuleUpdate,
+    RunRead,
+    VariantPromote,
+)
 from app.tasks import service as task_service
 from app.tasks.models import TaskStatus as TaskStatusEnum
 from app.tasks.schemas import TaskCreate, TaskRead, TaskUpdate
@@ -44,6 +53,13 @@ class AutomationRule:
     trigger: JSON = strawberry.field(description='{"type": "element.entered_stage", …trigger parameters}')
     condition: JSON | None = strawberry.field(description="A filter in the common filter language")
     actions: JSON = strawberry.field(description='[{"type": "create_task", "params": {…}}, …]')
+    variants: JSON | None = strawberry.field(
+        description='A/B variants: [{"key": "A", "weight": 50, "actions": […]}, …]; null for a plain rule'
+    )
+    experiment: JSON | None = strawberry.field(
+        description="The variants' experiment: options (metric, auto_promote, threshold, min_sample, horizon_days) "
+        "and state (status, winner, promoted_at, promoted_by, reason)"
+    )
     enabled: bool
     sort: int
     hook_url: str | None = strawberry.field(
@@ -58,7 +74,8 @@ class AutomationRule:
 
     @classmethod
     def from_read(cls, read: RuleRead) -> AutomationRule:
-        return cls(**read.model_dump())  # trigger, condition and actions as the JSON REST shows
+        # trigger, condition, actions, variants and experiment as the JSON REST shows
+        return cls(**{**read.model_dump(), **read.model_dump(mode="json", include={"variants", "experiment"})})
 
 
 @strawberry.input
@@ -70,6 +87,8 @@ class AutomationRuleCreateInput:
     trigger: JSON = strawberry.field(description='{"type": …, …trigger parameters}, as in REST')
     condition: JSON | None = strawberry.field(default=UNSET, description="A filter (the common filter language)")
     actions: JSON = strawberry.field(description='[{"type": …, "params": {…}}], as in REST')
+    variants: JSON | None = strawberry.field(default=UNSET, description="A/B variants, as in REST")
+    experiment: JSON | None = strawberry.field(default=UNSET, description="The experiment's options, as in REST")
     enabled: bool = True
 
 
@@ -81,6 +100,8 @@ class AutomationRuleUpdateInput:
     trigger: JSON | None = UNSET
     condition: JSON | None = UNSET
     actions: JSON | None = UNSET
+    variants: JSON | None = UNSET
+    experiment: JSON | None = UNSET
     enabled: bool | None = UNSET
 
 
@@ -118,6 +139,52 @@ class AutomationRunConnection:
     page_info: PageInfo
 
 
+@strawberry.type(description="One variant of an A/B rule: its traffic, outcomes and posterior")
+class AutomationVariantOutcome:
+    key: str
+    weight: float
+    active: bool
+    assigned: int
+    successes: int
+    failures: int
+    expired: int
+    open: int
+    rate: float | None = strawberry.field(description="successes / (successes + failures)")
+    estimate: float = strawberry.field(description="Posterior mean: success rate, or mean days to close")
+    interval: list[float] = strawberry.field(description="95 % credible interval of `estimate` [low, high]")
+    p_best: float = strawberry.field(description="Posterior probability that this variant is the best")
+    mean_days_to_close: float | None
+    median_days_to_close: float | None
+
+
+@strawberry.type(description="An A/B rule's variants compared (as `GET /automation/rules/{id}/experiment`)")
+class AutomationExperiment:
+    rule_id: uuid.UUID
+    rule: str
+    metric: str
+    status: str
+    winner: str | None
+    promoted_at: datetime | None
+    promoted_by: str | None
+    reason: str | None
+    auto_promote: bool
+    threshold: float
+    min_sample: int
+    horizon_days: int | None
+    ready: bool
+    leader: str | None
+    variants: list[AutomationVariantOutcome]
+
+    @classmethod
+    def from_read(cls, read: ExperimentReport) -> AutomationExperiment:
+        data = read.model_dump(exclude={"variants"})
+        outcomes = [AutomationVariantOutcome(**{**v.model_dump(), "interval": list(v.interval)}) for v in read.variants]
+        return cls(**data, variants=outcomes)
+
+
+AutomationExperimentResult: TypeAlias = Annotated[
+    AutomationExperiment | ErrorTypes, strawberry.union("AutomationExperimentResult")
+]
 AutomationRuleResult: TypeAlias = Annotated[AutomationRule | ErrorTypes, strawberry.union("AutomationRuleResult")]
 AutomationRuleListResult: TypeAlias = Annotated[
     AutomationRuleList | ErrorTypes, strawberry.union("AutomationRuleListResult")
@@ -237,6 +304,11 @@ class AutomationQuery:
     async def automation_rule(self, info: Info, id: uuid.UUID) -> AutomationRule:
         return AutomationRule.from_read(await automation_service.get_rule(info.context.session, info.context.who, id))
 
+    @strawberry.field(description="An A/B rule's variants compared: outcomes, credible intervals, P(best)")
+    async def automation_experiment(self, info: Info, rule_id: uuid.UUID) -> AutomationExperiment:
+        report = await experiments.get_report(info.context.session, info.context.who, rule_id)
+        return AutomationExperiment.from_read(report)
+
     @strawberry.field(description="Rule runs, newest first, a page at a time")
     async def automation_runs(
         self,
@@ -351,6 +423,17 @@ class AutomationMutation:
         async def run() -> AutomationRule:
             read = await automation_service.rotate_hook(info.context.session, info.context.who, id)
             return AutomationRule.from_read(read)
+
+        return await mutate(info, run)
+
+    @strawberry.mutation(description="Make a variant's actions the A/B rule's own and stop assigning variants")
+    async def promote_automation_variant(
+        self, info: Info, rule_id: uuid.UUID, variant: str, reason: str | None = None
+    ) -> AutomationExperimentResult:
+        async def run() -> AutomationExperiment:
+            data = parse(VariantPromote, {"variant": variant, "reason": reason})
+            report = await experiments.promote(info.context.session, info.context.who, rule_id, data)
+            return AutomationExperiment.from_read(report)
 
         return await mutate(info, run)
 

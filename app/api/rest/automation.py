@@ -6,9 +6,19 @@ from fastapi import Query, Response
 
 from app.api.rest.common import READ_ERRORS, WRITE_ERRORS, make_router
 from app.api.rest.deps import ActorDep, SessionDep
-from app.automation import service
+from app.automation import experiments, service
 from app.automation.models import RunStatus
-from app.automation.schemas import RuleCreate, RuleList, RuleOrder, RuleRead, RuleUpdate, RunPage, RunRead
+from app.automation.schemas import (
+    ExperimentReport,
+    RuleCreate,
+    RuleList,
+    RuleOrder,
+    RuleRead,
+    RuleUpdate,
+    RunPage,
+    RunRead,
+    VariantPromote,
+)
 from app.webhooks import service as webhook_service
 from app.webhooks.schemas import DeliveryList
 
@@ -58,6 +68,22 @@ async def disable_rule(rule_id: uuid.UUID, session: SessionDep, actor: ActorDep)
 async def rotate_rule_hook(rule_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> RuleRead:
     """A new incoming URL for a `webhook.received` rule, in this answer only; the old URL stops working."""
     return await service.rotate_hook(session, actor, rule_id)
+
+
+@router.get("/automation/rules/{rule_id}/experiment", responses=READ_ERRORS)
+async def get_rule_experiment(rule_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ExperimentReport:
+    """An A/B rule's variants compared: assigned elements, outcomes, rates with 95 % credible intervals, P(best).
+
+    With `auto_promote` on, reading it also promotes a winner that is due (the worker checks every 5 minutes too)."""
+    return await experiments.get_report(session, actor, rule_id)
+
+
+@router.post("/automation/rules/{rule_id}/experiment/promote", responses=WRITE_ERRORS)
+async def promote_rule_variant(
+    rule_id: uuid.UUID, data: VariantPromote, session: SessionDep, actor: ActorDep
+) -> ExperimentReport:
+    """Make a variant's actions the rule's own and stop assigning variants (the report and assignments stay)."""
+    return await experiments.promote(session, actor, rule_id, data)
 
 
 @router.delete("/automation/rules/{rule_id}", status_code=HTTPStatus.NO_CONTENT, responses=WRITE_ERRORS)
