@@ -80,7 +80,7 @@ class RuleExperiment(BaseModel):
         "`time_to_close`: days from assignment to a success stage (exponential model, Gamma posteriors, censored)",
     )
     auto_promote: bool = Field(default=False, description="Promote the winner once P(best) passes `threshold`")
-    threshold: float = Field(default=0.95, ge=0.5, le=0.9999, description="P(best) a variant needs to be promoted")
+    threshold: float = Field(default=0.99, ge=0.5, le=0.9999, description="P(best) a variant needs to be promoted")
     min_sample: int = Field(default=100, ge=1, le=10_000_000, description="Decided outcomes each variant needs first")
     horizon_days: int | None = Field(
         default=None,
