@@ -36,6 +36,7 @@ from app.api.rest import (
     routing_policies,
     scoring,
     tasks,
+    triage,
     users,
     webhooks,
     workplaces,
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         analytics,
         alerts,
         dashboards,
+        triage,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

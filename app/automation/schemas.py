@@ -35,6 +35,7 @@ ActionType = Literal[
     "notify",
     "score",
     "log_activity",
+    "triage",
 ]
 MAX_ACTIONS = 30
 
