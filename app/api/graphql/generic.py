@@ -26,6 +26,7 @@ from app.api.graphql.layouts import LayoutsMutation, LayoutsQuery
 from app.api.graphql.org import OrgMutation, OrgQuery
 from app.api.graphql.people import PeopleMutation, PeopleQuery
 from app.api.graphql.roles import RolesMutation, RolesQuery
+from app.api.graphql.triage import TriageMutation, TriageQuery
 from app.api.graphql.types import (
     Board,
     Deleted,
@@ -119,6 +120,7 @@ class Query(  # theirs
     FilesQuery,
     DataQualityQuery,
     AnalyticsQuery,
+    TriageQuery,
 ):
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
@@ -181,6 +183,7 @@ class Mutation(
     ActivitiesMutation,
     DataQualityMutation,
     AnalyticsMutation,
+    TriageMutation,
 ):
     # --- entity types and fields ---
 
