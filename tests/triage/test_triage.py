@@ -8,10 +8,9 @@ import pytest
 
 from app.triage import embeddings
 from bench.triage_eval import generate
-from tests.dataquality.conftest import KeyedClient, role_client
+from tests.dataquality.conftest import KeyedClient
 from tests.triage.helpers import add_requests, configure, ticket_type, trained_tickets
 
-__all__ = ["role_client"]
 
 
 async def triage(client: httpx.AsyncClient, element_id: str, **body: Any) -> httpx.Response:
