@@ -202,6 +202,8 @@ def dev(
             )
         typer.echo(f"API on http://{host}:{port}/api/v1  (docs: http://{host}:{port}/docs)")
         typer.echo(f"GraphQL on http://{host}:{port}/graphql  (GraphiQL: set the Authorization header there)")
+        if settings.UI_ENABLED:
+            typer.echo(f"Analytics page on http://{host}:{port}/ui/analytics  (give it an API key or a login token)")
         if worker:
             # The worker (outbox dispatcher + arq) in its own process, on the same (maybe embedded) services.
             worker_process = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])

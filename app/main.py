@@ -42,6 +42,7 @@ from app.api.rest import (
     workplaces,
 )
 from app.api.rest.problems import install_problem_handlers
+from app.api.ui import mount_ui
 from app.auth.ratelimit import RequestLimiter
 from app.auth.service import BearerTokens
 from app.auth.sessions import Authority
@@ -155,6 +156,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     # The Bitrix24-compatible facade, outside /api/v1 (its own URL scheme and shapes: app/bitrix).
     app.include_router(bitrix.router)
+    if settings.UI_ENABLED:
+        mount_ui(app)  # /ui/analytics: a static page drawing the analytics API's numbers with the visitor's token
     mount_graphql(app, settings, api_prefix=API_PREFIX)
     install_problem_handlers(app)
     install_guards(app, settings)

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     GRAPHQL_SCHEMA_CACHE_SIZE: int = 256
     # Run the outbox dispatcher inside the API process so a lone process delivers events (subscriptions).
     OUTBOX_DISPATCHER_ENABLED: bool = True
+    # Serve the static pages under /ui (the analytics page: /ui/analytics). They hold no secret and call the API with
+    # the visitor's own token; turn off where only the API should be exposed.
+    UI_ENABLED: bool = True
     # Automation engine and webhooks.
     AUTOMATION_MAX_ATTEMPTS: int = 5
     AUTOMATION_MAX_DEPTH: int = 5

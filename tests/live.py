@@ -12,8 +12,9 @@ from app.kit.net import free_port, wait_until_healthy
 
 
 @contextmanager
-def live_server(database_url: str, redis_url: str, log_path: Path, **env: str) -> Iterator[str]:
-    """Run `stageflow serve` against the given services; yields its base URL and stops it afterwards."""
+def live_server(database_url: str, redis_url: str, log_path: Path, *, timeout: float = 30, **env: str) -> Iterator[str]:
+    """Run `stageflow serve` against the given services; yields its base URL and stops it afterwards. `timeout`: how
+    long it may take to become healthy (imports alone take tens of seconds on a busy machine)."""
     port = free_port()
     # Production settings: the server refuses to start without a JWT_SECRET.
     secret = os.environ.get("JWT_SECRET") or secrets.token_urlsafe(48)
@@ -28,7 +29,7 @@ def live_server(database_url: str, redis_url: str, log_path: Path, **env: str) -
         base_url = f"http://127.0.0.1:{port}"
         try:
             try:
-                wait_until_healthy(base_url, process, timeout=30)
+                wait_until_healthy(base_url, process, timeout=timeout)
             except RuntimeError as exc:
                 raise RuntimeError(f"{exc}: {log_path.read_text()[-2000:]}") from exc
             yield base_url

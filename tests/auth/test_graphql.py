@@ -22,6 +22,7 @@ from tests.access.test_subscription_scope import subscribed
 from tests.auth.conftest import Person, add_person, new_address
 from tests.conftest import Tenant
 from tests.factories import create_type
+from tests.gql_asgi import asgi_transport
 from tests.graphql.test_subscriptions import _collect, server
 
 __all__ = ["server"]  # the module-scoped live server fixture
@@ -54,7 +55,7 @@ def gql_client(app: FastAPI, token: str | None = None, *, address: str | None = 
     transport = HTTPXAsyncTransport(
         url="http://testserver/graphql",
         headers=headers,
-        transport=httpx.ASGITransport(app=app, client=(address or new_address(), 40000)),
+        transport=asgi_transport(app, client=(address or new_address(), 40000)),
     )
     return Client(transport=transport)
 

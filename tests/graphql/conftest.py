@@ -3,7 +3,6 @@
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from gql import Client, GraphQLRequest
@@ -11,13 +10,14 @@ from gql.client import AsyncClientSession
 from gql.transport.httpx import HTTPXAsyncTransport
 
 from tests.conftest import Tenant
+from tests.gql_asgi import asgi_transport
 
 Run = Callable[..., Awaitable[dict[str, Any]]]
 
 
 def http_client(app: FastAPI, key: str | None, *, url: str = "http://testserver/graphql") -> Client:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    transport = HTTPXAsyncTransport(url=url, headers=headers, transport=httpx.ASGITransport(app=app))
+    transport = HTTPXAsyncTransport(url=url, headers=headers, transport=asgi_transport(app))
     return Client(transport=transport)
 
 

@@ -22,6 +22,7 @@ from graphql import (
 
 from tests.conftest import Tenant, make_client, make_tenant
 from tests.factories import create_field, create_type, lead_type
+from tests.gql_asgi import asgi_transport
 from tests.graphql.conftest import Run
 
 
@@ -91,7 +92,7 @@ async def test_gql_fetches_the_typed_schema_and_validates_against_it(
     transport = HTTPXAsyncTransport(
         url="http://testserver/graphql",
         headers={"Authorization": f"Bearer {tenant.admin_key}"},
-        transport=httpx.ASGITransport(app=app),
+        transport=asgi_transport(app),
     )
     gql_client = Client(transport=transport, fetch_schema_from_transport=True)
     async with gql_client as session:
