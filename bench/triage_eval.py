@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from app.triage import embeddings
-from app.triage.classifier import Softmax, accuracy, macro_f1, split
+from app.triage.classifier import Softmax, accuracy, macro_f1
 from app.triage.model import Encoder, EncoderName
 
 CATEGORIES: dict[str, list[str]] = {
@@ -172,9 +172,7 @@ def _pick(options: list[str], rng: random.Random, unseen: bool | None) -> str:
     return rng.choice(options[-HELD:] if unseen else options[:-HELD])
 
 
-def generate(
-    count: int, seed: int = 1, *, typo_rate: float = 0.06, unseen: bool | None = None
-) -> list[dict[str, str]]:
+def generate(count: int, seed: int = 1, *, typo_rate: float = 0.06, unseen: bool | None = None) -> list[dict[str, str]]:
     """`count` requests, each {"text", "category", "urgency"}; the same seed gives the same requests. `unseen`:
     only the held-back templates and urgency phrases (True), only the others (False), or any (None)."""
     rng = random.Random(seed)

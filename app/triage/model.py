@@ -100,9 +100,7 @@ def _check(labels: Sequence[str], name: str) -> None:
         raise TrainingError(f"every labelled {name} is {next(iter(counts), 'missing')!r}: two values are needed")
     scarce = sorted(value for value, n in counts.items() if n < MIN_PER_CLASS)
     if scarce:
-        raise TrainingError(
-            f"{name} values with fewer than {MIN_PER_CLASS} labelled examples: {', '.join(scarce)}"
-        )
+        raise TrainingError(f"{name} values with fewer than {MIN_PER_CLASS} labelled examples: {', '.join(scarce)}")
 
 
 def _measure(train_x: np.ndarray, test_x: np.ndarray, train_y: list[str], test_y: list[str]) -> dict[str, Any]:
@@ -144,9 +142,7 @@ def train(
     metrics: dict[str, Any] = {"examples": len(texts), "holdout": len(test_i), "encoder": encoder}
     params: dict[str, Any] = {"format": PARAMS_FORMAT, "encoder": fitted.to_params()}
     for name, labels in (("category", list(categories)), ("urgency", list(urgencies))):
-        metrics[name] = _measure(
-            x[train_i], x[test_i], [labels[i] for i in train_i], [labels[i] for i in test_i]
-        )
+        metrics[name] = _measure(x[train_i], x[test_i], [labels[i] for i in train_i], [labels[i] for i in test_i])
         params[name] = Softmax.fit(x, labels).to_params()
         report(f"{name}: hold-out accuracy {metrics[name]['accuracy']}, macro-F1 {metrics[name]['macro_f1']}")
     timings["fit_seconds"] = round(time.perf_counter() - started, 3)

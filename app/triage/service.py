@@ -55,7 +55,7 @@ def _read(row: TriageModel, meta: TypeMeta) -> TriageConfigRead:
         text_fields=row.text_fields,
         category_field=row.category_field,
         urgency_field=row.urgency_field,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         encoder=row.encoder,
         embeddings_available=embeddings.available(),
         metrics=TriageMetrics.model_validate(row.metrics) if row.metrics else None,
@@ -125,9 +125,7 @@ async def put_config(session: AsyncSession, actor: Actor, type_ref: str, data: T
     row = await _row(session, actor, meta, lock=True)
     now = datetime.now(UTC)
     if row is None:
-        row = TriageModel(
-            workspace_id=actor.workspace_id, entity_type_id=meta.id, status="untrained", created_at=now
-        )
+        row = TriageModel(workspace_id=actor.workspace_id, entity_type_id=meta.id, status="untrained", created_at=now)
         session.add(row)
     changed = (row.text_fields, row.category_field, row.urgency_field) != (
         data.text_fields,
@@ -138,11 +136,18 @@ async def put_config(session: AsyncSession, actor: Actor, type_ref: str, data: T
     row.updated_at = now
     if changed and row.status != "untrained":
         row.status, row.encoder, row.params, row.metrics, row.error, row.trained_at = (
-            "untrained", None, None, None, None, None
+            "untrained",
+            None,
+            None,
+            None,
+            None,
+            None,
         )
         await session.execute(delete(TriageVector).where(TriageVector.model_id == row.id))
     await session.flush()
-    add_entry(session, actor, "triage.configured", element_id=None, data={"entity_type": meta.code, **data.model_dump()})
+    add_entry(
+        session, actor, "triage.configured", element_id=None, data={"entity_type": meta.code, **data.model_dump()}
+    )
     return _read(row, meta)
 
 
@@ -297,8 +302,11 @@ async def _neighbours(
     order = np.argsort(-scores)
     explain = [
         TriageExample(
-            element_id=found[i][0], title=found[i][4], similarity=round(float(scores[i]), 4),
-            category=found[i][2], urgency=found[i][3],
+            element_id=found[i][0],
+            title=found[i][4],
+            similarity=round(float(scores[i]), 4),
+            category=found[i][2],
+            urgency=found[i][3],
         )
         for i in order[:nearest]
     ]
@@ -332,21 +340,27 @@ async def triage_element(
     element = await element_service.load_element_row(session, actor, element_id, action="update")
     meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     row = await session.scalar(
-        select(TriageModel).where(
-            TriageModel.workspace_id == actor.workspace_id, TriageModel.entity_type_id == meta.id
-        )
+        select(TriageModel).where(TriageModel.workspace_id == actor.workspace_id, TriageModel.entity_type_id == meta.id)
     )
     if row is None or row.status != "trained" or not row.params:
         raise Conflict(f"Entity type {meta.code!r} has no trained triage model: configure and train it first")
     if row.encoder == "embeddings" and not embeddings.available():
-        raise Conflict("The triage model uses embeddings, which this server lacks: install the `triage` extra or retrain")
+        raise Conflict(
+            "The triage model uses embeddings, which this server lacks: install the `triage` extra or retrain"
+        )
     parts = [element.title if code == "title" else element.values.get(code) for code in row.text_fields]
     full = _join([p if isinstance(p, str) else None for p in parts])
     text = triage_model.clip(full)
     compiled = _compiled_model(row)
     predictions, vector = await asyncio.to_thread(triage_model.predict, compiled, text)
     explain, similar = await _neighbours(
-        session, actor, meta, row, element.id, vector, similar=options.similar,
+        session,
+        actor,
+        meta,
+        row,
+        element.id,
+        vector,
+        similar=options.similar,
         nearest=NEAREST if compiled.encoder.tfidf is None else 0,
     )
     result = TriageResultRead(

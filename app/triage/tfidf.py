@@ -11,6 +11,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ def terms(text: str) -> list[str]:
     """The terms of a text: words, word bigrams (`a b`) and the character 3-grams of each word (`#ab`, `abc`…)."""
     words = _WORD.findall(normalise(text))
     out = list(words)
-    out.extend(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
+    out.extend(f"{a} {b}" for a, b in pairwise(words))
     for word in words:
         padded = f"#{word}#"
         if len(padded) > 3:

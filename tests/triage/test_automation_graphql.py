@@ -109,14 +109,25 @@ async def test_graphql_configures_trains_and_triages(
              input: {textFields: ["body", "title"], categoryField: "category", urgencyField: "urgency"}) {
            __typename ... on TriageConfig { textFields status } } }"""
     )
-    assert configured["setTriageConfig"] == {"__typename": "TriageConfig", "textFields": ["body", "title"], "status": "untrained"}
+    assert configured["setTriageConfig"] == {
+        "__typename": "TriageConfig",
+        "textFields": ["body", "title"],
+        "status": "untrained",
+    }
     bad = await run(
         """mutation { setTriageConfig(entityType: "ticket",
              input: {textFields: ["body"], categoryField: "body", urgencyField: "urgency"}) {
            __typename ... on ValidationError { fields { field } } } }"""
     )
     assert bad["setTriageConfig"] == {"__typename": "ValidationError", "fields": [{"field": "category_field"}]}
-    trained = await run('mutation { trainTriage(entityType: "ticket", encoder: "tfidf") { ... on TriageConfig { status encoder metrics } } }')
+    await run(
+        """mutation { setTriageConfig(entityType: "ticket",
+             input: {textFields: ["body"], categoryField: "category", urgencyField: "urgency"}) { __typename } }"""
+    )
+    trained = await run(
+        'mutation { trainTriage(entityType: "ticket", encoder: "tfidf") '
+        "{ ... on TriageConfig { status encoder metrics } } }"
+    )
     assert trained["trainTriage"]["status"] == "trained"
     assert trained["trainTriage"]["metrics"]["category"]["accuracy"] >= 0.9
     read = await run('{ triageConfig(entityType: "ticket") { encoder embeddingsAvailable } }')

@@ -12,7 +12,6 @@ from tests.dataquality.conftest import KeyedClient
 from tests.triage.helpers import add_requests, configure, ticket_type, trained_tickets
 
 
-
 async def triage(client: httpx.AsyncClient, element_id: str, **body: Any) -> httpx.Response:
     return await client.post(f"/elements/{element_id}/triage", json=body)
 

@@ -48,7 +48,7 @@ class TriageConfig:
             status=read.status,
             encoder=read.encoder,
             embeddings_available=read.embeddings_available,
-            metrics=read.metrics.model_dump(mode="json") if read.metrics else None,
+            metrics=JSON(read.metrics.model_dump(mode="json")) if read.metrics else None,
             error=read.error,
             trained_at=read.trained_at,
             updated_at=read.updated_at,
@@ -75,7 +75,7 @@ class TriageLabelResult:
             field=read.field,
             value=read.value,
             probability=read.probability,
-            probabilities=read.probabilities,
+            probabilities=JSON(read.probabilities),
             terms=[TriageTermWeight(term=t.term, weight=t.weight) for t in read.terms],
         )
 
@@ -139,9 +139,7 @@ class TriageQuery:
 @strawberry.type
 class TriageMutation:
     @strawberry.mutation(description="Set the text fields and the category and urgency enum fields of a type's triage")
-    async def set_triage_config(
-        self, info: Info, entity_type: str, input: TriageConfigInput
-    ) -> TriageConfigPayload:
+    async def set_triage_config(self, info: Info, entity_type: str, input: TriageConfigInput) -> TriageConfigPayload:
         async def call() -> TriageConfig:
             data = parse(TriageConfigWrite, {k: getattr(input, k) for k in TriageConfigWrite.model_fields})
             read = await service.put_config(info.context.session, info.context.who, entity_type, data)
@@ -149,7 +147,9 @@ class TriageMutation:
 
         return await mutate(info, call)
 
-    @strawberry.mutation(description="Learn a type's triage from its labelled elements (encoder: auto, embeddings, tfidf)")
+    @strawberry.mutation(
+        description="Learn a type's triage from its labelled elements (encoder: auto, embeddings, tfidf)"
+    )
     async def train_triage(
         self, info: Info, entity_type: str, encoder: str = "auto", max_examples: int | None = None
     ) -> TriageConfigPayload:
@@ -158,7 +158,9 @@ class TriageMutation:
             if max_examples is not None:
                 body["max_examples"] = max_examples
             data = parse(TriageTrainRequest, body)
-            return TriageConfig.from_read(await service.train(info.context.session, info.context.who, entity_type, data))
+            return TriageConfig.from_read(
+                await service.train(info.context.session, info.context.who, entity_type, data)
+            )
 
         return await mutate(info, call)
 
