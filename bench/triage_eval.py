@@ -205,12 +205,27 @@ def _split_report(
 ) -> None:
     predicted = model.predict(x)
     results[f"{part}/{name}/{label}"] = (accuracy(truth, predicted), macro_f1(truth, predicted))
-    print(f"  {label:9s} {name + ' + softmax':22s} {_scores(truth, predicted)}")
+    print(f"  {label:9s} {name + ' + softmax':28s} {_scores(truth, predicted)}")
+
+
+def _memoised_embeddings() -> None:
+    """Both embedding variants read the same embeddings: encode each list of texts once."""
+    encode = embeddings.encode
+    memo: dict[tuple[str, ...], np.ndarray] = {}
+
+    def cached(texts: Any) -> np.ndarray:
+        key = tuple(texts)
+        if key not in memo:
+            memo[key] = encode(texts)
+        return memo[key]
+
+    embeddings.encode = cached  # type: ignore[assignment]
 
 
 def evaluate(count: int, seed: int, encoders: list[EncoderName]) -> dict[str, Any]:
     """Train on 80 % of `count` requests from the seen templates; test on the other 20 % (same templates, other
     requests) and on as many requests written only from the held-back templates and urgency phrases."""
+    _memoised_embeddings()
     held = count // 5
     train = generate(count - held, seed, unseen=False)
     parts = {"seen": generate(held, seed + 1, unseen=False), "unseen": generate(held, seed + 2, unseen=True)}
@@ -222,9 +237,12 @@ def evaluate(count: int, seed: int, encoders: list[EncoderName]) -> dict[str, An
     print("urgencies: ", dict(sorted(Counter(d["urgency"] for d in train).items())))
     results: dict[str, Any] = {}
     fitted: dict[str, tuple[Encoder, dict[str, Softmax], np.ndarray]] = {}
-    for name in encoders:
+    variants: list[tuple[str, EncoderName, bool]] = [("tfidf", "tfidf", False)] if "tfidf" in encoders else []
+    if "embeddings" in encoders:
+        variants += [("embeddings", "embeddings", False), ("embeddings+tfidf", "embeddings", True)]
+    for name, kind, hybrid in variants:
         started = time.perf_counter()
-        encoder = Encoder.fit(name, [d["text"] for d in train])
+        encoder = Encoder.fit(kind, [d["text"] for d in train], hybrid=hybrid)
         x = encoder.features([d["text"] for d in train])
         models = {label: Softmax.fit(x, [d[label] for d in train]) for label in ("category", "urgency")}
         fitted[name] = (encoder, models, encoder.similarity_vectors(x))
@@ -236,7 +254,7 @@ def evaluate(count: int, seed: int, encoders: list[EncoderName]) -> dict[str, An
             truth = [d[label] for d in data]
             majority = Counter(d[label] for d in train).most_common(1)[0][0]
             results[f"{part}/majority/{label}"] = (accuracy(truth, [majority] * len(truth)), 0.0)
-            print(f"  {label:9s} {'majority (' + majority + ')':22s} {_scores(truth, [majority] * len(truth))}")
+            print(f"  {label:9s} {'majority (' + majority + ')':28s} {_scores(truth, [majority] * len(truth))}")
             for name, (_, models, _) in fitted.items():
                 _split_report(name, label, models[label], features[name], truth, results, part)
         for name, (encoder, _, solved) in fitted.items():
@@ -244,7 +262,7 @@ def evaluate(count: int, seed: int, encoders: list[EncoderName]) -> dict[str, An
             nearest = (vectors @ solved.T).argmax(axis=1)
             same = float(np.mean([train[n]["category"] == d["category"] for d, n in zip(data, nearest, strict=True)]))
             results[f"{part}/{name}/similar"] = same
-            print(f"  similar   {name:22s} most similar solved request has the same category: {same:.3f}")
+            print(f"  similar   {name:28s} most similar solved request has the same category: {same:.3f}")
     return results
 
 

@@ -50,41 +50,57 @@ def pick_encoder(wanted: str) -> EncoderName:
 
 @dataclass
 class Encoder:
+    """`tfidf`: TF-IDF vectors. `embeddings`: the MiniLM embedding, beside the TF-IDF vector when `hybrid` (measured
+    in bench/triage_eval.py: the pair reads both the meaning of unseen paraphrases and the exact phrases of urgency
+    better than either alone, and its TF-IDF part names the terms that weighed). Similarity uses the embedding."""
+
     name: EncoderName
     tfidf: Tfidf | None = None
+    hybrid: bool = False
     _projection: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
-    def fit(cls, name: EncoderName, texts: Sequence[str]) -> "Encoder":
-        return cls(name, Tfidf.fit(texts) if name == "tfidf" else None)
+    def fit(cls, name: EncoderName, texts: Sequence[str], *, hybrid: bool = True) -> "Encoder":
+        uses_tfidf = name == "tfidf" or hybrid
+        return cls(name, Tfidf.fit(texts) if uses_tfidf else None, hybrid=name == "embeddings" and hybrid)
+
+    @property
+    def terms(self) -> int:
+        """How many leading features are TF-IDF terms."""
+        return len(self.tfidf.vocabulary) if self.tfidf is not None else 0
 
     def features(self, texts: Sequence[str]) -> np.ndarray:
-        """What the classifiers read: the TF-IDF vector, or the embedding."""
+        """What the classifiers read: the TF-IDF vector, the embedding, or both side by side."""
         clipped = [clip(t) for t in texts]
-        if self.tfidf is not None:
+        if self.name == "tfidf":
+            assert self.tfidf is not None  # noqa: S101
             return self.tfidf.transform(clipped)
-        return embeddings.encode(clipped)
+        embedded = embeddings.encode(clipped)
+        if self.tfidf is None:
+            return embedded
+        return np.hstack([self.tfidf.transform(clipped), embedded])
 
     def similarity_vectors(self, features: np.ndarray) -> np.ndarray:
-        """The unit vectors kept for similarity search (an embedding itself; TF-IDF projected to 256 dimensions)."""
-        if self.tfidf is None:
-            return unit(features)
+        """The unit vectors kept for similarity search (the embedding; TF-IDF projected to 256 dimensions)."""
+        if self.name == "embeddings":
+            return unit(features[:, self.terms :])
+        assert self.tfidf is not None  # noqa: S101
         if self._projection is None:
             self._projection = self.tfidf.projection()
         return self.tfidf.dense(features, self._projection)
 
     def to_params(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name}
+        out: dict[str, Any] = {"name": self.name, "hybrid": self.hybrid}
         if self.tfidf is not None:
             out["tfidf"] = self.tfidf.to_params()
-        else:
+        if self.name == "embeddings":
             out["model"] = embeddings.NAME
         return out
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "Encoder":
-        name: EncoderName = params["name"]
-        return cls(name, Tfidf.from_params(params["tfidf"]) if name == "tfidf" else None)
+        tfidf = Tfidf.from_params(params["tfidf"]) if "tfidf" in params else None
+        return cls(params["name"], tfidf, hybrid=bool(params.get("hybrid")))
 
 
 @dataclass
@@ -184,9 +200,9 @@ def predict(model: Compiled, text: str) -> tuple[dict[str, Prediction], np.ndarr
         tfidf = model.encoder.tfidf
         if tfidf is not None:
             # Contribution of each present term to the chosen value against the average of the others.
-            weights = classifier.weights
+            weights = classifier.weights[: model.encoder.terms]
             others = (weights.sum(axis=1) - weights[:, best]) / max(1, weights.shape[1] - 1)
-            contribution = x[0] * (weights[:, best] - others)
+            contribution = x[0, : model.encoder.terms] * (weights[:, best] - others)
             names = tfidf.names
             for j in np.argsort(-contribution)[:5]:
                 if contribution[j] <= 0:

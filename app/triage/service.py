@@ -361,7 +361,7 @@ async def triage_element(
         element.id,
         vector,
         similar=options.similar,
-        nearest=NEAREST if compiled.encoder.tfidf is None else 0,
+        nearest=NEAREST if compiled.encoder.name == "embeddings" else 0,
     )
     result = TriageResultRead(
         element_id=element.id,
