@@ -22,6 +22,7 @@ import numpy as np
 from app.triage import embeddings
 from app.triage.classifier import Softmax, accuracy, macro_f1
 from app.triage.model import Encoder, EncoderName
+from app.triage.tfidf import unit
 
 CATEGORIES: dict[str, list[str]] = {
     "billing": [
@@ -257,6 +258,14 @@ def evaluate(count: int, seed: int, encoders: list[EncoderName]) -> dict[str, An
             print(f"  {label:9s} {'majority (' + majority + ')':28s} {_scores(truth, [majority] * len(truth))}")
             for name, (_, models, _) in fitted.items():
                 _split_report(name, label, models[label], features[name], truth, results, part)
+            for name, (_, _, solved) in fitted.items():
+                if name == "embeddings":  # the other simple classifier measured: nearest centroid
+                    labels = np.array([d[label] for d in train])
+                    classes = sorted(set(labels))
+                    centroids = unit(np.stack([solved[labels == c].mean(axis=0) for c in classes]))
+                    vectors = unit(features[name])
+                    predicted = [classes[i] for i in (vectors @ centroids.T).argmax(axis=1)]
+                    print(f"  {label:9s} {'embeddings + centroid':28s} {_scores(truth, predicted)}")
         for name, (encoder, _, solved) in fitted.items():
             vectors = encoder.similarity_vectors(features[name])
             nearest = (vectors @ solved.T).argmax(axis=1)
