@@ -23,7 +23,7 @@ from app.elements.meta_cache import cached_type_meta
 from app.elements.models import Element
 from app.elements.schemas import ElementUpdate
 from app.entity_types.meta import TypeMeta, get_type_meta
-from app.errors import Conflict, ErrorCollector, NotFound
+from app.errors import Conflict, ErrorCollector, Forbidden, NotFound
 from app.pipelines.models import Stage, StageSemantic
 from app.timeline.service import add_entry
 from app.triage import embeddings
@@ -344,6 +344,9 @@ async def triage_element(
     )
     if row is None or row.status != "trained" or not row.params:
         raise Conflict(f"Entity type {meta.code!r} has no trained triage model: configure and train it first")
+    hidden = sorted(actor.on(meta).hidden & {*row.text_fields, row.category_field, row.urgency_field})
+    if hidden:  # its answer (and the similar requests' categories) would show them
+        raise Forbidden(f"Your role may not see the fields triage reads: {', '.join(hidden)}")
     if row.encoder == "embeddings" and not embeddings.available():
         raise Conflict(
             "The triage model uses embeddings, which this server lacks: install the `triage` extra or retrain"

@@ -124,6 +124,15 @@ async def test_a_role_gets_only_the_similar_requests_it_may_read(
     # The admin sees the others too.
     admin = (await triage(client, new[0]["id"], similar=10)).json()
     assert len(admin["similar_solved"]) == 10
+    # A role that may not see the urgency field does not get it through triage.
+    blind = await role_client(
+        name="no urgency",
+        grants=[{"entity_type": "ticket", "read": "all", "update": "all"}],
+        field_rules=[{"entity_type": "ticket", "field": "urgency", "access": "hidden"}],
+    )
+    response = await triage(blind, new[0]["id"])
+    assert response.status_code == 403, response.text
+    assert "urgency" in response.json()["detail"]
 
 
 async def test_viewer_reads_the_configuration_but_cannot_change_train_or_triage(
