@@ -37,6 +37,7 @@ from app.api.rest import (
     routing_policies,
     scoring,
     tasks,
+    triage,
     users,
     webhooks,
     workplaces,
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         alerts,
         dashboards,
         calltime,
+        triage,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

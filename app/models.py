@@ -24,6 +24,7 @@ from app.routing.models import RoutingPolicy
 from app.scoring.models import ScoringModel
 from app.tasks.models import Notification, Task
 from app.timeline.models import TimelineEntry
+from app.triage.models import TriageModel, TriageVector
 from app.users.models import User
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.workplaces.models import Workplace
@@ -71,6 +72,8 @@ __all__ = [
     "StoredFile",
     "Task",
     "TimelineEntry",
+    "TriageModel",
+    "TriageVector",
     "User",
     "UserRole",
     "WebhookAttempt",

@@ -180,6 +180,18 @@ class ScheduleCall(_Params):
         return codes
 
 
+class TriageRequest(_Params):
+    """Triage the element as `POST /elements/{id}/triage` does (category and urgency from the type's trained triage
+    model, written on its timeline); `apply` sets the fields, so a rule on `element.updated` can escalate by urgency.
+    `escalate_if`: urgency values for which a task `escalation_title` is created as well."""
+
+    apply: bool = True
+    similar: int = Field(default=3, ge=0, le=20)
+    escalate_if: list[str] | None = Field(default=None, max_length=20)
+    escalation_title: str = Field(default="Escalated request", min_length=1, max_length=500)
+    escalation_assignee_id: uuid.UUID | None = Field(default=None, description="Default: the element's assignee")
+
+
 PARAMS: dict[str, type[_Params]] = {
     "set_fields": SetFields,
     "move_to_stage": MoveToStage,
@@ -194,6 +206,7 @@ PARAMS: dict[str, type[_Params]] = {
     "notify": Notify,
     "log_activity": LogActivity,
     "schedule_call": ScheduleCall,
+    "triage": TriageRequest,
 }
 
 

@@ -50,6 +50,8 @@ from app.settings import Settings
 from app.tasks import service as task_service
 from app.tasks.schemas import TaskCreate
 from app.timeline.service import add_entry
+from app.triage import service as triage_service
+from app.triage.schemas import TriageElementRequest
 from app.webhooks import service as webhook_service
 
 # Which rule triggers an event type can fire (or arm, for the time-based ones).
@@ -944,7 +946,32 @@ async def _run_action(
             run_id=run.id,
         )
         return element
+    if isinstance(params, action_params.TriageRequest):
+        await _triage(session, actor, run, params, target)
+        return await _reloaded(session, actor, target)
     return await _element_action(session, actor, kind, params, target)
+
+
+async def _triage(
+    session: AsyncSession, actor: Actor, run: AutomationRun, params: action_params.TriageRequest, element: ElementRead
+) -> None:
+    """Triage as `POST /elements/{id}/triage` does; an urgency listed in `escalate_if` also creates a task."""
+    result = await triage_service.triage_element(
+        session, actor, element.id, TriageElementRequest(apply=params.apply, similar=params.similar)
+    )
+    if params.escalate_if and result.urgency.value in params.escalate_if:
+        await task_service.create_task(
+            session,
+            actor,
+            TaskCreate(
+                title=params.escalation_title,
+                description=f"Triaged {result.category.value} / {result.urgency.value} "
+                f"(p={result.urgency.probability})",
+                element_id=element.id,
+                assignee_id=params.escalation_assignee_id or element.assigned_to,
+            ),
+            run_id=run.id,
+        )
 
 
 async def _log_activity(

@@ -36,6 +36,7 @@ ActionType = Literal[
     "score",
     "log_activity",
     "schedule_call",
+    "triage",
 ]
 MAX_ACTIONS = 30
 

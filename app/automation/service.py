@@ -201,6 +201,7 @@ USER_PARAMS: dict[str, tuple[str, ...]] = {
     "create_task": ("assignee_id",),
     "notify": ("user_id",),
     "log_activity": ("responsible_user_id",),
+    "triage": ("escalation_assignee_id",),
 }
 
 

@@ -753,6 +753,9 @@ BODIES: dict[str, Any] = {
         "condition": {"kind": "threshold", "op": "lt", "value": 1},
     },
     "update_alert": {"name": "Walk alert renamed"},
+    "put_triage_config": {"text_fields": ["title", "note"], "category_field": "industry", "urgency_field": "industry"},
+    "triage_element": {"apply": False, "similar": 1},
+    "train_triage": {"encoder": "tfidf"},
     "login": {"email": "vera.vault@example.com", "password": "not-veras-password", "workspace_id": "{workspace}"},
     "refresh_token": {"refresh_token": "made-up-refresh-token"},
     "logout": {"refresh_token": "made-up-refresh-token"},
@@ -1225,6 +1228,13 @@ ADMIN_REFUSALS: dict[str, tuple[int, str]] = {
     "get_my_counters": (403, "counters are a person's: no API key has any, the admin's neither"),
     "get_me": (403, "`me` is a person: an API key is none"),
     "get_manager_dashboard": (403, "a manager's dashboard is a person's own: an API key has none"),
+    "put_triage_config": (
+        422,
+        "the world's one enum field has one option: a category needs two (checked after the role)",
+    ),
+    "get_triage_config": (404, "so the world's lead type has no triage configuration"),
+    "train_triage": (404, "nor anything to train"),
+    "triage_element": (409, "nor a trained triage model to classify with"),
     "login": (401, "the walk's password is wrong: the outsider does not know Vera's"),
     "refresh_token": (401, "the walk's refresh token is made up: a real one is a credential"),
 }

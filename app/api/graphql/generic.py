@@ -27,6 +27,7 @@ from app.api.graphql.layouts import LayoutsMutation, LayoutsQuery
 from app.api.graphql.org import OrgMutation, OrgQuery
 from app.api.graphql.people import PeopleMutation, PeopleQuery
 from app.api.graphql.roles import RolesMutation, RolesQuery
+from app.api.graphql.triage import TriageMutation, TriageQuery
 from app.api.graphql.types import (
     Board,
     Deleted,
@@ -121,6 +122,7 @@ class Query(  # theirs
     DataQualityQuery,
     AnalyticsQuery,
     CallTimeQuery,
+    TriageQuery,
 ):
     @strawberry.field
     async def entity_types(self, info: Info) -> list[EntityType]:
@@ -183,6 +185,7 @@ class Mutation(
     ActivitiesMutation,
     DataQualityMutation,
     AnalyticsMutation,
+    TriageMutation,
 ):
     # --- entity types and fields ---
 
