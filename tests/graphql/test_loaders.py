@@ -52,12 +52,17 @@ async def test_a_page_costs_a_constant_number_of_queries(
     await _companies(client, run, 50)
     await run(PAGE, first=1)  # warm the workspace's schema cache
 
-    small = count_queries()
-    page = await run(PAGE, first=5)
-    small_count = small.count
-    large = count_queries()
-    page = await run(PAGE, first=50)
-    large_count = large.count
+    # Each size twice, keeping the fewer: the in-process caches (keys, access, type metadata) reload after a few
+    # seconds, and on a busy machine such a reload can land inside either measurement.
+    small_counts, large_counts = [], []
+    for _ in range(2):
+        small = count_queries()
+        page = await run(PAGE, first=5)
+        small_counts.append(small.count)
+        large = count_queries()
+        page = await run(PAGE, first=50)
+        large_counts.append(large.count)
+    small_count, large_count = min(small_counts), min(large_counts)
 
     edges = page["elements"]["edges"]
     assert len(edges) == 50
