@@ -492,12 +492,32 @@ async def working_intervals(
 # --- a user's calendar --------------------------------------------------------------------------------------------
 
 
+def events_where(
+    workspace_id: uuid.UUID, user_id: uuid.UUID, start: datetime, end: datetime
+) -> tuple[ColumnElement[bool], ...]:
+    """The events a user owns or attends that overlap [start, end)."""
+    return (CalendarEvent.workspace_id == workspace_id, _of_user(user_id), *_overlapping(start, end))
+
+
+def tasks_due_where(
+    workspace_id: uuid.UUID, user_id: uuid.UUID, start: datetime, end: datetime
+) -> tuple[ColumnElement[bool], ...]:
+    """The user's tasks due in [start, end) that still count (open or done; cancelled ones are left out)."""
+    return (
+        Task.workspace_id == workspace_id,
+        Task.assignee_id == user_id,
+        Task.status != TaskStatus.cancelled,
+        Task.due_at >= start,
+        Task.due_at < end,
+    )
+
+
 async def _events_of(
     session: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUID, start: datetime, end: datetime
 ) -> list[CalendarEvent]:
     statement = (
         select(CalendarEvent)
-        .where(CalendarEvent.workspace_id == workspace_id, _of_user(user_id), *_overlapping(start, end))
+        .where(*events_where(workspace_id, user_id, start, end))
         .order_by(CalendarEvent.starts_at, CalendarEvent.id)
         .limit(MAX_ITEMS + 1)
     )
@@ -507,16 +527,9 @@ async def _events_of(
 async def _tasks_due(
     session: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUID, start: datetime, end: datetime
 ) -> list[Task]:
-    """The user's tasks due in [start, end) that still count (open or done; cancelled ones are left out)."""
     statement = (
         select(Task)
-        .where(
-            Task.workspace_id == workspace_id,
-            Task.assignee_id == user_id,
-            Task.status != TaskStatus.cancelled,
-            Task.due_at >= start,
-            Task.due_at < end,
-        )
+        .where(*tasks_due_where(workspace_id, user_id, start, end))
         .order_by(Task.due_at, Task.id)
         .limit(MAX_ITEMS + 1)
     )

@@ -25,13 +25,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, literal, or_, select
+from sqlalchemy import and_, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.visibility import readable_elements
 from app.activities.models import Activity, ActivityElement, ActivityKind, ActivityStatus, CallOutcome
 from app.auth.actor import Actor
 from app.calendar import hours
+from app.calendar import service as calendar_service
 from app.calendar.models import CalendarEvent
 from app.calltime import estimator
 from app.calltime.schemas import (
@@ -49,7 +50,7 @@ from app.elements.service import load_element_row
 from app.entity_types.meta import TypeMeta
 from app.errors import Conflict, ErrorCollector, NotFound
 from app.tasks import service as task_service
-from app.tasks.models import Task, TaskStatus
+from app.tasks.models import Task
 from app.tasks.schemas import TaskCreate, TaskRead
 from app.timeline.service import add_entry
 from app.users.models import User
@@ -314,13 +315,7 @@ async def _load(
     due = list(
         await session.scalars(
             select(Task.due_at)
-            .where(
-                Task.workspace_id == workspace_id,
-                Task.assignee_id == user_id,
-                Task.status != TaskStatus.cancelled,
-                Task.due_at >= start,
-                Task.due_at < end,
-            )
+            .where(*calendar_service.tasks_due_where(workspace_id, user_id, start, end))
             .limit(MAX_LOAD_ITEMS)
         )
     )
@@ -328,11 +323,8 @@ async def _load(
         await session.execute(
             select(CalendarEvent.starts_at, CalendarEvent.ends_at)
             .where(
-                CalendarEvent.workspace_id == workspace_id,
-                or_(CalendarEvent.owner_id == user_id, CalendarEvent.attendee_ids.contains([user_id])),
-                CalendarEvent.starts_at < end,
-                CalendarEvent.ends_at > start,
-                CalendarEvent.all_day.is_(False),
+                *calendar_service.events_where(workspace_id, user_id, start, end),
+                CalendarEvent.all_day.is_(False),  # an all-day event (a deadline, a reminder) takes no particular hour
             )
             .limit(MAX_LOAD_ITEMS)
         )
