@@ -68,7 +68,8 @@ class Cluster:
             process.wait_ready()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: its idle workers and API processes would otherwise run beside every later test.
+@pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     postgres = Postgres()
     redis_server = RedisServer()
