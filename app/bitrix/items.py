@@ -29,6 +29,7 @@ from app.bitrix.common import (
 from app.bitrix.context import TypeContext, loose, type_context
 from app.bitrix.errors import invalid, not_found
 from app.bitrix.transport import as_list, as_map, param
+from app.bitrix.userfields import USER_TYPE_IDS
 from app.bitrix.values import Lookups, filter_operand, lookups_for, user_by_number, value_in, value_out
 from app.db import session_connection
 from app.elements import reads
@@ -346,7 +347,7 @@ async def item_fields(call: Call) -> Answer:
         row = view.meta.row
         fields[view.uf_name if original_names else view.item_key] = {
             **_description(
-                USER_TYPES.get(row.type, "string"),
+                USER_TYPE_IDS.get(row.type, "string"),
                 row.label,
                 read_only=False,
                 required=row.required,
@@ -356,24 +357,6 @@ async def item_fields(call: Call) -> Answer:
             "upperName": view.uf_name,
         }
     return Answer({"fields": fields})
-
-
-USER_TYPES = {
-    "string": "string",
-    "text": "string",
-    "email": "string",
-    "phone": "string",
-    "url": "url",
-    "integer": "integer",
-    "decimal": "double",
-    "money": "money",
-    "boolean": "boolean",
-    "date": "date",
-    "datetime": "datetime",
-    "enum": "enumeration",
-    "user": "employee",
-    "reference": "crm",
-}
 
 
 def _description(kind: str, title: str, *, read_only: bool, required: bool, multiple: bool) -> dict[str, Any]:
