@@ -4,6 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Date,
@@ -97,6 +98,9 @@ class Element(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     moved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The element's API JSON, rendered by a trigger on every write (app/readmodel/compiler.py:row_json reads it):
+    # never loaded into ORM objects.
+    body: Mapped[Any] = mapped_column(JSON, nullable=True, deferred=True)
     # When the element outstayed its stage's time limit; kept by triggers and the counters' timer (app/counters).
     overdue_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

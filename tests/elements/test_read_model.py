@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
+from app.readmodel.compiler import built_json
 from app.readmodel.ddl import table_name
 from tests.factories import create_element, create_field, create_type, default_pipeline
 
@@ -47,6 +48,15 @@ async def _projection_matches_record(database_url: str, type_id: str) -> int:
                 expected = (items or None) if field["multiple"] else (items[0] if items else None)
                 assert projected[field["code"]] == expected, (field["code"], element["id"])
             assert set(projected) == {"id"} | {f["code"] for f in fields}, "one column per field"
+        # The body rendered on write is the JSON built from the row now.
+        bodies = await connection.fetch(
+            f"SELECT e.id, e.body::text AS stored, {built_json('t.code', 's.code')}::text AS built "  # noqa: S608
+            "FROM elements e JOIN entity_types t ON t.id = e.entity_type_id LEFT JOIN stages s ON s.id = e.stage_id "
+            "WHERE e.entity_type_id = $1",
+            uuid.UUID(type_id),
+        )
+        for body in bodies:
+            assert body["stored"] == body["built"], body["id"]
         return len(elements)
     finally:
         await connection.close()
@@ -109,6 +119,12 @@ async def test_projection_equals_the_record_after_every_write(
     assert response.status_code == 200, response.text
     assert pipeline["id"]
     assert await _projection_matches_record(database_url, typed["id"]) == 7
+    # A stage's new code shows in its elements (rendered again).
+    stage = next(s for s in pipeline["stages"] if s["code"] == "IN_PROGRESS")
+    response = await client.patch(f"/stages/{stage['id']}", json={"code": "WORKING"})
+    assert response.status_code == 200, response.text
+    assert (await client.get(f"/elements/{first['id']}")).json()["stage_code"] == "WORKING"
+    assert await _projection_matches_record(database_url, typed["id"]) == 7
 
     # A field added later is a new, empty column; values written to it are projected.
     await create_field(client, "deal", "region", "string")
@@ -143,6 +159,26 @@ async def test_projection_of_a_type_without_recycle_bin_loses_purged_rows(
         "/entity-types/ticket/elements", params={"filter": '{"field": "level", "op": "gte", "value": 0}'}
     )
     assert [e["id"] for e in response.json()["items"]] == [kept["id"]]
+
+
+async def test_an_element_without_a_rendered_body_reads_the_same(
+    client: httpx.AsyncClient, typed: dict[str, Any], database_url: str
+) -> None:
+    """A row written with the render trigger off (a data-only restore, say) is rendered at read time instead."""
+    element = await create_element(client, "deal", title="bare", values={"seats": 2, "tags": ["a"]})
+    before = (await client.get(f"/elements/{element['id']}")).json()
+    listed = (await client.get("/entity-types/deal/elements")).json()["items"]
+    connection = await asyncpg.connect(database_url)
+    try:
+        async with connection.transaction():
+            await connection.execute("ALTER TABLE elements DISABLE TRIGGER elements_zz_render_body")
+            await connection.execute("UPDATE elements SET body = NULL WHERE id = $1", uuid.UUID(element["id"]))
+            await connection.execute("ALTER TABLE elements ENABLE TRIGGER elements_zz_render_body")
+        assert await connection.fetchval("SELECT body FROM elements WHERE id = $1", uuid.UUID(element["id"])) is None
+    finally:
+        await connection.close()
+    assert (await client.get(f"/elements/{element['id']}")).json() == before
+    assert (await client.get("/entity-types/deal/elements")).json()["items"] == listed
 
 
 async def test_deleting_a_type_drops_its_table(client: httpx.AsyncClient, database_url: str) -> None:
