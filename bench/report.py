@@ -24,7 +24,11 @@ def markdown(report: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in report["machine"]["packages"].items()),
         "",
         *(
-            [f"Server: {report['server']['http']}, {report['server']['workers']} workers", ""]
+            [
+                f"Server: {report['server']['http']}, {report['server']['workers']} workers; "
+                f"client: {report.get('client', 'httpx')}",
+                "",
+            ]
             if "server" in report
             else []
         ),

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import orjson
 
 from app.cli import DEFAULT_SERVER, HttpServer
@@ -45,6 +44,7 @@ from bench.data import (
     plain_row,
 )
 from bench.driver import RequestFailed, Result, run
+from bench.http import CLIENTS, Client, Reply, open_client
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 GROWTH_POINTS = (10_000, 100_000, 1_000_000)
@@ -69,6 +69,7 @@ class Config:
     admin_url: str = DEFAULT_ADMIN_URL
     quiet: bool = False
     scenario_seconds: float = 90.0
+    client: str = CLIENTS[0]
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -86,6 +87,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         choices=[s.value for s in HttpServer],
         default=DEFAULT_SERVER.value,
         help=f"HTTP server for the API (default {DEFAULT_SERVER.value}, as `stageflow serve`)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default=CLIENTS[0],
+        help="the benchmark's HTTP client (default aiohttp: a tenth of httpx's CPU per request; runs A-H used httpx)",
     )
     parser.add_argument("--load-concurrency", type=int, default=2, help="batch requests in flight while loading")
     parser.add_argument("--batch-size", type=int, default=1000, help="elements per batch request (max 1000)")
@@ -116,6 +123,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         admin_url=args.admin_url,
         quiet=args.quiet,
         scenario_seconds=args.scenario_seconds,
+        client=args.client,
     )
 
 
@@ -228,7 +236,7 @@ class Setup:
     person_email: str = ""  # manager 0: logs in with a role that reads only their own leads
 
 
-async def _ok(response: httpx.Response) -> dict[str, Any]:
+async def _ok(response: Reply) -> dict[str, Any]:
     if response.status_code >= 400:
         raise RequestFailed(
             f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text}"
@@ -237,7 +245,7 @@ async def _ok(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
-async def create_schema(client: httpx.AsyncClient) -> Setup:
+async def create_schema(client: Client) -> Setup:
     await _ok(
         await client.post(
             f"{API}/entity-types", json={"code": "lead", "title": "Lead", "settings": {"pipelines_enabled": True}}
@@ -276,7 +284,7 @@ MANAGERS = 50
 PERSON_PASSWORD = secrets.token_urlsafe(16)
 
 
-async def person_token(client: httpx.AsyncClient, setup: Setup, workspace_id: str) -> str:
+async def person_token(client: Client, setup: Setup, workspace_id: str) -> str:
     """An access token for manager 0 (role: read own leads), for the permission-filtering scenarios."""
     body = {"email": setup.person_email, "password": PERSON_PASSWORD, "workspace_id": workspace_id}
     return str((await _ok(await client.post(f"{API}/auth/login", json=body)))["access_token"])
@@ -293,7 +301,7 @@ class Sample:
 
 
 async def load(
-    client: httpx.AsyncClient, config: Config, setup: Setup, start: int, stop: int, sample: Sample, every: int
+    client: Client, config: Config, setup: Setup, start: int, stop: int, sample: Sample, every: int
 ) -> Result:
     """Elements start…stop-1 through the batch endpoint, `load_concurrency` batches in flight."""
     result = Result("bulk load (batch endpoint)")
@@ -360,7 +368,7 @@ def _rng(config: Config, name: str) -> random.Random:
 
 
 async def _timed(
-    client: httpx.AsyncClient,
+    client: Client,
     record: Callable[[float], None],
     method: str,
     url: str,
@@ -388,7 +396,7 @@ def filtered_filter(rng: random.Random) -> dict[str, Any]:
 
 
 class Scenarios:
-    def __init__(self, client: httpx.AsyncClient, config: Config, setup: Setup, sample: Sample) -> None:
+    def __init__(self, client: Client, config: Config, setup: Setup, sample: Sample) -> None:
         self.client = client
         self.config = config
         self.setup = setup
@@ -623,6 +631,7 @@ def machine() -> dict[str, Any]:
         "asyncpg",
         "pydantic",
         "httpx",
+        "aiohttp",
         "orjson",
         "uvloop",
         "httptools",
@@ -686,6 +695,7 @@ async def measure(
     report: dict[str, Any] = {"config": {k: str(v) for k, v in asdict(config).items() if k != "admin_url"}}
     report["machine"] = machine()
     report["server"] = {"http": config.server, "workers": config.workers}
+    report["client"] = config.client
     report["uptime_before"] = uptime()
     connection = await asyncpg.connect(database_url)
     report["postgresql"] = await connection.fetchval("SELECT version()")
@@ -694,9 +704,9 @@ async def measure(
     meter = CpuMeter(server_pid=api.pid, postmaster_pid=postmaster, database=database)
     report["cpu_note"] = CPU_NOTE + ("" if postmaster else " PostgreSQL runs elsewhere: its CPU is not measured.")
     base_url = api.base_url
-    limits = httpx.Limits(max_connections=max(config.concurrency, config.load_concurrency) + 4)
+    connections = max(config.concurrency, config.load_concurrency) + 4
     headers = {"Authorization": f"Bearer {secret}"}
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=120) as client:
+    async with open_client(config.client, base_url, headers, connections, 120) as client:
         setup = await create_schema(client)
         checkpoints = [p for p in GROWTH_POINTS if p < config.n] if config.growth else []
         checkpoints.append(config.n)
@@ -732,7 +742,7 @@ async def measure(
         # The same filtered list and board for a person whose role reads only their own leads (1 in MANAGERS).
         token = await person_token(client, setup, workspace_id)
         person_headers = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(base_url=base_url, headers=person_headers, limits=limits, timeout=120) as person:
+        async with open_client(config.client, base_url, person_headers, connections, 120) as person:
             own = Scenarios(person, config, setup, sample)
             for name in ("filtered", "board"):
                 log(config, f"  {name} (own scope)")
