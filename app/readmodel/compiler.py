@@ -493,12 +493,14 @@ def read_scope(access: TypeAccess | None, meta: TypeMeta, params: Params, action
     return "(" + " OR ".join(parts) + ")" if parts else "false"
 
 
-def owner_branches(access: TypeAccess | None, meta: TypeMeta, params: Params) -> tuple[str, str] | None:
+def owner_branches(
+    access: TypeAccess | None, meta: TypeMeta, params: Params, action: str = "read"
+) -> tuple[str, str] | None:
     """A read scope that is one owner group over every pipeline (`own` or `department` throughout), as two disjoint
     conditions: assigned to one of the owners, or created by one of them and assigned to none of them. Each can walk
     an index that starts with the owner (`ix_elements_assignee_stage`, `ix_elements_creator_stage`), where the OR
     of the two could only be a bitmap over every element of the owners. None for any other scope."""
-    groups = None if access is None else access.read_groups(meta.pipelines)
+    groups = None if access is None else access.read_groups(meta.pipelines, action)
     if access is None or groups is None or len(groups) != 1 or not groups[0].every_pipeline:
         return None
     owners = access.owner_ids(groups[0].scope)
@@ -514,8 +516,22 @@ def owner_branches(access: TypeAccess | None, meta: TypeMeta, params: Params) ->
     )
 
 
-def from_clause(meta: TypeMeta, joined: bool) -> str:
-    return f"FROM elements e JOIN {table_name(meta.id)} r ON r.id = e.id" if joined else "FROM elements e"
+def from_clause(meta: TypeMeta, joined: bool, owned: bool = False) -> str:
+    """`owned`: the elements start from the `owned` CTE (owned_ids)."""
+    elements = "owned JOIN elements e ON e.id = owned.id" if owned else "elements e"
+    return f"FROM {elements} JOIN {table_name(meta.id)} r ON r.id = e.id" if joined else f"FROM {elements}"
+
+
+def owned_ids(access: TypeAccess | None, meta: TypeMeta, params: Params, action: str) -> str | None:
+    """For a person who may read only their own (or their department's) elements, a CTE of those elements' ids, read
+    index-only from the two owner indexes; the page joins the read model to them by id. Left to itself, PostgreSQL
+    matched the filter over the whole type and hashed it against the person's elements (one in 50 of 100,000: 52 ms
+    of CPU per filtered list; 6 ms this way). It costs a walk of the person's elements, whatever their share."""
+    branches = owner_branches(access, meta, params, action)
+    if branches is None:
+        return None
+    ids = " UNION ALL ".join(f"SELECT e.id FROM elements e WHERE e.deleted_at IS NULL AND {mine}" for mine in branches)
+    return f"WITH owned AS MATERIALIZED ({ids}) "
 
 
 def page_statement(
@@ -542,15 +558,17 @@ def page_statement(
     readable = read_scope(access, meta, params, action)
     if readable != "true":
         where = f"{where} AND {readable}"
+    owned = None if deleted else owned_ids(access, meta, params, action)
+    cte = owned or ""
     joined = compiler.uses_read_model or shape.uses_read_model
     scope = (
         f"WHERE e.workspace_id = $1 AND e.entity_type_id = $2 AND e.deleted_at IS {'NOT ' if deleted else ''}NULL"
         f" AND {where}"
     )
     count_params = list(params.values)
-    count_sql = f"SELECT count(*) {from_clause(meta, compiler.uses_read_model)} {scope}"
+    count_sql = f"{cte}SELECT count(*) {from_clause(meta, compiler.uses_read_model, bool(owned))} {scope}"
     if cursor:
         scope += f" AND {after(shape.keys, decode_sort_values(shape.keys, cursor), params)}"
     limit_param = params.add(limit + 1)
-    sql = f"{shape.select} {from_clause(meta, joined)} {scope} {shape.order_by} LIMIT {limit_param}"
+    sql = f"{cte}{shape.select} {from_clause(meta, joined, bool(owned))} {scope} {shape.order_by} LIMIT {limit_param}"
     return PageStatement(sql, count_sql, count_params, params.values, shape.keys)
