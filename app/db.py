@@ -13,7 +13,7 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, SessionTransaction, mapped_column
 
 from app.errors import ServiceUnavailable
 from app.settings import Settings
@@ -229,20 +229,51 @@ class SessionConnection:
         self._adapted = adapted
         self._connection = adapted.driver_connection
 
-    async def fetch(self, sql: str, *args: Any) -> Any:
+    @asynccontextmanager
+    async def _in_transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """The connection, in the session's transaction: SQLAlchemy's adapter sends BEGIN only before its first
+        statement, so a plain statement that came first would otherwise run (and commit) on its own."""
         async with self._adapted._execute_mutex:
-            return await self._connection.fetch(sql, *args)
+            if self._adapted._transaction is None:
+                await self._adapted._start_transaction()
+            yield self._connection
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        async with self._in_transaction() as connection:
+            return await connection.fetch(sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
-        async with self._adapted._execute_mutex:
-            return await self._connection.fetchrow(sql, *args)
+        async with self._in_transaction() as connection:
+            return await connection.fetchrow(sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        async with self._adapted._execute_mutex:
-            return await self._connection.fetchval(sql, *args)
+        async with self._in_transaction() as connection:
+            return await connection.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        """A statement whose rows are not wanted; its status (`INSERT 0 1`)."""
+        async with self._in_transaction() as connection:
+            status: str = await connection.execute(sql, *args)
+            return status
+
+
+CONNECTION_KEY = "session_connection"  # session.info: the SessionConnection of the transaction under way
 
 
 async def session_connection(session: AsyncSession) -> SessionConnection:
+    """The session's connection, its transaction begun. Kept for the rest of the transaction: asking SQLAlchemy for
+    it costs two greenlet switches, and a write asks several times."""
+    kept: SessionConnection | None = session.info.get(CONNECTION_KEY)
+    if kept is not None:
+        return kept
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    return SessionConnection(raw.dbapi_connection)
+    kept = session.info[CONNECTION_KEY] = SessionConnection(raw.dbapi_connection)
+    return kept
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_connection(session: Session, transaction: SessionTransaction) -> None:
+    """The next transaction may run on another connection of the pool."""
+    if transaction.parent is None:
+        session.info.pop(CONNECTION_KEY, None)

@@ -13,13 +13,13 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from app.db import session_connection
 from app.entity_types.meta import TypeMeta, get_type_meta
 from app.kit.invalidation import TimedCache
-from app.workspaces.models import Workspace
 
 MAX_ENTRIES = 512
 VERSIONS_KEY = "metadata_versions"  # session.info: the versions this transaction has read
@@ -96,9 +96,8 @@ async def cached_type_meta(session: AsyncSession, workspace_id: uuid.UUID, ref: 
     if workspace_id in versions:
         version = versions[workspace_id]
     else:
-        version = versions[workspace_id] = await session.scalar(
-            select(Workspace.metadata_version).where(Workspace.id == workspace_id)
-        )
+        connection = await session_connection(session)
+        version = versions[workspace_id] = await connection.fetchval(VERSION_SQL, workspace_id)
     hit = _hit(workspace_id, ref, version)
     if hit is not None:
         return hit

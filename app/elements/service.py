@@ -15,6 +15,7 @@ from app.elements.bulk import insert_all
 from app.elements.ids import new_id
 from app.elements.meta_cache import cached_type_meta
 from app.elements.models import Element, ElementValue, StageHistory
+from app.elements.rows import ElementRow, lock_rows, lock_stage_rows, write_row, write_rows
 from app.elements.schemas import (
     ElementBatch,
     ElementCreate,
@@ -38,12 +39,14 @@ from app.users.service import check_assignees
 SYSTEM_UPDATABLE = ("title", "assigned_to", "amount", "currency", "source", "begin_date", "close_date")
 
 
-def to_read(element: Element | SimpleNamespace, meta: TypeMeta) -> ElementRead:
+def to_read(element: Element | ElementRow | SimpleNamespace, meta: TypeMeta) -> ElementRead:
     stage = meta.stages.get(element.stage_id) if element.stage_id else None
     return element_read(element, meta.code, stage.code if stage else None)
 
 
-def element_read(element: Element | SimpleNamespace, type_code: str, stage_code: str | None) -> ElementRead:
+def element_read(
+    element: Element | ElementRow | SimpleNamespace, type_code: str, stage_code: str | None
+) -> ElementRead:
     """The API's view of an element row, for callers that know its type and stage codes without full metadata."""
     # Built from stored, typed columns: validating them again cost ~20 µs per element (a board builds 120, a batch
     # 1000) and could not fail.
@@ -321,7 +324,7 @@ async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, sear
     return await reads.list_elements(session, actor, type_ref, search)
 
 
-def _allowed(actor: Actor, meta: TypeMeta, action: str, element: Element) -> TypeAccess:
+def _allowed(actor: Actor, meta: TypeMeta, action: str, element: Element | ElementRow) -> TypeAccess:
     """The actor's access to the type, once it allows `action` on this element (404 if they may not even read it)."""
     access = actor.on(meta)
     access.check(action, element.pipeline_id, element.assigned_to, element.created_by, element_id=element.id)
@@ -331,22 +334,30 @@ def _allowed(actor: Actor, meta: TypeMeta, action: str, element: Element) -> Typ
 # --- update ----------------------------------------------------------------------------------------------------
 
 
-def _check_version(element: Element, expected: int | None) -> None:
+def _check_version(element: Element | ElementRow, expected: int | None) -> None:
     if expected is not None and expected != element.version:
         raise VersionMismatch(f"The element is at version {element.version}, not {expected}: reload it and try again")
 
 
-def _ensure_live(element: Element) -> None:
+def _ensure_live(element: Element | ElementRow) -> None:
     if element.deleted_at is not None:
         raise Conflict("The element is in the recycle bin: restore it first")
 
 
 async def _apply_update(
-    session: AsyncSession, actor: Actor, meta: TypeMeta, element: Element, data: ElementUpdate, parsed: ParsedValues
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Write one validated update; returns the outbox event and timeline entry that describe it."""
+    session: AsyncSession,
+    actor: Actor,
+    meta: TypeMeta,
+    element: Element | ElementRow,
+    data: ElementUpdate,
+    parsed: ParsedValues,
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Apply one validated update to the element and write its values; returns the outbox event and timeline entry
+    that describe it, and the element's columns that changed (the ORM flushes an `Element`; a plain row's caller
+    writes them)."""
     changes = data.model_dump(exclude_unset=True, include=set(SYSTEM_UPDATABLE))
     changed = [name for name, value in changes.items() if getattr(element, name) != value]
+    columns = [*changed, "version", "updated_at", "updated_by"]
     for name in changed:
         setattr(element, name, changes[name])
     if parsed.by_code:
@@ -360,6 +371,8 @@ async def _apply_update(
         snapshot = {k: v for k, v in element.values.items() if k not in parsed.by_code}
         snapshot.update(parsed.snapshot(meta))
         changed_values = [code for code in parsed.by_code if element.values.get(code) != snapshot.get(code)]
+        if snapshot != element.values:
+            columns.append("values")
         element.values = snapshot
         changed.extend(f"values.{code}" for code in changed_values)
         await bind_files(session, meta, actor.workspace_id, [(element.id, parsed)], replacing=True)
@@ -369,13 +382,14 @@ async def _apply_update(
     return (
         _event(actor, meta, element.id, "element.updated", {"changed": changed}),
         _entry(actor, element.id, "updated", {"changed": changed}),
+        columns,
     )
 
 
 async def update_element(
     session: AsyncSession, actor: Actor, element_id: uuid.UUID, data: ElementUpdate, *, if_match: int | None = None
 ) -> ElementRead:
-    element = await load_element_row(session, actor, element_id, lock=True, action=None)
+    element = await _lock_one(session, actor, element_id)
     meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     access = _allowed(actor, meta, "update", element)
     access.check_fields(data.values or {})
@@ -387,9 +401,12 @@ async def update_element(
     await check_files(session, actor.workspace_id, file_uses(meta, parsed, "", element.id), errors)
     await check_assignees(session, actor.workspace_id, [("assigned_to", data.assigned_to)], errors)
     errors.raise_if_any("The element is not valid")
-    event, entry = await _apply_update(session, actor, meta, element, data, parsed)
+    event, entry, columns = await _apply_update(session, actor, meta, element, data, parsed)
+    score = element.score
     await autoscore(session, meta, [element])
-    await session.flush()
+    if element.score != score:
+        columns.append("score")
+    await write_row(session, element, columns)
     await _record(session, [event], [entry])
     return shown(to_read(element, meta), access)
 
@@ -397,10 +414,18 @@ async def update_element(
 # --- move ------------------------------------------------------------------------------------------------------
 
 
+async def _lock_one(session: AsyncSession, actor: Actor, element_id: uuid.UUID) -> ElementRow:
+    """The workspace's element as a plain row, locked FOR UPDATE; NotFound when it is missing."""
+    found = await lock_rows(session, actor.workspace_id, [element_id])
+    if not found:
+        raise NotFound(f"Element {element_id} not found")
+    return found[0]
+
+
 async def move_element(
     session: AsyncSession, actor: Actor, element_id: uuid.UUID, data: ElementMove, *, if_match: int | None = None
 ) -> ElementRead:
-    element = await load_element_row(session, actor, element_id, lock=True, action=None)
+    element = await _lock_one(session, actor, element_id)
     meta = await cached_type_meta(session, actor.workspace_id, element.entity_type_id)
     access = _allowed(actor, meta, "update", element)
     _check_version(element, if_match if if_match is not None else data.version)
@@ -429,14 +454,17 @@ async def move_element(
 
 async def move_stage_elements(session: AsyncSession, actor: Actor, source: Stage, target: Stage) -> None:
     """Move every element of a stage that is going away, with the same history, events and timeline as a move."""
-    elements = list(await session.scalars(select(Element).where(Element.stage_id == source.id).with_for_update()))
+    elements = await lock_stage_rows(session, source.id)
     if elements:
         meta = await cached_type_meta(session, actor.workspace_id, elements[0].entity_type_id)
         await _apply_moves(session, actor, meta, elements, target)
 
 
+MOVED_COLUMNS = ("pipeline_id", "stage_id", "moved_at", "updated_at", "updated_by", "version")
+
+
 async def _apply_moves(
-    session: AsyncSession, actor: Actor, meta: TypeMeta, elements: Sequence[Element], stage: Stage
+    session: AsyncSession, actor: Actor, meta: TypeMeta, elements: Sequence[ElementRow], stage: Stage
 ) -> None:
     now = datetime.now(UTC)
     events, entries, history = [], [], []
@@ -469,10 +497,14 @@ async def _apply_moves(
         element.version += 1
         events.append(_event(actor, meta, element.id, "element.moved", move))
         entries.append(_entry(actor, element.id, "moved", move))
-    await session.flush()
+    await write_rows(session, elements, MOVED_COLUMNS)
     await _record(session, events, entries, history)
     # A model that reads the stage (a deal's close probability) scores the move, once the history row is written.
+    scores = [e.score for e in elements]
     await autoscore(session, meta, elements, moved=True)
+    for element, score in zip(elements, scores, strict=True):
+        if element.score != score:
+            await write_row(session, element, ["score"])
 
 
 # --- delete and restore ----------------------------------------------------------------------------------------
@@ -618,7 +650,7 @@ async def _apply_updates(
 ) -> dict[int, ElementRead]:
     events, entries = [], []
     for _, element, update, parsed in planned:
-        event, entry = await _apply_update(session, actor, meta, element, update, parsed)
+        event, entry, _ = await _apply_update(session, actor, meta, element, update, parsed)
         events.append(event)
         entries.append(entry)
     await autoscore(session, meta, [element for _, element, _, _ in planned])

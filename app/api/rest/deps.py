@@ -29,7 +29,11 @@ def bearer_tokens(request: Request) -> auth_service.BearerTokens:
     return tokens
 
 
-def get_session(request: Request) -> AsyncSession:
+# The dependencies below are `async def` though they never await: FastAPI runs a plain `def` dependency in the
+# thread pool, a hop that cost ~7 % of a single create's server CPU.
+
+
+async def get_session(request: Request) -> AsyncSession:
     """The request's session, opened (and committed) by `TransactionalRoute`."""
     session: AsyncSession = request.state.session
     return session
@@ -102,12 +106,12 @@ async def get_lean_actor(
     return actor
 
 
-def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return sessionmaker
 
 
-def get_if_match(
+async def get_if_match(
     if_match: Annotated[str | None, Header(description="The element version you last read")] = None,
 ) -> int | None:
     if if_match is None:
