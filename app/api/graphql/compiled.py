@@ -285,17 +285,24 @@ class Compiler:
                 raise NotCompiled
             attributes.append((_key(field_node), _attribute(field.python_name, stage_type.fields[name].type)))
 
+        # A stage's JSON, kept while the type's metadata (immutable, per version) holds the same stage object.
+        written: dict[uuid.UUID, tuple[Any, dict[str, Any]]] = {}
+
         def stage_of(page: Page, i: int) -> Any:
             stage_id = page.rows[i]["stage_id"]
             if stage_id is None:
                 return None
             known = page.stage_json.get(stage_id)
             if known is None:
-                read = page.stages.get(uuid.UUID(stage_id))
+                key = uuid.UUID(stage_id)
+                read = page.stages.get(key)
                 if read is None:
                     raise Fallback  # not one of the type's stages: the normal path's DataLoader finds it
-                stage = Stage.from_read(read)
-                known = page.stage_json[stage_id] = {key: value(stage) for key, value in attributes}
+                cached = written.get(key)
+                if cached is None or cached[0] is not read:
+                    stage = Stage.from_read(read)
+                    cached = written[key] = (read, {name: value(stage) for name, value in attributes})
+                known = page.stage_json[stage_id] = cached[1]
             return known
 
         return stage_of
@@ -316,6 +323,9 @@ def _system(python_name: str, serialize: Serialize) -> Writer:
         for candidate, reader in READ_AS.items():  # `X | None`
             if candidate in getattr(ElementRead.model_fields[python_name].annotation, "__args__", ()):
                 read = reader
+    if read is uuid.UUID:
+        # PostgreSQL writes a uuid in its one standard form, str(UUID)'s: the row's text is the serialised value.
+        read = None
     if read is None:
         return lambda page, i: serialize(page.rows[i][python_name])
     convert = read
