@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     GRAPHQL_INTROSPECTION: bool = True
     # Typed GraphQL schemas kept in memory, one per workspace, LRU (about 2.5 MB for 5 types of 10 fields).
     GRAPHQL_SCHEMA_CACHE_SIZE: int = 256
+    # Answer plain typed list queries from the page's rows instead of executing them (app/api/graphql/compiled.py);
+    # off: every operation is executed (the answers are the same).
+    GRAPHQL_COMPILED_LISTS: bool = True
     # Run the outbox dispatcher inside the API process so a lone process delivers events (subscriptions).
     OUTBOX_DISPATCHER_ENABLED: bool = True
     # Serve the static pages under /ui (the analytics page: /ui/analytics). They hold no secret and call the API with

@@ -167,7 +167,10 @@ async def board_json(
 # --- the service path ----------------------------------------------------------------------------------------------
 
 
-async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, search: ElementSearch) -> ElementPage:
+async def list_rows(
+    session: AsyncSession, actor: Actor, type_ref: str, search: ElementSearch
+) -> tuple[RawPage, dict[uuid.UUID, Any]]:
+    """A page as PostgreSQL built it (each row's ElementRead JSON) and the type's stages by id."""
     connection = await session_connection(session)
 
     async def load() -> TypeMeta:
@@ -176,13 +179,17 @@ async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, sear
     # A session that changed metadata reads its own (uncommitted) version; any other reads the cached one.
     changing = bool(session.info.get("forget_metadata"))
     meta = await (load() if changing else lean_type_meta(connection, load, actor.workspace_id, type_ref))
-    page = await _page(connection, meta, actor, search)
+    return await _page(connection, meta, actor, search), meta.stages
+
+
+async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, search: ElementSearch) -> ElementPage:
+    page, stages = await list_rows(session, actor, type_ref, search)
     return ElementPage(
         items=[ElementRead.model_validate_json(row[0]) for row in page.rows],
         next_cursor=page.next_cursor,
         total=page.total,
         cursors=page.cursors,
-        stages=meta.stages,
+        stages=stages,
     )
 
 

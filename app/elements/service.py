@@ -32,6 +32,7 @@ from app.files.binding import bind_files, check_files, file_uses, purge_after_co
 from app.outbox.models import OutboxEvent
 from app.outbox.service import origin_payload
 from app.pipelines.models import Pipeline, Stage
+from app.readmodel.reader import RawPage
 from app.scoring.engine import autoscore
 from app.timeline.models import TimelineEntry
 from app.users.service import check_assignees
@@ -322,6 +323,13 @@ async def get_elements(
 
 async def list_elements(session: AsyncSession, actor: Actor, type_ref: str, search: ElementSearch) -> ElementPage:
     return await reads.list_elements(session, actor, type_ref, search)
+
+
+async def list_element_rows(
+    session: AsyncSession, actor: Actor, type_ref: str, search: ElementSearch
+) -> tuple[RawPage, dict[uuid.UUID, Any]]:
+    """The same page as `list_elements`, its rows left as the JSON PostgreSQL built (for answers built from it)."""
+    return await reads.list_rows(session, actor, type_ref, search)
 
 
 def _allowed(actor: Actor, meta: TypeMeta, action: str, element: Element | ElementRow) -> TypeAccess:

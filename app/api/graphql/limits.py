@@ -206,17 +206,22 @@ async def _stage_counts(context: Any, pipeline_ids: list[uuid.UUID]) -> dict[uui
     return counts
 
 
+def validation_rules(settings: Settings) -> list[Any]:
+    """The rules a document must also pass: depth, aliases and, where it is off, no introspection."""
+    return [
+        *QueryDepthLimiter(max_depth=settings.GRAPHQL_MAX_DEPTH).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.GRAPHQL_MAX_ALIASES).validation_rules,
+        *([] if settings.GRAPHQL_INTROSPECTION else DisableIntrospection().validation_rules),
+    ]
+
+
 def limit_extensions(settings: Settings) -> list[Any]:
     """Extension factories: Strawberry builds fresh instances per operation.
 
     The validation rules (depth, aliases, introspection) are made once, not per operation, so the validation of a
     document against a schema is cached: a client repeating its few documents is validated once per document.
     """
-    rules = [
-        *QueryDepthLimiter(max_depth=settings.GRAPHQL_MAX_DEPTH).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.GRAPHQL_MAX_ALIASES).validation_rules,
-        *([] if settings.GRAPHQL_INTROSPECTION else DisableIntrospection().validation_rules),
-    ]
+    rules = validation_rules(settings)
     return [
         lambda: ParserCache(maxsize=512),  # clients repeat the same few documents: parse each once
         lambda: AddValidationRules(rules),

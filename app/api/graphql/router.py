@@ -6,18 +6,22 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
+from app.api.graphql import compiled
 from app.api.graphql.context import Context
 from app.api.graphql.schema import SchemaCache, WorkspaceSchemas
 from app.api.rest.common import make_router
@@ -113,7 +117,60 @@ async def _anonymous_operation(connection: HTTPConnection, settings: Settings) -
     return all(isinstance(s, FieldNode) and s.name.value in ANONYMOUS_FIELDS for s in selections)
 
 
+@dataclass
+class PrebuiltResult(ExecutionResult):
+    """An operation answered by app.api.graphql.compiled: its response body, already encoded."""
+
+    body: bytes = b""
+
+
+class PrebuiltResponse(dict[str, Any]):
+    def __init__(self, body: bytes) -> None:
+        super().__init__()
+        self.body = body
+
+
 class StageflowGraphQLRouter(GraphQLRouter[Context, None]):
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: Any,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> Any:
+        """A typed list query the compiled path answers skips execution; the rest (and errors) are executed.
+        Authentication, the role and the rate limit were checked by get_context; the document's limits by
+        the compiled path itself (only a valid document within the cost limit is answered there)."""
+        if (
+            context.settings.GRAPHQL_COMPILED_LISTS
+            and isinstance(request_data, GraphQLRequestData)
+            and request_data.protocol == "http"
+            and isinstance(request_data.query, str)
+            and (request_adapter.method == "POST" or self.allow_queries_via_get)
+            and context.actor is not None
+        ):
+            schema = await self.schema.cache.for_context(context)  # type: ignore[attr-defined]
+            body = await compiled.answer(
+                schema, context, request_data.query, request_data.variables, request_data.operation_name
+            )
+            if body is not None:
+                return PrebuiltResult(data=None, errors=None, body=body)
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> Any:
+        if isinstance(result, PrebuiltResult):
+            return PrebuiltResponse(result.body)
+        return await super().process_result(request, result)
+
+    def encode_json(self, data: object) -> str | bytes:
+        if isinstance(data, PrebuiltResponse):
+            return data.body
+        return super().encode_json(data)
+
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Browsers cannot set headers on a WebSocket: the key may come in connection_init's payload instead."""
         params = context.connection_params or {}
@@ -171,7 +228,8 @@ async def _ws_context(connection: HTTPConnection) -> AsyncIterator[Context]:
         yield context
 
 
-def mount_graphql(app: FastAPI, settings: Settings, *, api_prefix: str) -> None:
+def mount_graphql(app: FastAPI, settings: Settings) -> None:
+    """The /graphql endpoint (the SDL route, `sdl_router`, is included with the REST routers)."""
     cache = SchemaCache(settings)
     app.state.graphql_schemas = cache
     router = StageflowGraphQLRouter(
@@ -183,7 +241,6 @@ def mount_graphql(app: FastAPI, settings: Settings, *, api_prefix: str) -> None:
         include_in_schema=False,
     )
     app.include_router(router)
-    app.include_router(sdl_router, prefix=api_prefix)
 
 
 @sdl_router.get(

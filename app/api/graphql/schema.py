@@ -37,7 +37,7 @@ from app.api.graphql.context import Context
 from app.api.graphql.errors import DomainErrorExtension, refusal_of
 from app.api.graphql.generic import Mutation, Query, Subscription
 from app.api.graphql.limits import limit_extensions
-from app.api.graphql.typed import BIG_INT, BigInt, TypedBuilder, TypedPart
+from app.api.graphql.typed import BIG_INT, BigInt, TypedBuilder, TypedList, TypedPart
 from app.db import session_connection
 from app.elements.meta_cache import cached_version
 from app.entity_types import service as entity_type_service
@@ -48,9 +48,15 @@ logger = logging.getLogger("stageflow.graphql")
 
 
 class StageflowSchema(strawberry.Schema):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, settings: Settings, typed_lists: dict[str, TypedList] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         printable_defaults(self._schema)
+        self.settings = settings
+        # The typed list queries and the plans of documents that ask for one (app.api.graphql.compiled).
+        self.typed_lists = typed_lists or {}
+        self.compiled_plans: OrderedDict[tuple[str, str | None], Any] = OrderedDict()
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Bad queries and refusals by the services are the caller's mistakes: log only unexpected exceptions."""
@@ -87,7 +93,9 @@ def _unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError) and refusal_of(original) is None
 
 
-def _schema(settings: Settings, query: type, mutation: type) -> StageflowSchema:
+def _schema(
+    settings: Settings, query: type, mutation: type, typed_lists: dict[str, TypedList] | None = None
+) -> StageflowSchema:
     extensions: list[Any] = [DomainErrorExtension, *limit_extensions(settings)]
     if not settings.is_development:
         # A bug's message may tell too much: outside development the caller only learns that it happened.
@@ -98,6 +106,8 @@ def _schema(settings: Settings, query: type, mutation: type) -> StageflowSchema:
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(scalar_map={BigInt: BIG_INT, AlertConditionJSON: ALERT_CONDITION}),
+        settings=settings,
+        typed_lists=typed_lists,
     )
 
 
@@ -123,6 +133,7 @@ def workspace_schema(settings: Settings, generic: StageflowSchema, metas: list[A
     )
     query_fields: dict[str, Any] = {}
     mutation_fields: dict[str, Any] = {}
+    typed_lists: dict[str, TypedList] = {}
     for meta in metas:
         if not builder.prepare(meta):
             logger.warning("entity type %s left out of the typed schema: its GraphQL names are taken", meta.code)
@@ -132,7 +143,9 @@ def workspace_schema(settings: Settings, generic: StageflowSchema, metas: list[A
             continue
         query_fields.update(part.query)
         mutation_fields.update(part.mutation)
-    return _schema(settings, _extend(Query, "Query", query_fields), _extend(Mutation, "Mutation", mutation_fields))
+        typed_lists.update(part.lists)
+    query, mutation = _extend(Query, "Query", query_fields), _extend(Mutation, "Mutation", mutation_fields)
+    return _schema(settings, query, mutation, typed_lists)
 
 
 class SchemaCache:
@@ -216,6 +229,7 @@ class WorkspaceSchemas(StageflowSchema):
             subscription=Subscription,
             extensions=list(generic.extensions),
             config=generic.config,
+            settings=cache.settings,
         )
         self.cache = cache
 

@@ -184,12 +184,32 @@ def plural(word: str) -> str:
     return word + "s"
 
 
+@dataclass(frozen=True)
+class CustomValue:
+    """A custom field a typed node resolves from the element's `values` alone (no reference, no file)."""
+
+    code: str
+    convert: Callable[[Any], Any]  # the stored value as the node's resolver returns it (`_convert`)
+    multiple: bool
+
+
+@dataclass(frozen=True)
+class TypedList:
+    """One typed list query (`leads`): what app.api.graphql.compiled needs to answer it without executing it."""
+
+    type_code: str
+    node_type: str  # the GraphQL name of its node (`Lead`)
+    values: dict[str, CustomValue]  # GraphQL field name -> the custom field behind it
+    to_filter: Callable[[Any], dict[str, Any] | None]
+
+
 @dataclass
 class TypedPart:
     """What one entity type adds to the Query and the Mutation."""
 
     query: dict[str, Any] = field(default_factory=dict)
     mutation: dict[str, Any] = field(default_factory=dict)
+    lists: dict[str, TypedList] = field(default_factory=dict)  # by the list query's GraphQL name
 
 
 class TypedBuilder:
@@ -281,6 +301,12 @@ class TypedBuilder:
         part = TypedPart()
         part.query[f"t_{meta.code}_one"] = _one(meta.code, node, names.single)
         part.query[f"t_{meta.code}_many"] = _many(meta.code, names.plural, filter_input, to_filter, node, edge, conn)
+        values = {
+            name: CustomValue(code, _convert(self.scalars[code]), fm.row.multiple)
+            for code, (name, fm) in custom.items()
+            if fm.row.type not in ("reference", "file")
+        }
+        part.lists[names.plural] = TypedList(meta.code, names.type, values, to_filter)
         rename = _renamer({code: name for code, (name, _) in custom.items()})
         part.mutation[f"t_{meta.code}_create"] = _create(meta.code, names, create_input, node, payload, rename)
         part.mutation[f"t_{meta.code}_update"] = _update(meta.code, names, patch_input, node, payload, rename)
