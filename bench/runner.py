@@ -92,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "--client",
         choices=CLIENTS,
         default=CLIENTS[0],
-        help="the benchmark's HTTP client (default aiohttp: a tenth of httpx's CPU per request; runs A-H used httpx)",
+        help="the benchmark's HTTP client (default httpx; aiohttp: a tenth of the CPU, dropped a connection at 1M)",
     )
     parser.add_argument("--load-concurrency", type=int, default=2, help="batch requests in flight while loading")
     parser.add_argument("--batch-size", type=int, default=1000, help="elements per batch request (max 1000)")
