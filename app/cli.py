@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from app.kit import reuseport
 from app.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -125,6 +126,8 @@ def _serve(host: str, port: int, workers: int = 1, server: HttpServer = DEFAULT_
             log_dictconfig=_granian_logging(level),
             log_access=False,
         ).serve()
+    elif workers > 1 and port and reuseport.available():
+        reuseport.serve("app.cli:serving_app", host, port, workers)
     else:
         import uvicorn
 

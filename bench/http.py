@@ -1,8 +1,8 @@
-"""The benchmark's HTTP client: httpx by default, aiohttp with `--client aiohttp` (a tenth of the CPU per request).
+"""The benchmark's HTTP client: aiohttp by default, httpx with `--client httpx` (runs A–H used it).
 
 The client runs on the same 2 cores as the API and PostgreSQL, so every millisecond of CPU it spends per request is
 taken from what it measures. Against a health check with 16 in flight, httpx spent about 2.8 ms of CPU per request
-and aiohttp 0.25–0.4 ms. Runs up to F used httpx: `--client httpx` compares with them.
+and aiohttp 0.25–0.4 ms; in the benchmark's scenarios httpx took 1.4–3 ms per request, more than the server.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import aiohttp
 import httpx
 import orjson
 
-CLIENTS = ("httpx", "aiohttp")
+CLIENTS = ("aiohttp", "httpx")
+KEEPALIVE_SECONDS = 2.0
 
 
 class Reply(Protocol):
@@ -72,7 +73,10 @@ class LightClient:
         self._session = aiohttp.ClientSession(
             base_url=base_url,
             headers=headers,
-            connector=aiohttp.TCPConnector(limit=connections),
+            # An idle connection is dropped by the client before the server's keep-alive (uvicorn: 5 s) ends it:
+            # otherwise a request can go out on a connection whose close is already on its way back, and fail
+            # with ServerDisconnectedError (a 1M load did, at about 870,000).
+            connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=KEEPALIVE_SECONDS),
             timeout=aiohttp.ClientTimeout(total=timeout),
             json_serialize=lambda value: orjson.dumps(value).decode(),
         )

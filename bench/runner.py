@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -92,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "--client",
         choices=CLIENTS,
         default=CLIENTS[0],
-        help="the benchmark's HTTP client (default httpx; aiohttp: a tenth of the CPU, dropped a connection at 1M)",
+        help="the benchmark's HTTP client (default aiohttp; httpx, as runs A-H used, costs 5-10 times the CPU)",
     )
     parser.add_argument("--load-concurrency", type=int, default=2, help="batch requests in flight while loading")
     parser.add_argument("--batch-size", type=int, default=1000, help="elements per batch request (max 1000)")
@@ -218,11 +219,30 @@ async def find_postmaster(database_url: str) -> int | None:
 
 
 async def metered(meter: CpuMeter, work: Awaitable[Result], *, server: bool = True) -> Result:
-    """Run one scenario and attach the CPU it used (client, server, PostgreSQL)."""
-    with meter.measure(server=server) as reading:
-        result = await work
+    """Run one scenario and attach the CPU it used (client, server, PostgreSQL).
+
+    The client's garbage collector is off while it runs, as `timeit` does: after a 1M load the client holds millions
+    of objects, and one full collection stalls every request in flight for a fraction of a second, which the report
+    would charge to the server."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        with meter.measure(server=server) as reading:
+            result = await work
+    finally:
+        gc.enable()
+        gc.unfreeze()
     result.cpu = reading.use
     return result
+
+
+async def timed(meter: CpuMeter, scenarios: Scenarios, name: str, count: int) -> Result:
+    """A scenario's timed requests, after as many again as are in flight untimed: the first request of a kind on
+    each worker and connection pays for lazy imports, prepared statements and plans (get by id, the first scenario,
+    had a p99 of 250–650 ms from its first few requests alone)."""
+    await getattr(scenarios, name)(2 * scenarios.config.concurrency)
+    return await metered(meter, getattr(scenarios, name)(count))
 
 
 # --- setup over the API -----------------------------------------------------------------------------------------
@@ -319,7 +339,9 @@ async def load(
         response = await client.post(
             f"{API}/entity-types/lead/elements/batch",
             content=orjson.dumps(body),
-            headers={"content-type": "application/json"},
+            # A new connection per batch: a kept one stays on the worker that accepted it, and two loaders on
+            # one worker left the other idle (run G loaded at 1,301/s that way).
+            headers={"content-type": "application/json", "connection": "close"},
             timeout=300,
         )
         elapsed = (time.perf_counter() - t0) * 1000
@@ -724,8 +746,8 @@ async def measure(
             seconds = await vacuum_analyze(database_url)
             log(config, f"  done in {seconds:.1f} s")
             if point != config.n:
-                filtered = (await metered(meter, scenarios.filtered(config.growth_requests))).summary()
-                board = (await metered(meter, scenarios.board(config.growth_requests))).summary()
+                filtered = (await timed(meter, scenarios, "filtered", config.growth_requests)).summary()
+                board = (await timed(meter, scenarios, "board", config.growth_requests)).summary()
                 growth.append(_growth_row(point, filtered, board))
                 log(config, f"  at {point:,}: filtered p50 {filtered['p50_ms']} ms, board p50 {board['p50_ms']} ms")
         bulk = Result("bulk load (batch endpoint)", note=f"{loads[0].note}; CPU per element", cpu=CpuUse(0.0))
@@ -738,7 +760,7 @@ async def measure(
         results = [bulk]
         for name in ("get", "filtered", "paging", "board", "search", "graphql", "patch", "move", "create"):
             log(config, f"  {name}")
-            results.append(await metered(meter, getattr(scenarios, name)(config.requests)))
+            results.append(await timed(meter, scenarios, name, config.requests))
         # The same filtered list and board for a person whose role reads only their own leads (1 in MANAGERS).
         token = await person_token(client, setup, workspace_id)
         person_headers = {"Authorization": f"Bearer {token}"}
@@ -746,7 +768,7 @@ async def measure(
             own = Scenarios(person, config, setup, sample)
             for name in ("filtered", "board"):
                 log(config, f"  {name} (own scope)")
-                result = await metered(meter, getattr(own, name)(config.requests))
+                result = await timed(meter, own, name, config.requests)
                 result.name += OWN_SCOPE
                 result.note = f"a person who may read their own leads only (1 in {MANAGERS}); {result.note}"
                 results.append(result)

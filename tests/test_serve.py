@@ -5,14 +5,17 @@ and the workers write the app's JSON access log (spawned workers do not inherit 
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from app.cli import HttpServer
+from app.kit import reuseport
 from app.kit.net import free_port, wait_until_healthy
 
 
@@ -55,3 +58,45 @@ def test_serve_with_two_workers(server: str, database_url: str, embedded: dict[s
     assert {f"serve-check-{number}" for number in range(11)} <= set(access), log_path.read_text()[-3000:]
     assert access["serve-check-0"]["route"] == "/readyz"
     assert access["serve-check-5"]["status"] == 401
+
+
+def _spawned_workers(pid: int) -> set[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not reuseport.available(), reason="SO_REUSEPORT balancing is Linux's")
+def test_uvicorn_workers_share_the_port_and_a_dead_one_is_replaced(database_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    environment = {**os.environ, "DATABASE_URL": database_url, "JWT_SECRET": secrets.token_urlsafe(48)}
+    environment.pop("REDIS_URL", None)
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"]
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until_healthy(base, process, timeout=90)
+            deadline = time.monotonic() + 60
+            while len(workers := _spawned_workers(process.pid)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert len(workers) == 2, log_path.read_text()[-3000:]
+            # A second server on the same port is refused, as a plain bind would be, rather than sharing it.
+            with pytest.raises(OSError):
+                reuseport.ensure_port_free("127.0.0.1", port)
+            victim = min(workers)
+            os.kill(victim, signal.SIGKILL)
+            while (len(replaced := _spawned_workers(process.pid)) < 2 or victim in replaced) and (
+                time.monotonic() < deadline
+            ):
+                time.sleep(0.2)
+            assert victim not in replaced and len(replaced) == 2, log_path.read_text()[-3000:]
+            wait_until_healthy(base, process, timeout=60)
+            with httpx.Client(base_url=base, timeout=10) as client:
+                assert all(client.get("/healthz").status_code == 200 for _ in range(20))
+        finally:
+            process.terminate()
+            code = process.wait(timeout=30)
+    assert code == 0, log_path.read_text()[-3000:]
+    assert f"worker {victim} exited" in log_path.read_text()
