@@ -83,7 +83,7 @@ def test_uvicorn_workers_share_the_port_and_a_dead_one_is_replaced(database_url:
                 time.sleep(0.2)
             assert len(workers) == 2, log_path.read_text()[-3000:]
             # A second server on the same port is refused, as a plain bind would be, rather than sharing it.
-            with pytest.raises(OSError):
+            with pytest.raises(OSError, match="in use"):
                 reuseport.ensure_port_free("127.0.0.1", port)
             victim = min(workers)
             os.kill(victim, signal.SIGKILL)
@@ -91,7 +91,8 @@ def test_uvicorn_workers_share_the_port_and_a_dead_one_is_replaced(database_url:
                 time.monotonic() < deadline
             ):
                 time.sleep(0.2)
-            assert victim not in replaced and len(replaced) == 2, log_path.read_text()[-3000:]
+            assert victim not in replaced, log_path.read_text()[-3000:]
+            assert len(replaced) == 2, log_path.read_text()[-3000:]
             wait_until_healthy(base, process, timeout=60)
             with httpx.Client(base_url=base, timeout=10) as client:
                 assert all(client.get("/healthz").status_code == 200 for _ in range(20))
