@@ -25,7 +25,7 @@ from app.elements.schemas import (
     ElementSearch,
     ElementUpdate,
 )
-from app.elements.values import ParsedValues, check_references, parse_values, references_of
+from app.elements.values import ParsedValues, ValueColumns, check_references, parse_values, references_of
 from app.entity_types.meta import TypeMeta
 from app.errors import Conflict, ErrorCollector, NotFound, VersionMismatch
 from app.files.binding import bind_files, check_files, file_uses, purge_after_commit
@@ -208,7 +208,7 @@ async def _insert_creates(
     now = datetime.now(UTC)
     # Plain rows, not ORM objects: a batch builds a thousand of them and never needs the identity map.
     elements: list[SimpleNamespace] = []
-    value_rows: list[dict[str, Any]] = []
+    value_rows = ValueColumns(actor.workspace_id)
     events: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
@@ -237,7 +237,7 @@ async def _insert_creates(
             deleted_at=None,
         )
         elements.append(element)
-        value_rows.extend(parsed.rows(meta, actor.workspace_id, element.id))
+        value_rows.add(meta, element.id, parsed)
         placement = {"pipeline_id": _str(element.pipeline_id), "stage_id": _str(element.stage_id)}
         events.append(_event(actor, meta, element.id, "element.created", placement))
         entries.append(_entry(actor, element.id, "created", {"title": element.title, **placement}))
@@ -258,7 +258,7 @@ async def _insert_creates(
         session,
         [
             (Element, [vars(e) for e in elements]),
-            (ElementValue, value_rows),
+            (ElementValue, value_rows.columns()),
             (StageHistory, history),
             (OutboxEvent, events),
             (TimelineEntry, entries),

@@ -28,7 +28,7 @@ class ParsedValues:
                 continue
             field_meta = meta.fields[code]
             json_items = [field_meta.kind.to_json(v) for v in items]
-            out[code] = json_items if field_meta.row.multiple else json_items[0]
+            out[code] = json_items if field_meta.multiple else json_items[0]
         return out
 
     def rows(self, meta: TypeMeta, workspace_id: uuid.UUID, element_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -39,13 +39,51 @@ class ParsedValues:
                 rows.append(
                     {
                         "element_id": element_id,
-                        "field_id": field_meta.row.id,
+                        "field_id": field_meta.field_id,
                         "position": position,
                         "workspace_id": workspace_id,
                         field_meta.kind.column: value,
                     }
                 )
         return rows
+
+
+class ValueColumns:
+    """Many elements' value rows for one bulk INSERT, kept as a list per column rather than a dict per row."""
+
+    def __init__(self, workspace_id: uuid.UUID) -> None:
+        self.workspace_id = workspace_id
+        self.element_id: list[uuid.UUID] = []
+        self.field_id: list[uuid.UUID] = []
+        self.position: list[int] = []
+        self.typed: dict[str, list[tuple[int, Any]]] = {}  # value column -> (row number, value)
+
+    def add(self, meta: TypeMeta, element_id: uuid.UUID, parsed: ParsedValues) -> None:
+        for code, items in parsed.by_code.items():
+            field_meta = meta.fields[code]
+            typed = self.typed.setdefault(field_meta.kind.column, [])
+            for position, value in enumerate(items):
+                typed.append((len(self.element_id), value))
+                self.element_id.append(element_id)
+                self.field_id.append(field_meta.field_id)
+                self.position.append(position)
+
+    def columns(self) -> dict[str, list[Any]]:
+        count = len(self.element_id)
+        if not count:
+            return {}
+        out: dict[str, list[Any]] = {
+            "element_id": self.element_id,
+            "field_id": self.field_id,
+            "position": self.position,
+            "workspace_id": [self.workspace_id] * count,
+        }
+        for column, pairs in self.typed.items():
+            values: list[Any] = [None] * count
+            for row, value in pairs:
+                values[row] = value
+            out[column] = values
+        return out
 
 
 def parse_values(
@@ -58,7 +96,7 @@ def parse_values(
         path = f"{prefix}values.{code}"
         if field_meta is None:
             errors.add(path, f"unknown field {code!r} on entity type {meta.code!r}")
-        elif isinstance(value, list) and not field_meta.row.multiple:
+        elif isinstance(value, list) and not field_meta.multiple:
             errors.add(path, "takes a single value, not a list")
         else:
             parsed.by_code[code] = _parse_items(field_meta, value, path, errors)

@@ -172,17 +172,20 @@ class IntegerKind(NumberKind):
         return raw
 
 
+DECIMAL_LIMIT = Decimal(10) ** 15
+
+
 class DecimalKind(NumberKind):
     places: int | None = None
 
     def parse(self, raw: Any, spec: FieldSpec) -> Decimal:
-        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
             raise ValueRejected("must be a number")
         try:
-            value = Decimal(str(raw))
+            value = Decimal(raw if isinstance(raw, str) else str(raw))
         except InvalidOperation as exc:
             raise ValueRejected("must be a number") from exc
-        if not value.is_finite() or abs(value) >= Decimal(10) ** 15:
+        if not value.is_finite() or abs(value) >= DECIMAL_LIMIT:
             raise ValueRejected("must be a finite number below 10^15")
         if self.places is not None:
             exponent = value.as_tuple().exponent

@@ -32,6 +32,15 @@ class FieldMeta:
     def kind(self) -> FieldKind:
         return kind_of(self.row.type)
 
+    # Plain copies of the row's columns the per-value loops read: an ORM attribute costs a descriptor call each time.
+    @cached_property
+    def field_id(self) -> uuid.UUID:
+        return self.row.id
+
+    @cached_property
+    def multiple(self) -> bool:
+        return bool(self.row.multiple)
+
     @cached_property
     def spec(self) -> FieldSpec:
         return FieldSpec(
@@ -91,7 +100,13 @@ class TypeMeta:
         return next((p for p in self.pipelines.values() if p.is_default), None)
 
     def stages_of(self, pipeline_id: uuid.UUID) -> list[Stage]:
-        return sorted((s for s in self.stages.values() if s.pipeline_id == pipeline_id), key=lambda s: (s.sort, s.code))
+        """A pipeline's stages in board order (a new list: callers may change it)."""
+        return list(self._stage_order.get(pipeline_id, ()))
+
+    @cached_property
+    def _stage_order(self) -> dict[uuid.UUID, tuple[Stage, ...]]:
+        ordered = sorted(self.stages.values(), key=lambda s: (s.sort, s.code))
+        return {pipeline: tuple(s for s in ordered if s.pipeline_id == pipeline) for pipeline in self.pipelines}
 
 
 def _id_or_none(ref: str) -> uuid.UUID | None:
