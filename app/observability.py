@@ -5,10 +5,10 @@ import asyncio
 import json
 import logging
 import math
+import os
 import re
 import sys
 import time
-import uuid
 from contextvars import ContextVar
 from typing import Any
 
@@ -218,7 +218,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = _client_request_id(headers.get(b"x-request-id", b"")) or uuid.uuid4().hex
+        request_id = _client_request_id(headers.get(b"x-request-id", b"")) or os.urandom(16).hex()  # uuid4's bits
         token = request_id_var.set(request_id)
         status = 500
         started = time.perf_counter()
@@ -237,18 +237,19 @@ class ObservabilityMiddleware:
             template = route_template(scope)
             self.metrics.requests.labels(scope["method"], template, str(status)).inc()
             self.metrics.latency.labels(scope["method"], template).observe(elapsed)
-            access_logger.info(
-                "request",
-                extra={
-                    "fields": {
-                        "method": scope["method"],
-                        "path": loggable_path(scope),
-                        "route": template,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    }
-                },
-            )
+            if access_logger.isEnabledFor(logging.INFO):  # the path is redacted only for a line that is written
+                access_logger.info(
+                    "request",
+                    extra={
+                        "fields": {
+                            "method": scope["method"],
+                            "path": loggable_path(scope),
+                            "route": template,
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 2),
+                        }
+                    },
+                )
             request_id_var.reset(token)
 
 
