@@ -49,7 +49,7 @@ from app.auth.service import BearerTokens
 from app.auth.sessions import Authority
 from app.db import make_engine, make_sessionmaker, open_read_pool, plain_dsn
 from app.files.storage import use_storage
-from app.kit import background
+from app.kit import background, route_index
 from app.kit.invalidation import listener
 from app.observability import Metrics, ObservabilityMiddleware
 from app.outbox.dispatcher import run_dispatcher
@@ -163,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.UI_ENABLED:
         mount_ui(app)  # /ui/analytics: a static page drawing the analytics API's numbers with the visitor's token
     app.include_router(sdl_router, prefix=API_PREFIX)
+    route_index.install(app)
     install_problem_handlers(app)
     install_guards(app, settings)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
