@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from app.errors import NotFound
 from app.kit.filters import Node
 from app.readmodel.compiler import (
     FilterCompiler,
+    PageStatement,
     Params,
     from_clause,
     owner_branches,
@@ -43,7 +45,12 @@ class RawPage:
     rows: list[Any]
     next_cursor: str | None
     total: int | None
-    cursors: list[str]
+    statement: PageStatement
+
+    @cached_property
+    def cursors(self) -> list[str]:
+        """Each row's cursor, for GraphQL edges (a REST page gives only the next one, so it is built on demand)."""
+        return [self.statement.cursor(row) for row in self.rows]
 
     def items_json(self) -> bytes:
         return b"[" + ",".join(row[0] for row in self.rows).encode() + b"]"
@@ -88,7 +95,7 @@ async def list_page(
         rows=rows,
         next_cursor=statement.cursor(rows[-1]) if has_more and rows else None,
         total=total,
-        cursors=[statement.cursor(row) for row in rows],
+        statement=statement,
     )
 
 
