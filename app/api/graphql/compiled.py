@@ -56,6 +56,7 @@ from app.api.graphql.types import Stage, check_first
 from app.elements import service as element_service
 from app.elements.schemas import ElementRead, ElementSearch
 from app.errors import DomainError
+from app.readmodel.reader import RawPage
 
 if TYPE_CHECKING:
     from app.api.graphql.schema import StageflowSchema
@@ -88,12 +89,22 @@ class Page:
     """What one request's plan writes from: the page's rows (parsed), their cursors and the type's stages."""
 
     rows: list[Row]
-    cursors: list[str]
-    next_cursor: str | None
-    total: int | None
+    source: RawPage  # the page as read; its cursors are built only when the document asks for them
     after: str | None
     stages: dict[uuid.UUID, Any]
     stage_json: dict[str, dict[str, Any]]  # a stage's selected fields, by its id as the rows give it
+
+    @property
+    def cursors(self) -> list[str]:
+        return self.source.cursors
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.source.next_cursor
+
+    @property
+    def total(self) -> int | None:
+        return self.source.total
 
 
 Writer = Callable[[Page, int], Any]  # (page, index of the row) -> a JSON value
@@ -429,9 +440,7 @@ async def _run(schema: StageflowSchema, plan: Plan, context: Context, variables:
     rows, stages = await element_service.list_element_rows(context.session, context.who, plan.typed.type_code, search)
     page = Page(
         rows=[orjson.loads(row[0]) for row in rows.rows],
-        cursors=rows.cursors,
-        next_cursor=rows.next_cursor,
-        total=rows.total,
+        source=rows,
         after=after,
         stages=stages,
         stage_json={},
