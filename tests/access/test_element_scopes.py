@@ -18,6 +18,7 @@ from app.access.service import create_role
 from app.auth.actor import Actor
 from app.auth.models import Role
 from app.db import unit_of_work
+from app.readmodel import compiler
 from tests.conftest import Tenant, make_client
 from tests.factories import create_element, create_field, create_type, created, default_pipeline
 from tests.graphql.conftest import http_client
@@ -99,6 +100,42 @@ class TestOwnScope:
         assert search.json()["total"] == 3
         admin = (await client.get("/entity-types/deal/elements", params={"with_total": True})).json()
         assert admin["total"] == 8
+
+    @pytest.mark.parametrize("few_at_most", [5000, 1])
+    async def test_a_person_with_many_elements_gets_the_same_pages(
+        self,
+        client: httpx.AsyncClient,
+        own_client: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch,
+        few_at_most: int,
+    ) -> None:
+        """Pages of one's own elements start from one's ids (few of them) or from the sort's index (many): the
+        threshold lowered to 1 takes the second way, and both give the same pages, in order, cursors and all."""
+        monkeypatch.setattr(compiler, "OWNED_IDS_AT_MOST", few_at_most)
+        built: list[str] = []
+        owned_page = compiler.owned_page
+        monkeypatch.setattr(compiler, "owned_page", lambda *args: built.append(owned_page(*args)) or built[-1])
+        mine = [
+            (await create_element(own_client, "deal", title=f"mine {i}", values={"budget": i % 4}))["id"]
+            for i in range(7)
+        ]
+        for i in range(6):
+            await create_element(client, "deal", title=f"theirs {i}", values={"budget": i % 4})
+        seen: list[dict[str, Any]] = []
+        body: dict[str, Any] = {"filter": {"field": "budget", "op": "gte", "value": 1}, "sort": "-budget", "limit": 2}
+        while True:
+            page = await own_client.post("/entity-types/deal/elements/search", json=body)
+            assert page.status_code == 200, page.text
+            seen += page.json()["items"]
+            if not page.json()["next_cursor"]:
+                break
+            body["cursor"] = page.json()["next_cursor"]
+        assert {e["id"] for e in seen} <= set(mine)
+        assert len(seen) == len({e["id"] for e in seen}) == 5  # budgets 1, 2, 3, 1, 2 of the seven
+        budgets = [e["values"]["budget"] for e in seen]
+        assert budgets == sorted(budgets, reverse=True)
+        assert built  # the pages went through the two-way statement
+        assert all(f"count(*) FROM owned) <= {few_at_most}" in sql for sql in built)
 
     async def test_board_counts_and_sums_only_own(
         self, client: httpx.AsyncClient, own_client: httpx.AsyncClient, deals: dict[str, Any]
