@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
-from app.api import ops
+from app.api import ops, route_index
 from app.api.graphql.router import mount_graphql, sdl_router
 from app.api.guards import install_guards
 from app.api.rest import (
@@ -49,7 +49,7 @@ from app.auth.service import BearerTokens
 from app.auth.sessions import Authority
 from app.db import make_engine, make_sessionmaker, open_read_pool, plain_dsn
 from app.files.storage import use_storage
-from app.kit import background, route_index
+from app.kit import background
 from app.kit.invalidation import listener
 from app.observability import Metrics, ObservabilityMiddleware
 from app.outbox.dispatcher import run_dispatcher

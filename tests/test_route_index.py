@@ -7,7 +7,7 @@ import httpx
 import pytest
 from starlette.routing import BaseRoute, Match
 
-from app.kit.route_index import PrefixDispatch, may_match, path_key, route_prefixes
+from app.api.route_index import PrefixDispatch, may_match, path_key, route_prefixes
 from app.main import create_app
 
 
