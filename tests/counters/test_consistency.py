@@ -41,6 +41,7 @@ class World:
         return self.rng.choice(self.people)
 
     async def pick(self, session: AsyncSession, sql: str, **params: Any) -> Any:
+        """A random row of an ordered query: the seed alone decides the sequence, whatever plan PostgreSQL picks."""
         rows = (await session.execute(text(sql), {"ws": self.crm.tenant.workspace_id, **params})).all()
         return self.rng.choice(rows) if rows else None
 
@@ -75,6 +76,7 @@ class World:
                     text(
                         "SELECT s.id, s.code FROM stages s JOIN pipelines p ON p.id = s.pipeline_id "
                         "JOIN entity_types t ON t.id = p.entity_type_id WHERE t.workspace_id = :ws AND t.code = :c"
+                        " ORDER BY s.code, s.sort"
                     ),
                     {"ws": self.crm.tenant.workspace_id, "c": type_code},
                 )
@@ -98,24 +100,30 @@ class World:
         row = await self.pick(
             session,
             "SELECT e.id, t.code FROM elements e JOIN entity_types t ON t.id = e.entity_type_id "
-            "WHERE e.workspace_id = :ws AND e.deleted_at IS NULL",
+            "WHERE e.workspace_id = :ws AND e.deleted_at IS NULL ORDER BY e.number",
         )
         if row:
             stage = self.rng.choice(await self.stages(session, row.code))
             await elements.move_element(session, self.actor, row.id, ElementMove(stage_id=stage.id))
 
     async def assign(self, session: AsyncSession) -> None:
-        row = await self.pick(session, "SELECT id FROM elements WHERE workspace_id = :ws AND deleted_at IS NULL")
+        row = await self.pick(
+            session, "SELECT id FROM elements WHERE workspace_id = :ws AND deleted_at IS NULL ORDER BY number"
+        )
         if row:
             await elements.update_element(session, self.actor, row.id, ElementUpdate(assigned_to=self.person()))
 
     async def delete(self, session: AsyncSession) -> None:
-        row = await self.pick(session, "SELECT id FROM elements WHERE workspace_id = :ws AND deleted_at IS NULL")
+        row = await self.pick(
+            session, "SELECT id FROM elements WHERE workspace_id = :ws AND deleted_at IS NULL ORDER BY number"
+        )
         if row:
             await elements.delete_element(session, self.actor, row.id)
 
     async def restore(self, session: AsyncSession) -> None:
-        row = await self.pick(session, "SELECT id FROM elements WHERE workspace_id = :ws AND deleted_at IS NOT NULL")
+        row = await self.pick(
+            session, "SELECT id FROM elements WHERE workspace_id = :ws AND deleted_at IS NOT NULL ORDER BY number"
+        )
         if row:
             await elements.restore_element(session, self.actor, row.id)
 
@@ -140,7 +148,7 @@ class World:
 
     async def age(self, session: AsyncSession) -> None:
         """Time passed for one element: it arrived in its stage some minutes earlier."""
-        row = await self.pick(session, "SELECT id FROM elements WHERE workspace_id = :ws")
+        row = await self.pick(session, "SELECT id FROM elements WHERE workspace_id = :ws ORDER BY number")
         if row:
             await session.execute(
                 text("UPDATE elements SET moved_at = moved_at - make_interval(mins => :m) WHERE id = :id"),
@@ -152,7 +160,7 @@ class World:
         await counters.fire_due(session, now=now, limit=self.rng.choice([1, 3, 1000]))
 
     async def task(self, session: AsyncSession) -> None:
-        element = await self.pick(session, "SELECT id FROM elements WHERE workspace_id = :ws")
+        element = await self.pick(session, "SELECT id FROM elements WHERE workspace_id = :ws ORDER BY number")
         due = self.rng.choice([None, -30, -1, 1, 30, 90])
         data = TaskCreate(
             title="t",
@@ -163,7 +171,7 @@ class World:
         await tasks.create_task(session, self.actor, data)
 
     async def task_update(self, session: AsyncSession) -> None:
-        row = await self.pick(session, "SELECT id FROM tasks WHERE workspace_id = :ws")
+        row = await self.pick(session, "SELECT id FROM tasks WHERE workspace_id = :ws ORDER BY created_at, id")
         if row is None:
             return
         change = self.rng.choice(["status", "due", "assignee"])
@@ -176,7 +184,7 @@ class World:
         await tasks.update_task(session, self.actor, row.id, data)
 
     async def task_delete(self, session: AsyncSession) -> None:
-        row = await self.pick(session, "SELECT id FROM tasks WHERE workspace_id = :ws")
+        row = await self.pick(session, "SELECT id FROM tasks WHERE workspace_id = :ws ORDER BY created_at, id")
         if row:
             await tasks.delete_task(session, self.actor, row.id)
 
