@@ -238,7 +238,7 @@ async def metered(meter: CpuMeter, work: Awaitable[Result], *, server: bool = Tr
 
 
 async def timed(meter: CpuMeter, scenarios: Scenarios, name: str, count: int) -> Result:
-    """A scenario's timed requests, after as many again as are in flight untimed: the first request of a kind on
+    """A scenario's timed requests, after twice as many untimed ones as are in flight: the first request of a kind on
     each worker and connection pays for lazy imports, prepared statements and plans (get by id, the first scenario,
     had a p99 of 250–650 ms from its first few requests alone)."""
     await getattr(scenarios, name)(2 * scenarios.config.concurrency)

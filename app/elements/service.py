@@ -5,7 +5,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.permissions import TypeAccess
@@ -369,13 +369,13 @@ async def _apply_update(
     for name in changed:
         setattr(element, name, changes[name])
     if parsed.by_code:
-        field_ids = [meta.fields[code].row.id for code in parsed.by_code]
+        field_ids = [meta.fields[code].field_id for code in parsed.by_code]
         await session.execute(
             delete(ElementValue).where(ElementValue.element_id == element.id, ElementValue.field_id.in_(field_ids))
         )
-        rows = parsed.rows(meta, actor.workspace_id, element.id)
-        if rows:
-            await session.execute(insert(ElementValue), rows)
+        values = ValueColumns(actor.workspace_id)
+        values.add(meta, element.id, parsed)
+        await insert_all(session, [(ElementValue, values.columns())])
         snapshot = {k: v for k, v in element.values.items() if k not in parsed.by_code}
         snapshot.update(parsed.snapshot(meta))
         changed_values = [code for code in parsed.by_code if element.values.get(code) != snapshot.get(code)]

@@ -31,22 +31,6 @@ class ParsedValues:
             out[code] = json_items if field_meta.multiple else json_items[0]
         return out
 
-    def rows(self, meta: TypeMeta, workspace_id: uuid.UUID, element_id: uuid.UUID) -> list[dict[str, Any]]:
-        rows = []
-        for code, items in self.by_code.items():
-            field_meta = meta.fields[code]
-            for position, value in enumerate(items):
-                rows.append(
-                    {
-                        "element_id": element_id,
-                        "field_id": field_meta.field_id,
-                        "position": position,
-                        "workspace_id": workspace_id,
-                        field_meta.kind.column: value,
-                    }
-                )
-        return rows
-
 
 class ValueColumns:
     """Many elements' value rows for one bulk INSERT, kept as a list per column rather than a dict per row."""

@@ -535,7 +535,7 @@ def owned_ids(access: TypeAccess | None, meta: TypeMeta, params: Params, action:
     return " UNION ALL ".join(f"SELECT e.id FROM elements e WHERE e.deleted_at IS NULL AND {mine}" for mine in branches)
 
 
-def owned_page(owned: str, select: str, joined: str, scope: str, keys: tuple[SortKey, ...], limit: str) -> str:
+def owned_page(meta: TypeMeta, owned: str, shape: Frame, joined: bool, scope: str, limit: str) -> str:
     """A page of a person's own elements, by whichever way costs less for how many they have.
 
     Few (up to OWNED_IDS_AT_MOST): start from their ids and join the read model to them. Left to itself, PostgreSQL
@@ -544,14 +544,14 @@ def owned_page(owned: str, select: str, joined: str, scope: str, keys: tuple[Sor
     and walking the sort key's index while checking the owner costs less (85 ms). The count of the ids, capped, is
     one InitPlan; the branch it rules out is not run."""
     few = f"(SELECT count(*) FROM owned) <= {OWNED_IDS_AT_MOST}"
-    order_by = "ORDER BY " + ", ".join(replace(k, expression=f"sort_{i}").order() for i, k in enumerate(keys))
-    by_ids = f"{select} FROM owned JOIN elements e ON e.id = owned.id {joined} {scope} AND {few}"
-    by_index = f"{select} FROM elements e {joined} {scope} AND NOT {few}"
-    inner_order = "ORDER BY " + ", ".join(k.order() for k in keys)
+    by_ids = f"{shape.select} {from_clause(meta, joined, owned=True)} {scope} AND {few}"
+    by_index = f"{shape.select} {from_clause(meta, joined)} {scope} AND NOT {few}"
+    # The two branches' rows, ordered again by their output columns (sort_0, sort_1…).
+    merged = "ORDER BY " + ", ".join(replace(k, expression=f"sort_{i}").order() for i, k in enumerate(shape.keys))
+    branches = f"({by_ids} {shape.order_by} LIMIT {limit}) UNION ALL ({by_index} {shape.order_by} LIMIT {limit})"
     return (
         f"WITH owned AS MATERIALIZED ({owned} LIMIT {OWNED_IDS_AT_MOST + 1}) "
-        f"SELECT * FROM (({by_ids} {inner_order} LIMIT {limit}) UNION ALL ({by_index} {inner_order} LIMIT {limit}))"
-        f" page {order_by} LIMIT {limit}"
+        f"SELECT * FROM ({branches}) page {merged} LIMIT {limit}"
     )
 
 
@@ -592,8 +592,7 @@ def page_statement(
         scope += f" AND {after(shape.keys, decode_sort_values(shape.keys, cursor), params)}"
     limit_param = params.add(limit + 1)
     if owned:
-        model = f"JOIN {table_name(meta.id)} r ON r.id = e.id" if joined else ""
-        sql = owned_page(owned, shape.select, model, scope, shape.keys, limit_param)
+        sql = owned_page(meta, owned, shape, joined, scope, limit_param)
     else:
         sql = f"{shape.select} {from_clause(meta, joined)} {scope} {shape.order_by} LIMIT {limit_param}"
     return PageStatement(sql, count_sql, count_params, params.values, shape.keys)
